@@ -1,0 +1,38 @@
+// flowlik: exact log-likelihoods of continuous normalizing flows. main() reads as parse -> run, and turns
+// every error into one line on stderr and a documented exit code (README.md, "Exit codes").
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/score_command.h"
+#include "likelihood/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"flowlik: log-likelihood and bits/dim of exported flow models"};
+  app.set_version_flag("--version", FLOWLIK_VERSION);
+  app.require_subcommand(1);
+  flowlik::cli::ScoreArguments score_args;
+  auto* score = flowlik::cli::add_score_command(app, score_args);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "flowlik: error: {}\n", e.what());
+    return static_cast<int>(flowlik::ExitCode::kUsage);
+  }
+
+  try {
+    if (score->parsed()) return flowlik::cli::run_score(score_args);
+  } catch (const flowlik::Error& e) {
+    fmt::print(stderr, "flowlik: error: {}\n", e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "flowlik: internal error: {}\n", e.what());
+    return static_cast<int>(flowlik::ExitCode::kInternal);
+  }
+  return static_cast<int>(flowlik::ExitCode::kInternal);
+}

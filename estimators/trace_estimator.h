@@ -1,0 +1,41 @@
+// The trace of the velocity's Jacobian, tr(dv/dx), that drives the log-density along the flow
+// (shared/MATH.md sections 2 and 3). An open set chosen at run time (--trace), hence the one virtual
+// interface; trace_factory.h builds one by name.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "likelihood/velocity_field.h"
+
+namespace flowlik {
+
+struct VelocityAndTrace {
+  torch::Tensor velocity;  // [B, D], detached
+  torch::Tensor trace;     // [B, K]: K estimates of tr(dv/dx) per sample (K = 1 for the exact trace)
+};
+
+class TraceEstimator {
+ public:
+  virtual ~TraceEstimator() = default;
+
+  // K, the number of trace columns evaluate() returns (and so the number of log-density estimates).
+  virtual int64_t num_estimates() const = 0;
+
+  // The inputs held fixed for a whole solve (Hutchinson's probes), drawn for these dataset indices so that
+  // a sample's probes do not depend on the batch it is in. May be an undefined tensor.
+  virtual torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
+                                    torch::ScalarType dtype) const = 0;
+
+  // x: [B, D], t: [B], probes: as from draw_probes for the same B samples.
+  virtual VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x,
+                                    const torch::Tensor& t, const torch::Tensor& probes) const = 0;
+
+  // For reports: "exact", "hutchinson".
+  virtual std::string name() const = 0;
+};
+
+}  // namespace flowlik

@@ -1,0 +1,125 @@
+#include "likelihood/cnf_solver.h"
+
+#include <fmt/format.h>
+
+#include <boost/numeric/odeint/stepper/explicit_generic_rk.hpp>
+
+#include "likelihood/error.h"
+#include "likelihood/tensor_state.h"
+
+namespace flowlik {
+namespace odeint = boost::numeric::odeint;
+
+namespace {
+
+using State = torch::Tensor;  // [B, D + K]: the flattened x, then K log-density columns
+using Algebra = odeint::vector_space_algebra;
+
+template <template <class...> class Stepper>
+using TensorStepper = Stepper<State, double, State, double, Algebra>;
+
+// The explicit midpoint method, x' = x + h f(t + h/2, x + h/2 f(t, x)); odeint names only the
+// multi-step "modified midpoint" of Bulirsch-Stoer, so it is given here by its Butcher tableau.
+using Midpoint = odeint::explicit_generic_rk<2, 2, State, double, State, double, Algebra>;
+Midpoint make_midpoint() {
+  const boost::array<double, 1> a1 = {{0.5}};
+  const boost::array<double, 2> b = {{0.0, 1.0}};
+  const boost::array<double, 2> c = {{0.0, 0.5}};
+  return Midpoint(boost::fusion::make_vector(a1), b, c);
+}
+
+class AugmentedDynamics {
+ public:
+  AugmentedDynamics(const VelocityField& field, const TraceEstimator& trace,
+                    const torch::Tensor& probes, int64_t max_nfe, int64_t* nfe)
+      : field_(field), trace_(trace), probes_(probes), max_nfe_(max_nfe), nfe_(nfe) {}
+
+  void operator()(const State& state, State& dstate, double t) const {
+    if (++*nfe_ > max_nfe_) {
+      throw IntegrationFailure(fmt::format("more than {} function evaluations (--max-nfe)", max_nfe_));
+    }
+    const auto x = state.narrow(1, 0, field_.dim());  // [B, D]
+    const auto times = torch::full({state.size(0)}, t, state.options());
+    auto result = trace_.evaluate(field_, x, times, probes_);
+    dstate = torch::cat({result.velocity, result.trace}, 1);
+  }
+
+ private:
+  const VelocityField& field_;
+  const TraceEstimator& trace_;
+  const torch::Tensor& probes_;
+  int64_t max_nfe_;
+  int64_t* nfe_;
+};
+
+void integrate(const SolverSpec& spec, const AugmentedDynamics& dynamics, State& state) {
+  const double span = spec.t_prior - spec.t_data;
+  switch (spec.kind) {
+    case SolverKind::kDopri5: {
+      // The first trial step; the controller grows or shrinks it from there.
+      const double first_step = span / 100.0;
+      odeint::integrate_adaptive(
+          odeint::make_controlled(spec.atol, spec.rtol, TensorStepper<odeint::runge_kutta_dopri5>()),
+          dynamics, state, spec.t_data, spec.t_prior, first_step);
+      return;
+    }
+    case SolverKind::kRk4:
+      odeint::integrate_n_steps(TensorStepper<odeint::runge_kutta4>(), dynamics, state, spec.t_data,
+                                span / spec.steps, spec.steps);
+      return;
+    case SolverKind::kMidpoint:
+      odeint::integrate_n_steps(make_midpoint(), dynamics, state, spec.t_data, span / spec.steps,
+                                spec.steps);
+      return;
+    case SolverKind::kEuler:
+      odeint::integrate_n_steps(TensorStepper<odeint::euler>(), dynamics, state, spec.t_data,
+                                span / spec.steps, spec.steps);
+      return;
+  }
+}
+
+}  // namespace
+
+SolverKind parse_solver(const std::string& name) {
+  if (name == "dopri5") return SolverKind::kDopri5;
+  if (name == "rk4") return SolverKind::kRk4;
+  if (name == "midpoint") return SolverKind::kMidpoint;
+  if (name == "euler") return SolverKind::kEuler;
+  throw UsageError(
+      fmt::format("--solver: unknown solver '{}' (valid: dopri5, rk4, midpoint, euler)", name));
+}
+
+std::string to_string(SolverKind kind) {
+  switch (kind) {
+    case SolverKind::kDopri5: return "dopri5";
+    case SolverKind::kRk4: return "rk4";
+    case SolverKind::kMidpoint: return "midpoint";
+    case SolverKind::kEuler: return "euler";
+  }
+  return "unknown";
+}
+
+bool is_adaptive(SolverKind kind) { return kind == SolverKind::kDopri5; }
+
+FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
+                                const torch::Tensor& x_data, const torch::Tensor& probes,
+                                const SolverSpec& spec) {
+  const int64_t batch = x_data.size(0);
+  State state = torch::cat(
+      {x_data, torch::zeros({batch, trace.num_estimates()}, x_data.options())}, 1);
+  int64_t nfe = 0;
+  const AugmentedDynamics dynamics(field, trace, probes, spec.max_nfe, &nfe);
+  try {
+    integrate(spec, dynamics, state);
+  } catch (const IntegrationFailure&) {
+    throw;
+  } catch (const odeint::odeint_error& e) {
+    throw IntegrationFailure(fmt::format("step size control failed ({})", e.what()));
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    throw IntegrationFailure("model evaluation failed (" + what.substr(0, what.find('\n')) + ")");
+  }
+  return {state.narrow(1, 0, field.dim()), state.narrow(1, field.dim(), trace.num_estimates()), nfe};
+}
+
+}  // namespace flowlik

@@ -1,0 +1,53 @@
+// Integrates the augmented CNF state [x, l] from the data (t = 1) back to the prior (t = 0) with
+// Boost.Odeint over tensors (shared/MATH.md section 2): dx/dt = v(t, x), dl/dt = tr(dv/dx)(t, x), l(1) = 0,
+// so that log p1(x1) = log p0(x0) + l(0).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "estimators/trace_estimator.h"
+#include "likelihood/velocity_field.h"
+
+namespace flowlik {
+
+// A closed set, so an enum and one parser rather than virtual dispatch.
+enum class SolverKind { kDopri5, kRk4, kMidpoint, kEuler };
+
+// Throws UsageError naming --solver and listing the valid names.
+SolverKind parse_solver(const std::string& name);
+std::string to_string(SolverKind kind);
+bool is_adaptive(SolverKind kind);
+
+struct SolverSpec {
+  SolverKind kind = SolverKind::kDopri5;
+  double rtol = 1e-5;  // adaptive only
+  double atol = 1e-5;  // adaptive only
+  int64_t steps = 100;  // fixed-step only
+  int64_t max_nfe = 100000;  // a solve that needs more function evaluations fails
+  double t_data = 1.0;   // where the solve starts
+  double t_prior = 0.0;  // where it ends
+};
+
+// Raised when a solve cannot finish: the step size collapsed, the NFE limit was hit, or the model threw.
+// Not a user error: the caller marks the samples and goes on.
+class IntegrationFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct FlowSolution {
+  torch::Tensor x_prior;      // [B, D]: the state at t_prior
+  torch::Tensor log_density_change;  // [B, K]: l(t_prior) = -integral of the trace, per trace estimate
+  int64_t nfe = 0;            // evaluations of the augmented dynamics for this batch
+};
+
+// x_data: [B, D] in the field's dtype; probes as drawn by `trace` for these B samples.
+FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
+                                const torch::Tensor& x_data, const torch::Tensor& probes,
+                                const SolverSpec& spec);
+
+}  // namespace flowlik

@@ -1,0 +1,33 @@
+// A dataset to score: an .npy array of shape [N, *shape], held as float64 values [N, D].
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "likelihood/npy.h"
+
+namespace flowlik {
+
+struct Dataset {
+  std::string path;
+  NpyDtype dtype = NpyDtype::kFloat32;
+  std::vector<int64_t> sample_shape;  // *shape
+  int64_t size = 0;                   // N
+  int64_t dim = 0;                    // D, the product of sample_shape
+  torch::Tensor values;               // [N, D] float64: the raw values, integer levels for uint8 data
+
+  // Integer data are discrete (dequantized before scoring); float data are continuous.
+  bool is_discrete() const { return dtype == NpyDtype::kUint8; }
+};
+
+// Throws DataError naming the file: unreadable, malformed, fewer than two axes, no samples, or (for float
+// data) values that are not finite.
+Dataset load_dataset(const std::string& path);
+
+// Throws DataError naming the file, the first offending sample and value when a level is >= `levels`.
+void check_levels(const Dataset& data, int64_t levels);
+
+}  // namespace flowlik

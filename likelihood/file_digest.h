@@ -1,0 +1,11 @@
+#pragma once
+
+#include <string>
+
+namespace flowlik {
+
+// Hex SHA-256 of a file's bytes, so a report names exactly which model and data it measured.
+// Throws DataError if the file cannot be read.
+std::string sha256_file(const std::string& path);
+
+}  // namespace flowlik

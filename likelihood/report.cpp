@@ -1,0 +1,77 @@
+#include "likelihood/report.h"
+
+#include <cmath>
+
+namespace flowlik {
+namespace {
+
+// JSON has no NaN; a quantity that does not exist (a standard error from one sample) is null.
+nlohmann::json number_or_null(double value) {
+  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+}
+
+nlohmann::json mean_json(const MeanEstimate& m) {
+  return {{"mean", m.mean},
+          {"stderr", number_or_null(m.std_error)},
+          {"ci95", {number_or_null(m.ci_low), number_or_null(m.ci_high)}},
+          {"n", m.count}};
+}
+
+nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
+  if (!pre.discrete) {
+    return {{"kind", "continuous"},
+            {"description", "float data scored as given; bpd = -log p / (D ln 2)"}};
+  }
+  return {{"kind", "discrete"},
+          {"levels", pre.levels},
+          {"dequantization", "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample)"},
+          {"scale", describe_scale(pre)},
+          {"seed", pre.seed},
+          {"log_offset_nats", data_log_offset(pre, dim)},
+          {"description",
+           "log_likelihood = log p_model(y) + log|det dy/dx01| - D ln K (a lower bound on log P(k)); "
+           "bpd = -log_likelihood / (D ln 2)"}};
+}
+
+}  // namespace
+
+nlohmann::json make_score_report(const ScoreRun& run) {
+  const auto& s = run.summary;
+  const auto& field = *run.field;
+  const auto& data = *run.data;
+  nlohmann::json metrics = {
+      {"log_likelihood", mean_json(s.log_likelihood)},
+      {"bpd", mean_json(s.bpd)},
+      {"estimator_stderr",
+       {{"log_likelihood", number_or_null(s.estimator_std_error_log_likelihood)},
+        {"bpd", number_or_null(s.estimator_std_error_bpd)}}},
+      {"nfe", {{"mean", s.nfe_mean}, {"max", s.nfe_max}}},
+  };
+  return {
+      {"schema_version", kReportSchemaVersion},
+      {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
+      {"model",
+       {{"path", field.path()},
+        {"sha256", run.model_sha256},
+        {"parameters", field.parameter_count()},
+        {"contract",
+         {{"signature", "(x, t)"},
+          {"time", "flow: t = 0 prior, t = 1 data"},
+          {"parameterization", "velocity"},
+          {"prior", "standard normal"}}}}},
+      {"data",
+       {{"path", data.path},
+        {"sha256", run.data_sha256},
+        {"dtype", to_string(data.dtype)},
+        {"shape", data.sample_shape},
+        {"N", data.size},
+        {"D", data.dim}}},
+      {"preprocessing", preprocessing_json(*run.preprocessing, data.dim)},
+      {"options", run.options},
+      {"samples", {{"total", s.total}, {"ok", s.ok}, {"excluded", s.total - s.ok}}},
+      {"metrics", metrics},
+      {"wall_time_s", run.wall_seconds},
+  };
+}
+
+}  // namespace flowlik

@@ -1,0 +1,30 @@
+// The JSON report of a scoring run; its schema is documented in README.md ("The report").
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "likelihood/dataset.h"
+#include "likelihood/preprocessing.h"
+#include "likelihood/score.h"
+#include "likelihood/velocity_field.h"
+
+namespace flowlik {
+
+struct ScoreRun {
+  const VelocityField* field = nullptr;
+  std::string model_sha256;
+  const Dataset* data = nullptr;
+  std::string data_sha256;
+  const Preprocessing* preprocessing = nullptr;
+  nlohmann::json options;  // every option in effect, by its command-line name
+  ScoreSummary summary;
+  double wall_seconds = 0.0;
+};
+
+inline constexpr int kReportSchemaVersion = 1;
+
+nlohmann::json make_score_report(const ScoreRun& run);
+
+}  // namespace flowlik

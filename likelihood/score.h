@@ -1,0 +1,64 @@
+// Scoring a dataset: per-sample log-likelihood and bits per dimension, and their summary.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "estimators/trace_estimator.h"
+#include "likelihood/cnf_solver.h"
+#include "likelihood/dataset.h"
+#include "likelihood/preprocessing.h"
+#include "likelihood/statistics.h"
+#include "likelihood/velocity_field.h"
+
+namespace flowlik {
+
+struct ScoreOptions {
+  SolverSpec solver;
+  int64_t batch_size = 32;
+};
+
+enum class SampleStatus { kOk, kFailed, kNonFinite };
+std::string to_string(SampleStatus status);
+
+struct SampleResult {
+  int64_t index = 0;
+  SampleStatus status = SampleStatus::kOk;
+  std::string detail;                // why, when the status is not ok
+  double log_likelihood = NAN;       // nats, of the raw data (a lower bound for discrete data)
+  double bpd = NAN;                  // -log_likelihood / (D ln 2)
+  double model_log_likelihood = NAN; // log p_model(y) on the model's own input space
+  double log_det = NAN;              // L = log |det df/dx01| of the preprocessing map
+  double prior_log_density = NAN;    // log p0(x0)
+  double estimator_std_error = NAN;  // of log_likelihood, from the spread of K >= 2 Hutchinson probes
+  int64_t nfe = 0;                   // function evaluations of the solve this sample was in
+};
+
+using SampleSink = std::function<void(const SampleResult&)>;
+
+// Scores data[indices] in batches of options.batch_size, calling `sink` once per sample in the order of
+// `indices`. A batch whose solve fails is retried one sample at a time, so one bad sample costs only
+// itself; a sample that still fails, or whose result is not finite, is passed on with its status set.
+void score_dataset(const VelocityField& field, const TraceEstimator& trace, const Dataset& data,
+                   const Preprocessing& pre, const ScoreOptions& options,
+                   std::span<const int64_t> indices, const SampleSink& sink);
+
+struct ScoreSummary {
+  int64_t total = 0;
+  int64_t ok = 0;
+  MeanEstimate log_likelihood;   // over samples with status ok
+  MeanEstimate bpd;
+  // The trace estimator's own standard error of the mean log-likelihood (and bpd), apart from the
+  // data's: sqrt(sum_i se_i^2) / n. NaN unless every sample has K >= 2 probes.
+  double estimator_std_error_log_likelihood = NAN;
+  double estimator_std_error_bpd = NAN;
+  double nfe_mean = 0.0;
+  int64_t nfe_max = 0;
+};
+
+// Throws Error(kAllFailed) when no sample has status ok.
+ScoreSummary summarize(std::span<const SampleResult> results, int64_t dim);
+
+}  // namespace flowlik

@@ -107,12 +107,19 @@ void print_summary(const ScoreRun& run) {
   fmt::print("  time       {:.2f} s\n", run.wall_seconds);
 }
 
-void write_report(const std::string& path, const nlohmann::json& report) {
+// Opened before any work is done, so an unwritable path fails at once rather than after hours of scoring.
+std::optional<std::ofstream> open_report(const std::string& path) {
+  if (path.empty()) return std::nullopt;
   std::ofstream out(path);
   if (!out) {
     throw OutputError(fmt::format("{}: cannot create report ({})", path, std::strerror(errno)));
   }
+  return out;
+}
+
+void write_report(std::ofstream& out, const std::string& path, const nlohmann::json& report) {
   out << report.dump(2) << '\n';
+  out.flush();
   if (!out) throw OutputError(fmt::format("{}: write failed ({})", path, std::strerror(errno)));
 }
 
@@ -177,6 +184,7 @@ int run_score(const ScoreArguments& args) {
   field.bind_shape(data.sample_shape);
 
   // Run.
+  auto report_file = open_report(args.output);
   std::optional<SampleCsvWriter> csv;
   if (!args.per_sample.empty()) csv.emplace(args.per_sample);
   std::vector<int64_t> indices(static_cast<size_t>(data.size));
@@ -202,7 +210,7 @@ int run_score(const ScoreArguments& args) {
   run.options = options_json(args, solver, trace_spec, torch::get_num_threads());
   run.summary = summarize(results, data.dim);
   run.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!args.output.empty()) write_report(args.output, make_score_report(run));
+  if (report_file) write_report(*report_file, args.output, make_score_report(run));
   if (!args.quiet) print_summary(run);
   return static_cast<int>(ExitCode::kOk);
 }

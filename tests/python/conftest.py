@@ -1,0 +1,26 @@
+"""Shared helpers for the command-line tests: where the binary and fixtures are, and how to run it."""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(os.environ.get("FLOWLIK_BIN", ROOT / "build" / "flowlik"))
+FIXTURES = pathlib.Path(os.environ.get("FLOWLIK_TEST_DATA_DIR", ROOT / "build" / "test_data"))
+
+
+def run_flowlik(*args, check=True, timeout=600):
+    """Runs flowlik with `args`; returns the CompletedProcess. With check, a non-zero exit fails."""
+    proc = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        pytest.fail(f"flowlik {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def fixtures():
+    if not (FIXTURES / "params.json").exists():
+        pytest.fail(f"fixtures missing in {FIXTURES}: build the flowlik_fixtures target")
+    return FIXTURES

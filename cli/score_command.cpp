@@ -28,11 +28,33 @@ torch::ScalarType parse_dtype(const std::string& name) {
   throw UsageError(fmt::format("--dtype: unknown dtype '{}' (valid: float32, float64)", name));
 }
 
-// Turns the data type and --levels/--scale into the preprocessing in effect, or says what is missing.
-Preprocessing resolve_preprocessing(const ScoreArguments& args, const Dataset& data) {
+// The range of values each map produces, for refusing continuous data that the model never saw.
+std::optional<std::pair<double, double>> scale_range(const std::string& scale) {
+  if (scale == "unit") return std::pair{0.0, 1.0};
+  if (scale == "centered") return std::pair{-1.0, 1.0};
+  return std::nullopt;
+}
+
+// Turns the data type, --levels/--scale and the contract's `data` field into the preprocessing in effect,
+// or says what is missing. Options override the manifest.
+Preprocessing resolve_preprocessing(const ScoreArguments& args, const Dataset& data,
+                                    const Contract& contract) {
   Preprocessing pre;
   pre.seed = args.seed;
   if (!data.is_discrete()) {
+    if (contract.data_scale && !args.scale) {
+      if (const auto range = scale_range(*contract.data_scale)) {
+        const double lo = data.values.min().item<double>();
+        const double hi = data.values.max().item<double>();
+        if (lo < range->first || hi > range->second) {
+          throw DataError(fmt::format(
+              "{}: values span [{}, {}], outside [{}, {}] of the data scale '{}' the model was trained "
+              "on ({})",
+              data.path, lo, hi, range->first, range->second, *contract.data_scale,
+              contract.sources.at("data")));
+        }
+      }
+    }
     if (args.levels || args.scale) {
       throw UsageError(fmt::format(
           "--levels and --scale apply to discrete (uint8) data; {} holds {} values, scored as given",
@@ -40,18 +62,19 @@ Preprocessing resolve_preprocessing(const ScoreArguments& args, const Dataset& d
     }
     return pre;
   }
-  if (!args.scale) {
+  const auto scale = args.scale ? args.scale : contract.data_scale;
+  if (!scale) {
     throw UsageError(fmt::format(
         "--scale: {} holds discrete uint8 data; say how it maps to the model's input with --scale "
         "unit|centered|logit[:lambda]",
         data.path));
   }
   pre.discrete = true;
-  pre.levels = args.levels.value_or(256);
+  pre.levels = args.levels.value_or(contract.data_levels.value_or(256));
   if (pre.levels < 2 || pre.levels > 256) {
     throw UsageError(fmt::format("--levels: must be in [2, 256] for uint8 data, got {}", pre.levels));
   }
-  parse_scale(*args.scale, pre);
+  parse_scale(*scale, pre);
   check_levels(data, pre.levels);
   return pre;
 }
@@ -66,7 +89,7 @@ nlohmann::json options_json(const ScoreArguments& args, const SolverSpec& solver
       {"batch_size", args.batch_size},
       {"threads", threads},
       {"max_nfe", solver.max_nfe},
-      {"time_range", {solver.t_prior, solver.t_data}},
+      {"flow_time_range", {solver.t_prior, solver.t_data}},
   };
   if (is_adaptive(solver.kind)) {
     o["rtol"] = solver.rtol;
@@ -133,6 +156,15 @@ CLI::App* add_score_command(CLI::App& app, ScoreArguments& a) {
   cmd->add_option("--data", a.data, ".npy array [N, *shape]: float32/float64 or uint8")
       ->required()
       ->check(CLI::ExistingFile);
+  cmd->add_option("--signature", a.contract.signature, "contract: forward argument order, \"(x, t)\" or \"(t, x)\"");
+  cmd->add_option("--time-input", a.contract.time_input, "contract: t as a vector [B] or a scalar");
+  cmd->add_option("--time", a.contract.time, "contract: flow (t=0 prior) or diffusion (s=0 data)");
+  cmd->add_option("--parameterization", a.contract.parameterization,
+                  "contract: velocity, data, noise, score or v");
+  cmd->add_option("--schedule", a.contract.schedule,
+                  "contract: linear[:SIGMA_MIN], vp[:BETA_MIN,BETA_MAX], cosine[:C], ve:SIGMA_MIN,SIGMA_MAX");
+  cmd->add_option("--time-range", a.contract.time_range, "contract: LO,HI integrated, in the model's time");
+  cmd->add_option("--prior", a.contract.prior, "contract: standard or normal:SCALE");
   cmd->add_option("--levels", a.levels, "levels K of discrete data (default 256 for uint8)");
   cmd->add_option("--scale", a.scale, "map of dequantized data to model space: unit|centered|logit[:lambda]");
   cmd->add_option("--solver", a.solver, "dopri5 (adaptive), rk4, midpoint, euler (fixed step)")
@@ -179,9 +211,14 @@ int run_score(const ScoreArguments& args) {
   // Load.
   const auto start = std::chrono::steady_clock::now();
   const Dataset data = load_dataset(args.data);
-  const Preprocessing pre = resolve_preprocessing(args, data);
-  VelocityField field = VelocityField::load(args.model, dtype);
+  auto model_file = load_model_file(args.model);
+  auto contract = resolve_contract(model_file.manifest ? &*model_file.manifest : nullptr,
+                                   model_file.manifest_source, args.contract);
+  const Preprocessing pre = resolve_preprocessing(args, data, contract);
+  VelocityField field(std::move(model_file), std::move(contract), dtype);
   field.bind_shape(data.sample_shape);
+  solver.t_data = field.contract().t_data();
+  solver.t_prior = field.contract().t_prior();
 
   // Run.
   auto report_file = open_report(args.output);
@@ -208,6 +245,7 @@ int run_score(const ScoreArguments& args) {
   run.data_sha256 = sha256_file(args.data);
   run.preprocessing = &pre;
   run.options = options_json(args, solver, trace_spec, torch::get_num_threads());
+  run.contract = contract_json(field.contract());
   run.summary = summarize(results, data.dim);
   run.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (report_file) write_report(*report_file, args.output, make_score_report(run));

@@ -7,12 +7,15 @@
 #include <optional>
 #include <string>
 
+#include "likelihood/contract.h"
+
 namespace flowlik::cli {
 
 // The options exactly as given on the command line; validated once, in run_score, before any work.
 struct ScoreArguments {
   std::string model;
   std::string data;
+  ContractOptions contract;
   std::optional<int64_t> levels;
   std::optional<std::string> scale;
   std::string solver = "dopri5";

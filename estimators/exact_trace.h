@@ -16,7 +16,7 @@ class ExactTrace final : public TraceEstimator {
   torch::Tensor draw_probes(std::span<const int64_t>, int64_t, torch::ScalarType) const override {
     return {};
   }
-  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, const torch::Tensor& t,
+  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
                             const torch::Tensor& probes) const override;
   std::string name() const override { return "exact"; }
 

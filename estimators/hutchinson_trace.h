@@ -20,7 +20,7 @@ class HutchinsonTrace final : public TraceEstimator {
   // [K, B, D]
   torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
                             torch::ScalarType dtype) const override;
-  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, const torch::Tensor& t,
+  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
                             const torch::Tensor& probes) const override;
   std::string name() const override { return "hutchinson"; }
 

@@ -30,9 +30,9 @@ class TraceEstimator {
   virtual torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
                                     torch::ScalarType dtype) const = 0;
 
-  // x: [B, D], t: [B], probes: as from draw_probes for the same B samples.
-  virtual VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x,
-                                    const torch::Tensor& t, const torch::Tensor& probes) const = 0;
+  // x: [B, D] at flow time t; probes: as from draw_probes for the same B samples.
+  virtual VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
+                                    const torch::Tensor& probes) const = 0;
 
   // For reports: "exact", "hutchinson".
   virtual std::string name() const = 0;

@@ -39,8 +39,7 @@ class AugmentedDynamics {
       throw IntegrationFailure(fmt::format("more than {} function evaluations (--max-nfe)", max_nfe_));
     }
     const auto x = state.narrow(1, 0, field_.dim());  // [B, D]
-    const auto times = torch::full({state.size(0)}, t, state.options());
-    auto result = trace_.evaluate(field_, x, times, probes_);
+    auto result = trace_.evaluate(field_, x, t, probes_);
     dstate = torch::cat({result.velocity, result.trace}, 1);
   }
 

@@ -18,7 +18,8 @@ struct ScoreRun {
   const Dataset* data = nullptr;
   std::string data_sha256;
   const Preprocessing* preprocessing = nullptr;
-  nlohmann::json options;  // every option in effect, by its command-line name
+  nlohmann::json options;   // every option in effect, by its command-line name
+  nlohmann::json contract;  // the model contract in effect, with each field's origin
   ScoreSummary summary;
   double wall_seconds = 0.0;
 };

@@ -43,7 +43,7 @@ class BatchScorer {
 
  private:
   void emit(std::span<const int64_t> batch, const ModelInput& input, const FlowSolution& solution) {
-    const auto prior = standard_normal_log_density(solution.x_prior);  // [B]
+    const auto prior = normal_log_density(solution.x_prior, field_.contract().prior_scale);  // [B]
     // [B, K]: one model log-likelihood per trace estimate (shared/MATH.md section 2).
     const auto estimates = prior.unsqueeze(1) + solution.log_density_change.to(torch::kFloat64);
     const auto model_ll = estimates.mean(1);

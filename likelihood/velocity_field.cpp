@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <filesystem>
+#include <fstream>
 #include <utility>
 
 #include "likelihood/error.h"
@@ -10,90 +12,165 @@
 namespace flowlik {
 namespace {
 
+constexpr const char* kManifestName = "flowlik.json";
+
 // Torch's messages run over many lines (with C++ stack traces); a flowlik error is one line.
-std::string first_line(const std::string& message) {
-  const auto end = message.find('\n');
-  return message.substr(0, end);
-}
+std::string first_line(const std::string& message) { return message.substr(0, message.find('\n')); }
 
 std::string shape_string(c10::IntArrayRef sizes) { return fmt::format("[{}]", fmt::join(sizes, ", ")); }
 
+nlohmann::json parse_manifest(const std::string& text, const std::string& where) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ModelError(fmt::format("{}: manifest is not valid JSON ({})", where, first_line(e.what())));
+  }
+}
+
 }  // namespace
 
-VelocityField::VelocityField(std::string path, torch::jit::Module module, torch::ScalarType dtype)
-    : path_(std::move(path)), module_(std::move(module)), dtype_(dtype) {}
-
-VelocityField VelocityField::load(const std::string& path, torch::ScalarType dtype) {
-  torch::jit::Module module;
+ModelFile load_model_file(const std::string& path) {
+  ModelFile file;
+  file.path = path;
+  torch::jit::ExtraFilesMap extra{{kManifestName, ""}};
   try {
-    module = torch::jit::load(path, torch::kCPU);
+    file.module = torch::jit::load(path, torch::kCPU, extra);
   } catch (const std::exception& e) {
-    throw ModelError(fmt::format("{}: cannot load as a TorchScript module ({})", path,
-                                 first_line(e.what())));
+    throw ModelError(fmt::format("{}: cannot load as a TorchScript module ({})", path, first_line(e.what())));
   }
-  const auto forward = module.find_method("forward");
-  if (!forward) throw ModelError(fmt::format("{}: module has no forward method", path));
+  const std::string side_path = path + ".json";
+  std::optional<nlohmann::json> side;
+  if (std::filesystem::exists(side_path)) {
+    std::ifstream in(side_path);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    side = parse_manifest(text, side_path);
+  }
+  if (!extra[kManifestName].empty()) {
+    file.manifest = parse_manifest(extra[kManifestName], path + " (embedded flowlik.json)");
+    file.manifest_source = "manifest (embedded)";
+    if (side && *side != *file.manifest) {
+      throw ModelError(fmt::format("{}: differs from the manifest embedded in {}; keep one of them",
+                                   side_path, path));
+    }
+  } else if (side) {
+    file.manifest = side;
+    file.manifest_source = fmt::format("manifest ({})", side_path);
+  }
+  return file;
+}
+
+VelocityField::VelocityField(ModelFile file, Contract contract, torch::ScalarType dtype)
+    : path_(std::move(file.path)), module_(std::move(file.module)), contract_(std::move(contract)),
+      dtype_(dtype) {
+  const auto forward = module_.find_method("forward");
+  if (!forward) throw ModelError(fmt::format("{}: module has no forward method", path_));
   const auto& arguments = forward->function().getSchema().arguments();
   // arguments[0] is self.
   if (arguments.size() != 3) {
-    throw ModelError(fmt::format(
-        "{}: forward takes {} arguments, expected 2: forward(x, t) with x [B, *shape] and t [B]", path,
-        arguments.size() - 1));
+    throw ModelError(fmt::format("{}: forward takes {} arguments, expected 2: forward{} with x [B, *shape]",
+                                 path_, arguments.size() - 1, to_string(contract_.signature)));
   }
   for (size_t i = 1; i < arguments.size(); ++i) {
     if (arguments[i].type()->kind() != c10::TypeKind::TensorType) {
-      throw ModelError(fmt::format("{}: forward argument '{}' has type {}, expected Tensor", path,
+      throw ModelError(fmt::format("{}: forward argument '{}' has type {}, expected Tensor", path_,
                                    arguments[i].name(), arguments[i].type()->str()));
     }
   }
-  module.eval();
-  module.to(dtype);
-  int64_t count = 0;
-  for (auto parameter : module.parameters()) {
-    parameter.requires_grad_(false);
-    count += parameter.numel();
+  module_.eval();
+  for (auto parameter : module_.parameters()) {
+    if (parameter_count_ == 0) parameter_dtype_ = c10::toString(parameter.scalar_type());
+    parameter_count_ += parameter.numel();
   }
-  VelocityField field(path, std::move(module), dtype);
-  field.parameter_count_ = count;
-  return field;
+  module_.to(dtype);
+  for (auto parameter : module_.parameters()) parameter.requires_grad_(false);
+}
+
+VelocityField VelocityField::load(const std::string& path, torch::ScalarType dtype) {
+  auto file = load_model_file(path);
+  auto contract = resolve_contract(nullptr, "", ContractOptions{});
+  return VelocityField(std::move(file), std::move(contract), dtype);
 }
 
 void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
+  if (contract_.shape && *contract_.shape != shape) {
+    throw DataError(fmt::format("{}: data have per-sample shape {}, the model's contract declares {} ({})",
+                                path_, shape_string(shape), shape_string(*contract_.shape),
+                                contract_.sources.at("shape")));
+  }
   constexpr int64_t kProbeBatch = 2;
   std::vector<int64_t> batch_shape{kProbeBatch};
   batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
-  const auto options = torch::TensorOptions().dtype(dtype_);
+  shape_ = shape;
+  dim_ = 1;
+  for (const auto s : shape) dim_ *= s;
   c10::IValue out;
   try {
     torch::NoGradGuard no_grad;
-    out = module_.forward({torch::zeros(batch_shape, options), torch::full({kProbeBatch}, 0.5, options)});
+    out = module_.forward(
+        contract_.signature == Signature::kXT
+            ? std::vector<c10::IValue>{torch::zeros(batch_shape, torch::TensorOptions().dtype(dtype_)),
+                                       torch::full({kProbeBatch}, 0.5, torch::TensorOptions().dtype(dtype_))}
+            : std::vector<c10::IValue>{torch::full({kProbeBatch}, 0.5, torch::TensorOptions().dtype(dtype_)),
+                                       torch::zeros(batch_shape, torch::TensorOptions().dtype(dtype_))});
   } catch (const std::exception& e) {
-    throw DataError(fmt::format("{}: forward fails on data of shape {} ({})", path_,
-                                shape_string(shape), first_line(e.what())));
+    shape_.clear();
+    throw DataError(fmt::format("{}: forward fails on data of shape {} ({})", path_, shape_string(shape),
+                                first_line(e.what())));
   }
   if (!out.isTensor()) {
-    throw ModelError(fmt::format("{}: forward returns {}, expected a Tensor (the velocity)", path_,
-                                 out.type()->str()));
+    throw ModelError(fmt::format("{}: forward returns {}, expected a Tensor (the {})", path_,
+                                 out.type()->str(), to_string(contract_.parameterization)));
   }
   const auto v = out.toTensor();
   if (!v.is_floating_point()) {
-    throw ModelError(fmt::format("{}: forward returns a tensor of dtype {}, expected floating point",
-                                 path_, c10::toString(v.scalar_type())));
+    throw ModelError(fmt::format("{}: forward returns a tensor of dtype {}, expected floating point", path_,
+                                 c10::toString(v.scalar_type())));
   }
   if (v.sizes() != c10::IntArrayRef(batch_shape)) {
     throw ModelError(fmt::format("{}: forward returns shape {} for input of shape {}, expected the same",
                                  path_, shape_string(v.sizes()), shape_string(batch_shape)));
   }
-  shape_ = shape;
-  dim_ = 1;
-  for (const auto s : shape) dim_ *= s;
 }
 
-torch::Tensor VelocityField::evaluate(const torch::Tensor& x, const torch::Tensor& t) const {
-  std::vector<int64_t> batch_shape{x.size(0)};
+torch::Tensor VelocityField::network_output(const torch::Tensor& x, double t) const {
+  const int64_t batch = x.size(0);
+  std::vector<int64_t> batch_shape{batch};
   batch_shape.insert(batch_shape.end(), shape_.begin(), shape_.end());
-  auto v = module_.forward({x.view(batch_shape), t}).toTensor();
-  return v.reshape({x.size(0), dim_});
+  const double model_time = contract_.time == TimeConvention::kFlow ? t : 1.0 - t;
+  const auto options = x.options().requires_grad(false);
+  const auto time = contract_.time_input == TimeInput::kVector ? torch::full({batch}, model_time, options)
+                                                               : torch::scalar_tensor(model_time, options);
+  const auto xs = x.view(batch_shape);
+  auto out = contract_.signature == Signature::kXT ? module_.forward({xs, time})
+                                                   : module_.forward({time, xs});
+  return out.toTensor().reshape({batch, dim_});
+}
+
+torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t) const {
+  const auto out = network_output(x, t);
+  if (contract_.parameterization == Parameterization::kVelocity) {
+    // A diffusion-time velocity is dx/ds with s = 1 - t: dx/dt = -dx/ds.
+    return contract_.time == TimeConvention::kFlow ? out : -out;
+  }
+  // shared/MATH.md section 4, the table of the four parameterizations.
+  const auto k = path_coefficients(*contract_.schedule, t);
+  switch (contract_.parameterization) {
+    case Parameterization::kData:
+      return (k.sigma_dot / k.sigma) * x + (k.alpha_dot - k.sigma_dot * k.alpha / k.sigma) * out;
+    case Parameterization::kNoise:
+      return (k.alpha_dot / k.alpha) * x + (k.sigma_dot - k.sigma * k.alpha_dot / k.alpha) * out;
+    case Parameterization::kScore:
+      return (k.alpha_dot / k.alpha) * x +
+             (k.sigma * k.sigma * k.alpha_dot / k.alpha - k.sigma * k.sigma_dot) * out;
+    case Parameterization::kV: {
+      // v = alpha E - sigma D and x = alpha D + sigma E with alpha^2 + sigma^2 = 1 give E = sigma x + alpha v.
+      const auto noise = k.sigma * x + k.alpha * out;
+      return (k.alpha_dot / k.alpha) * x + (k.sigma_dot - k.sigma * k.alpha_dot / k.alpha) * noise;
+    }
+    case Parameterization::kVelocity:
+      break;
+  }
+  return out;
 }
 
 }  // namespace flowlik

@@ -41,7 +41,7 @@ torch::Tensor solved_log_density(const VelocityField& field, const TraceEstimato
   const auto probes = trace.draw_probes(samples, field.dim(), field.dtype());
   const auto solution = integrate_to_prior(field, trace, x, probes, spec);
   if (nfe) *nfe = solution.nfe;
-  return standard_normal_log_density(solution.x_prior).unsqueeze(1) + solution.log_density_change;
+  return normal_log_density(solution.x_prior).unsqueeze(1) + solution.log_density_change;
 }
 
 std::vector<double> exact_log_density(const test::MixtureParams& p, const torch::Tensor& x) {

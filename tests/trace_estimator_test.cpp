@@ -44,22 +44,20 @@ TEST_P(ExactTraceTest, MatchesClosedFormVelocityAndDivergence) {
   // A small row budget forces the dimension chunking to be exercised as well as the one-call path.
   for (const int64_t max_rows : {1, 3, 1 << 14}) {
     const ExactTrace exact(max_rows);
-    std::vector<double> flat;
-    std::vector<double> times;
-    for (const auto& [t, x] : points) {
-      flat.insert(flat.end(), x.begin(), x.end());
-      times.push_back(t);
-    }
-    const auto n = static_cast<int64_t>(points.size());
-    const auto x = torch::tensor(flat, torch::kFloat64).view({n, params.dim()});
-    const auto result = exact.evaluate(field, x, torch::tensor(times, torch::kFloat64), {});
-    for (int64_t b = 0; b < n; ++b) {
-      const FieldValue expected = test::mixture_field(params, points[b].first, points[b].second);
-      // Float64 throughout; the only error is rounding in a few dozen operations.
-      EXPECT_NEAR(result.trace[b][0].item<double>(), expected.divergence, 1e-10)
-          << "sample " << b << ", max_rows " << max_rows;
-      for (int64_t d = 0; d < params.dim(); ++d) {
-        EXPECT_NEAR(result.velocity[b][d].item<double>(), expected.velocity[d], 1e-10);
+    for (const auto& [t, point] : points) {
+      // The same point twice: a batch of B > 1 goes through the row bookkeeping.
+      std::vector<double> flat = point;
+      flat.insert(flat.end(), point.begin(), point.end());
+      const auto x = torch::tensor(flat, torch::kFloat64).view({2, params.dim()});
+      const auto result = exact.evaluate(field, x, t, {});
+      const FieldValue expected = test::mixture_field(params, t, point);
+      for (int64_t b = 0; b < 2; ++b) {
+        // Float64 throughout; the only error is rounding in a few dozen operations.
+        EXPECT_NEAR(result.trace[b][0].item<double>(), expected.divergence, 1e-10)
+            << "t " << t << ", max_rows " << max_rows;
+        for (int64_t d = 0; d < params.dim(); ++d) {
+          EXPECT_NEAR(result.velocity[b][d].item<double>(), expected.velocity[d], 1e-10);
+        }
       }
     }
   }
@@ -97,7 +95,7 @@ Moments hutchinson_moments(const VelocityField& field, ProbeNoise noise, double 
   const auto drawn = estimator.draw_probes(sample, field.dim(), torch::kFloat64);
   const auto xt = torch::tensor(x, torch::kFloat64).view({1, field.dim()});
   const auto estimates =
-      estimator.evaluate(field, xt, torch::full({1}, t, torch::kFloat64), drawn).trace[0];  // [K]
+      estimator.evaluate(field, xt, t, drawn).trace[0];  // [K]
   return {estimates.mean().item<double>(), estimates.var().item<double>()};
 }
 

@@ -27,7 +27,7 @@ TEST(VelocityFieldTest, LoadsAndEvaluatesAScriptedModel) {
   field.bind_shape({2, 3});
   EXPECT_EQ(field.dim(), 6);
   EXPECT_EQ(field.parameter_count(), 0);  // the Gaussian's parameters are buffers
-  const auto v = field.evaluate(torch::zeros({4, 6}, torch::kFloat64), torch::full({4}, 0.5, torch::kFloat64));
+  const auto v = field.evaluate(torch::zeros({4, 6}, torch::kFloat64), 0.5);
   EXPECT_EQ(v.sizes(), (std::vector<int64_t>{4, 6}));
 }
 

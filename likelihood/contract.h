@@ -1,0 +1,70 @@
+// The model contract: how an exported network's inputs and output relate to the flow velocity that
+// flowlik integrates (issue 4; shared/MATH.md sections 1, 4, 5). Declared once in a manifest (embedded in the
+// TorchScript file as `flowlik.json`, or beside it as MODEL.pt.json), every field overridable by an option,
+// and every field's origin recorded for the report.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "likelihood/schedule.h"
+
+namespace flowlik {
+
+enum class Signature { kXT, kTX };                // forward(x, t) or forward(t, x)
+enum class TimeInput { kVector, kScalar };        // t as [B] or as a 0-d tensor
+enum class TimeConvention { kFlow, kDiffusion };  // t = 0 prior (flow) or s = 0 data (diffusion)
+enum class Parameterization { kVelocity, kData, kNoise, kScore, kV };
+
+std::string to_string(Signature v);
+std::string to_string(TimeInput v);
+std::string to_string(TimeConvention v);
+std::string to_string(Parameterization v);
+
+struct Contract {
+  Signature signature = Signature::kXT;
+  TimeInput time_input = TimeInput::kVector;
+  TimeConvention time = TimeConvention::kFlow;
+  Parameterization parameterization = Parameterization::kVelocity;
+  std::optional<Schedule> schedule;
+  double time_lo = 0.0;  // the interval integrated, in the model's own time
+  double time_hi = 1.0;
+  double prior_scale = 1.0;  // p0 = N(0, prior_scale^2 I)
+  std::optional<std::vector<int64_t>> shape;
+  std::optional<int64_t> data_levels;
+  std::optional<std::string> data_scale;
+  // Field name -> where its value came from: "manifest (embedded)", "manifest (FILE)", "option --NAME",
+  // "default".
+  std::map<std::string, std::string> sources;
+
+  // The integration interval in flow time: from the data end to the prior end.
+  double t_data() const { return time == TimeConvention::kFlow ? time_hi : 1.0 - time_lo; }
+  double t_prior() const { return time == TimeConvention::kFlow ? time_lo : 1.0 - time_hi; }
+};
+
+// Values given on the command line, as text, each overriding the manifest's field of the same name.
+struct ContractOptions {
+  std::optional<std::string> signature;         // --signature "(x, t)" | "(t, x)"
+  std::optional<std::string> time_input;        // --time-input vector | scalar
+  std::optional<std::string> time;              // --time flow | diffusion
+  std::optional<std::string> parameterization;  // --parameterization velocity | data | noise | score | v
+  std::optional<std::string> schedule;          // --schedule linear[:SIGMA_MIN] | vp[:B0,B1] | cosine | ve:S0,S1
+  std::optional<std::string> time_range;        // --time-range LO,HI
+  std::optional<std::string> prior;             // --prior standard | normal:SCALE
+};
+
+// `manifest` may be null (no manifest); `manifest_source` names it for messages and the report. Throws
+// ModelError for a malformed manifest field (naming it and the manifest), UsageError for a bad option, and
+// either (naming the field) for a missing or contradictory contract.
+Contract resolve_contract(const nlohmann::json* manifest, const std::string& manifest_source,
+                          const ContractOptions& options);
+
+// The contract in effect with each field's origin, for reports and `flowlik inspect`.
+nlohmann::json contract_json(const Contract& contract);
+
+}  // namespace flowlik

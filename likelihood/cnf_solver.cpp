@@ -6,6 +6,7 @@
 
 #include "likelihood/error.h"
 #include "likelihood/tensor_state.h"
+#include "likelihood/torch_error.h"
 
 namespace flowlik {
 namespace odeint = boost::numeric::odeint;
@@ -114,15 +115,8 @@ FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator
     throw;
   } catch (const odeint::odeint_error& e) {
     throw IntegrationFailure(fmt::format("step size control failed ({})", e.what()));
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    throw IntegrationFailure("model evaluation failed (" + what.substr(0, what.find('\n')) + ")");
   } catch (const std::exception& e) {
-    // A TorchScript `raise` arrives as a JITException, whose message is the script's traceback.
-    const std::string what = e.what();
-    const auto raised = what.rfind("Error: ");
-    const auto message = raised == std::string::npos ? what : what.substr(raised + 7);
-    throw IntegrationFailure("model evaluation failed (" + message.substr(0, message.find('\n')) + ")");
+    throw IntegrationFailure("model evaluation failed (" + summarize_torch_error(e.what()) + ")");
   }
   return {state.narrow(1, 0, field.dim()), state.narrow(1, field.dim(), trace.num_estimates()), nfe};
 }

@@ -169,7 +169,7 @@ class Resolver {
 void check_consistency(Contract& c) {
   const auto p = c.parameterization;
   if (p != Parameterization::kVelocity && !c.schedule) {
-    contradiction(c, {"schedule"},
+    contradiction(c, {"schedule", "parameterization"},
                   fmt::format("required for parameterization '{}': set it in the manifest or with "
                               "--schedule",
                               to_string(p)));
@@ -180,7 +180,7 @@ void check_consistency(Contract& c) {
                               describe_schedule(*c.schedule)));
   }
   if (!c.sources.contains("time_range") && p != Parameterization::kVelocity) {
-    contradiction(c, {"time_range"},
+    contradiction(c, {"time_range", "parameterization"},
                   fmt::format("required for parameterization '{}', whose conversion to a velocity is "
                               "singular at an end of the path (e.g. --time-range 1e-5,1)",
                               to_string(p)));

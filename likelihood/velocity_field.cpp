@@ -8,13 +8,13 @@
 #include <utility>
 
 #include "likelihood/error.h"
+#include "likelihood/torch_error.h"
 
 namespace flowlik {
 namespace {
 
 constexpr const char* kManifestName = "flowlik.json";
 
-// Torch's messages run over many lines (with C++ stack traces); a flowlik error is one line.
 std::string first_line(const std::string& message) { return message.substr(0, message.find('\n')); }
 
 std::string shape_string(c10::IntArrayRef sizes) { return fmt::format("[{}]", fmt::join(sizes, ", ")); }
@@ -36,7 +36,8 @@ ModelFile load_model_file(const std::string& path) {
   try {
     file.module = torch::jit::load(path, torch::kCPU, extra);
   } catch (const std::exception& e) {
-    throw ModelError(fmt::format("{}: cannot load as a TorchScript module ({})", path, first_line(e.what())));
+    throw ModelError(
+        fmt::format("{}: cannot load as a TorchScript module ({})", path, summarize_torch_error(e.what())));
   }
   const std::string side_path = path + ".json";
   std::optional<nlohmann::json> side;
@@ -106,16 +107,11 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   c10::IValue out;
   try {
     torch::NoGradGuard no_grad;
-    out = module_.forward(
-        contract_.signature == Signature::kXT
-            ? std::vector<c10::IValue>{torch::zeros(batch_shape, torch::TensorOptions().dtype(dtype_)),
-                                       torch::full({kProbeBatch}, 0.5, torch::TensorOptions().dtype(dtype_))}
-            : std::vector<c10::IValue>{torch::full({kProbeBatch}, 0.5, torch::TensorOptions().dtype(dtype_)),
-                                       torch::zeros(batch_shape, torch::TensorOptions().dtype(dtype_))});
+    out = call_forward(torch::zeros(batch_shape, torch::TensorOptions().dtype(dtype_)), 0.5);
   } catch (const std::exception& e) {
     shape_.clear();
     throw DataError(fmt::format("{}: forward fails on data of shape {} ({})", path_, shape_string(shape),
-                                first_line(e.what())));
+                                summarize_torch_error(e.what())));
   }
   if (!out.isTensor()) {
     throw ModelError(fmt::format("{}: forward returns {}, expected a Tensor (the {})", path_,
@@ -132,18 +128,19 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   }
 }
 
+c10::IValue VelocityField::call_forward(const torch::Tensor& x, double t) const {
+  const double model_time = contract_.time == TimeConvention::kFlow ? t : 1.0 - t;
+  const auto options = x.options().requires_grad(false);
+  const auto time = contract_.time_input == TimeInput::kVector ? torch::full({x.size(0)}, model_time, options)
+                                                               : torch::scalar_tensor(model_time, options);
+  return contract_.signature == Signature::kXT ? module_.forward({x, time}) : module_.forward({time, x});
+}
+
 torch::Tensor VelocityField::network_output(const torch::Tensor& x, double t) const {
   const int64_t batch = x.size(0);
   std::vector<int64_t> batch_shape{batch};
   batch_shape.insert(batch_shape.end(), shape_.begin(), shape_.end());
-  const double model_time = contract_.time == TimeConvention::kFlow ? t : 1.0 - t;
-  const auto options = x.options().requires_grad(false);
-  const auto time = contract_.time_input == TimeInput::kVector ? torch::full({batch}, model_time, options)
-                                                               : torch::scalar_tensor(model_time, options);
-  const auto xs = x.view(batch_shape);
-  auto out = contract_.signature == Signature::kXT ? module_.forward({xs, time})
-                                                   : module_.forward({time, xs});
-  return out.toTensor().reshape({batch, dim_});
+  return call_forward(x.view(batch_shape), t).toTensor().reshape({batch, dim_});
 }
 
 torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t) const {

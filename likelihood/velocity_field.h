@@ -57,6 +57,9 @@ class VelocityField {
   std::string parameter_dtype() const { return parameter_dtype_; }
 
  private:
+  // Calls forward as the contract says: argument order, model time, t as [B] or 0-d. x: [B, *shape].
+  c10::IValue call_forward(const torch::Tensor& x, double t) const;
+
   std::string path_;
   // forward() is not const in the TorchScript API although evaluating the model changes nothing.
   mutable torch::jit::Module module_;

@@ -62,6 +62,21 @@ double mixture_log_density(const MixtureParams& p, double t, std::span<const dou
   return log_sum_exp(components(p, t, x).log_joint);
 }
 
+double path_log_density(const MixtureParams& p, double alpha, double sigma, std::span<const double> x) {
+  std::vector<double> log_joint;
+  for (size_t k = 0; k < p.weights.size(); ++k) {
+    double log_n = std::log(p.weights[k]);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double s = p.scales[k][i];
+      const double var = alpha * alpha * s * s + sigma * sigma;
+      const double d = x[i] - alpha * p.means[k][i];
+      log_n -= 0.5 * (std::log(2 * std::numbers::pi * var) + d * d / var);
+    }
+    log_joint.push_back(log_n);
+  }
+  return log_sum_exp(log_joint);
+}
+
 FieldValue mixture_field(const MixtureParams& p, double t, std::span<const double> x) {
   const auto c = components(p, t, x);
   const double log_p = log_sum_exp(c.log_joint);

@@ -30,5 +30,7 @@ struct FieldValue {
 
 FieldValue mixture_field(const MixtureParams& p, double t, std::span<const double> x);
 double mixture_log_density(const MixtureParams& p, double t, std::span<const double> x);
+// log p_t(x) on a general Gaussian path: sum_k w_k N(x; alpha mu_k, diag(alpha^2 s_k^2 + sigma^2)).
+double path_log_density(const MixtureParams& p, double alpha, double sigma, std::span<const double> x);
 
 }  // namespace flowlik::test

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli/inspect_command.h"
 #include "cli/score_command.h"
 #include "likelihood/error.h"
 
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   flowlik::cli::ScoreArguments score_args;
   auto* score = flowlik::cli::add_score_command(app, score_args);
+  flowlik::cli::InspectArguments inspect_args;
+  auto* inspect = flowlik::cli::add_inspect_command(app, inspect_args);
 
   try {
     app.parse(argc, argv);
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
 
   try {
     if (score->parsed()) return flowlik::cli::run_score(score_args);
+    if (inspect->parsed()) return flowlik::cli::run_inspect(inspect_args);
   } catch (const flowlik::Error& e) {
     fmt::print(stderr, "flowlik: error: {}\n", e.what());
     return static_cast<int>(e.code());

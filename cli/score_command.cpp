@@ -10,6 +10,7 @@
 #include <numeric>
 #include <vector>
 
+#include "cli/contract_options.h"
 #include "cli/progress.h"
 #include "cli/sample_writer.h"
 #include "estimators/trace_factory.h"
@@ -156,15 +157,7 @@ CLI::App* add_score_command(CLI::App& app, ScoreArguments& a) {
   cmd->add_option("--data", a.data, ".npy array [N, *shape]: float32/float64 or uint8")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--signature", a.contract.signature, "contract: forward argument order, \"(x, t)\" or \"(t, x)\"");
-  cmd->add_option("--time-input", a.contract.time_input, "contract: t as a vector [B] or a scalar");
-  cmd->add_option("--time", a.contract.time, "contract: flow (t=0 prior) or diffusion (s=0 data)");
-  cmd->add_option("--parameterization", a.contract.parameterization,
-                  "contract: velocity, data, noise, score or v");
-  cmd->add_option("--schedule", a.contract.schedule,
-                  "contract: linear[:SIGMA_MIN], vp[:BETA_MIN,BETA_MAX], cosine[:C], ve:SIGMA_MIN,SIGMA_MAX");
-  cmd->add_option("--time-range", a.contract.time_range, "contract: LO,HI integrated, in the model's time");
-  cmd->add_option("--prior", a.contract.prior, "contract: standard or normal:SCALE");
+  add_contract_options(*cmd, a.contract);
   cmd->add_option("--levels", a.levels, "levels K of discrete data (default 256 for uint8)");
   cmd->add_option("--scale", a.scale, "map of dequantized data to model space: unit|centered|logit[:lambda]");
   cmd->add_option("--solver", a.solver, "dopri5 (adaptive), rk4, midpoint, euler (fixed step)")
@@ -211,9 +204,7 @@ int run_score(const ScoreArguments& args) {
   // Load.
   const auto start = std::chrono::steady_clock::now();
   const Dataset data = load_dataset(args.data);
-  auto model_file = load_model_file(args.model);
-  auto contract = resolve_contract(model_file.manifest ? &*model_file.manifest : nullptr,
-                                   model_file.manifest_source, args.contract);
+  auto [model_file, contract] = load_model_with_contract(args.model, args.contract);
   const Preprocessing pre = resolve_preprocessing(args, data, contract);
   VelocityField field(std::move(model_file), std::move(contract), dtype);
   field.bind_shape(data.sample_shape);

@@ -60,6 +60,13 @@ ModelFile load_model_file(const std::string& path) {
   return file;
 }
 
+std::pair<ModelFile, Contract> load_model_with_contract(const std::string& path,
+                                                        const ContractOptions& options) {
+  auto file = load_model_file(path);
+  auto contract = resolve_contract(file.manifest ? &*file.manifest : nullptr, file.manifest_source, options);
+  return {std::move(file), std::move(contract)};
+}
+
 VelocityField::VelocityField(ModelFile file, Contract contract, torch::ScalarType dtype)
     : path_(std::move(file.path)), module_(std::move(file.module)), contract_(std::move(contract)),
       dtype_(dtype) {

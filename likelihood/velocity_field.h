@@ -30,6 +30,10 @@ struct ModelFile {
 // and different is an error). Throws ModelError naming the file at fault.
 ModelFile load_model_file(const std::string& path);
 
+// Loads the model file and resolves its contract from the manifest and the options.
+std::pair<ModelFile, Contract> load_model_with_contract(const std::string& path,
+                                                        const ContractOptions& options);
+
 class VelocityField {
  public:
   // Puts the module in eval mode in `dtype`, freezes its parameters (gradients are taken with respect to x

@@ -1,0 +1,25 @@
+// `flowlik inspect MODEL`: the contract in effect and where each field came from, the parameters, and a
+// smoke run (one batch through the velocity; one sample integrated, with its NFE and time).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+
+#include "likelihood/contract.h"
+
+namespace flowlik::cli {
+
+struct InspectArguments {
+  std::string model;
+  ContractOptions contract;
+  std::optional<std::string> shape;  // "8,8"; else the manifest's
+  std::string dtype = "float32";
+  bool json = false;
+};
+
+CLI::App* add_inspect_command(CLI::App& app, InspectArguments& args);
+int run_inspect(const InspectArguments& args);
+
+}  // namespace flowlik::cli

@@ -72,6 +72,10 @@ Preprocessing resolve_preprocessing(const ScoreArguments& args, const Dataset& d
   }
   pre.discrete = true;
   pre.levels = args.levels.value_or(contract.data_levels.value_or(256));
+  pre.levels_source = args.levels ? "option --levels"
+                      : contract.data_levels ? contract.sources.at("data")
+                                             : "default (uint8 data)";
+  pre.scale_source = args.scale ? "option --scale" : contract.sources.at("data");
   if (pre.levels < 2 || pre.levels > 256) {
     throw UsageError(fmt::format("--levels: must be in [2, 256] for uint8 data, got {}", pre.levels));
   }
@@ -113,8 +117,8 @@ void print_summary(const ScoreRun& run) {
   fmt::print("flowlik score: {} on {} ({} samples, D = {})\n", run.field->path(), run.data->path,
              run.data->size, run.data->dim);
   if (pre.discrete) {
-    fmt::print("  data       discrete, {} levels, uniform dequantization (seed {}), scale {}\n",
-               pre.levels, pre.seed, describe_scale(pre));
+    fmt::print("  data       discrete, {} levels [{}], uniform dequantization (seed {}), scale {} [{}]\n",
+               pre.levels, pre.levels_source, pre.seed, describe_scale(pre), pre.scale_source);
   } else {
     fmt::print("  data       continuous, scored as given\n");
   }

@@ -22,6 +22,8 @@ struct Preprocessing {
   ScaleMap scale = ScaleMap::kUnit;   // discrete only
   double logit_lambda = 0.0;          // kLogit only
   uint64_t seed = 0;                  // dequantization noise
+  std::string levels_source;          // for reports: "option --levels", "manifest (...)", "default"
+  std::string scale_source;
 };
 
 // Parses --scale: "unit", "centered", "logit" (lambda 1e-6, as FFJORD) or "logit:LAMBDA" with

@@ -26,6 +26,7 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
           {"levels", pre.levels},
           {"dequantization", "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample)"},
           {"scale", describe_scale(pre)},
+          {"sources", {{"levels", pre.levels_source}, {"scale", pre.scale_source}}},
           {"seed", pre.seed},
           {"log_offset_nats", data_log_offset(pre, dim)},
           {"description",

@@ -232,3 +232,30 @@ def test_an_unwritable_report_fails_before_any_work(fixtures, gaussian_data):
     code, msg = error_of("score", fixtures / "gaussian.pt", "--data", gaussian_data[0], "-o",
                          "/no/such/dir/r.json")
     assert code == 5 and "/no/such/dir/r.json: cannot create report" in msg
+
+
+def test_the_report_states_the_contract_and_where_it_came_from(fixtures, tmp_path):
+    data = tmp_path / "d.npy"
+    np.save(data, np.random.default_rng(3).normal(size=(5, 2)))
+    report = tmp_path / "r.json"
+    run_flowlik("score", fixtures / "vp_noise_embedded.pt", "--data", data, "--time-range", "0.01,1",
+                "-o", report, "-q")
+    c = json.loads(report.read_text())["model"]["contract"]
+    assert c["parameterization"] == "noise" and c["schedule"] == "vp:0.1,20"
+    assert c["sources"]["parameterization"] == "manifest (embedded)"
+    assert c["sources"]["time_range"] == "option --time-range"
+    assert c["time_range"] == [0.01, 1.0] and c["flow_time_integrated"] == [0.99, 0.0]
+
+
+def test_a_contract_error_names_the_field(fixtures, tmp_path):
+    data = tmp_path / "d.npy"
+    np.save(data, np.zeros((2, 2)))
+    code, msg = error_of("score", fixtures / "mixture.pt", "--data", data, "--parameterization", "noise")
+    assert code == 2 and "schedule: required for parameterization 'noise'" in msg
+
+
+def test_data_of_another_shape_than_declared_exit_3(fixtures, tmp_path):
+    data = tmp_path / "d.npy"
+    np.save(data, np.zeros((2, 3)))
+    code, msg = error_of("score", fixtures / "vp_noise_embedded.pt", "--data", data)
+    assert code == 3 and "per-sample shape [3], the model's contract declares [2]" in msg

@@ -1,0 +1,59 @@
+"""The peer computation flowlik is compared against: Meta's flow_matching ODESolver.compute_likelihood
+(torchdiffeq underneath) on the same TorchScript model and the same model-space data.
+
+flowlik's model contract is forward(x [B, *shape], t [B]); flow_matching calls velocity_model(x=..., t=...)
+with a 0-d t and, for the exact divergence, indexes ut[:, i], so it needs x flattened to [B, D].
+"""
+import math
+
+import torch
+from flow_matching.solver import ODESolver
+from flow_matching.utils import ModelWrapper
+
+
+class FlatVelocity(ModelWrapper):
+    """Presents a forward(x [B, *shape], t [B]) model to flow_matching as a field on [B, D]."""
+
+    def __init__(self, scripted, shape):
+        super().__init__(scripted)
+        self.shape = list(shape)
+
+    def forward(self, x, t, **extras):
+        b = x.shape[0]
+        t = t.reshape(-1).expand(b) if t.dim() <= 1 else t
+        return self.model(x.reshape([b] + self.shape), t).reshape(b, -1)
+
+
+def standard_normal_log_density(x):
+    return -0.5 * x.shape[1] * math.log(2 * math.pi) - 0.5 * (x * x).sum(1)
+
+
+def flow_matching_log_likelihood(model_path, y, *, method="dopri5", atol=1e-5, rtol=1e-5,
+                                 step_size=None, exact=True, batch_size=None):
+    """log p(y) per sample under the model, as flow_matching computes it. y: [N, *shape] tensor.
+    Returns (log_likelihood [N] float64 tensor, nfe per batch list)."""
+    scripted = torch.jit.load(str(model_path)).to(y.dtype).eval()
+    for p in scripted.parameters():
+        p.requires_grad_(False)
+    counter = {"nfe": 0}
+    wrapped = FlatVelocity(scripted, y.shape[1:])
+    original = wrapped.forward
+
+    def counting_forward(x, t, **extras):
+        counter["nfe"] += 1
+        return original(x, t, **extras)
+
+    wrapped.forward = counting_forward
+    solver = ODESolver(velocity_model=wrapped)
+    batch_size = batch_size or y.shape[0]
+    out, nfes = [], []
+    for start in range(0, y.shape[0], batch_size):
+        counter["nfe"] = 0
+        x1 = y[start:start + batch_size].reshape(min(batch_size, y.shape[0] - start), -1)
+        _, log_p = solver.compute_likelihood(
+            x_1=x1, log_p0=standard_normal_log_density, step_size=step_size, method=method,
+            atol=atol, rtol=rtol, time_grid=torch.tensor([1.0, 0.0], dtype=y.dtype),
+            exact_divergence=exact)
+        out.append(log_p.detach().to(torch.float64))
+        nfes.append(counter["nfe"])
+    return torch.cat(out), nfes

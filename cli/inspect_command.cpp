@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "cli/contract_options.h"
+#include "cli/tensor_options.h"
 #include "estimators/exact_trace.h"
 #include "likelihood/cnf_solver.h"
 #include "likelihood/error.h"
@@ -45,16 +46,14 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArguments& a) {
   cmd->add_option("model", a.model, "TorchScript model")->required()->check(CLI::ExistingFile);
   cmd->add_option("--shape", a.shape, "per-sample shape, e.g. 8,8 (default: the manifest's)");
   cmd->add_option("--dtype", a.dtype, "float32 or float64")->capture_default_str();
+  cmd->add_option("--device", a.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--json", a.json, "print JSON instead of text");
   add_contract_options(*cmd, a.contract);
   return cmd;
 }
 
 int run_inspect(const InspectArguments& args) {
-  if (args.dtype != "float32" && args.dtype != "float64") {
-    throw UsageError(fmt::format("--dtype: unknown dtype '{}' (valid: float32, float64)", args.dtype));
-  }
-  const auto dtype = args.dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+  const auto options = parse_tensor_options(args.dtype, args.device);
   auto [file, contract] = load_model_with_contract(args.model, args.contract);
   std::vector<int64_t> shape;
   if (args.shape) {
@@ -64,13 +63,12 @@ int run_inspect(const InspectArguments& args) {
   } else {
     throw UsageError("--shape: the model declares no shape in a manifest; give one, e.g. --shape 8,8");
   }
-  VelocityField field(std::move(file), std::move(contract), dtype);
+  VelocityField field(std::move(file), std::move(contract), options);
   field.bind_shape(shape);
 
   // Smoke run 1: a batch of prior samples through the velocity at mid-path.
   constexpr int64_t kBatch = 4;
   torch::manual_seed(0);
-  const auto options = torch::TensorOptions().dtype(dtype);
   const auto x = field.contract().prior_scale * torch::randn({kBatch, field.dim()}, options);
   const double t_mid = 0.5 * (field.contract().t_data() + field.contract().t_prior());
   torch::Tensor v;
@@ -91,8 +89,8 @@ int run_inspect(const InspectArguments& args) {
   try {
     const auto solution = integrate_to_prior(field, ExactTrace(1 << 14), x.narrow(0, 0, 1), {}, spec);
     nfe = solution.nfe;
-    log_likelihood = (normal_log_density(solution.x_prior, field.contract().prior_scale) +
-                      solution.log_density_change.select(1, 0).to(torch::kFloat64))
+    log_likelihood = (normal_log_density(solution.x_prior.cpu(), field.contract().prior_scale) +
+                      solution.log_density_change.select(1, 0).to(torch::kCPU, torch::kFloat64)).cpu()
                          .item<double>();
   } catch (const IntegrationFailure& e) {
     solve_status = std::string("failed: ") + e.what();
@@ -106,6 +104,7 @@ int run_inspect(const InspectArguments& args) {
       {"smoke",
        {{"input_shape", std::vector<int64_t>{kBatch, field.dim()}},
         {"output_shape", v.sizes().vec()},
+        {"device", args.device},
         {"finite", finite},
         {"flow_time", t_mid},
         {"one_sample", {{"status", solve_status}, {"nfe", nfe}, {"seconds", seconds},

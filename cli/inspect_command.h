@@ -16,6 +16,7 @@ struct InspectArguments {
   ContractOptions contract;
   std::optional<std::string> shape;  // "8,8"; else the manifest's
   std::string dtype = "float32";
+  std::string device = "cpu";
   bool json = false;
 };
 

@@ -13,6 +13,7 @@
 #include "cli/contract_options.h"
 #include "cli/progress.h"
 #include "cli/sample_writer.h"
+#include "cli/tensor_options.h"
 #include "estimators/trace_factory.h"
 #include "likelihood/dataset.h"
 #include "likelihood/error.h"
@@ -22,12 +23,6 @@
 
 namespace flowlik::cli {
 namespace {
-
-torch::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32") return torch::kFloat32;
-  if (name == "float64") return torch::kFloat64;
-  throw UsageError(fmt::format("--dtype: unknown dtype '{}' (valid: float32, float64)", name));
-}
 
 // The range of values each map produces, for refusing continuous data that the model never saw.
 std::optional<std::pair<double, double>> scale_range(const std::string& scale) {
@@ -80,7 +75,8 @@ Preprocessing resolve_preprocessing(const ScoreArguments& args, const Dataset& d
     throw UsageError(fmt::format("--levels: must be in [2, 256] for uint8 data, got {}", pre.levels));
   }
   parse_scale(*scale, pre);
-  check_levels(data, pre.levels);
+  check_levels(data, pre.levels,
+               args.levels ? "--levels" : fmt::format("the levels of {}", pre.levels_source));
   return pre;
 }
 
@@ -91,6 +87,7 @@ nlohmann::json options_json(const ScoreArguments& args, const SolverSpec& solver
       {"trace", trace.method},
       {"seed", args.seed},
       {"dtype", args.dtype},
+      {"device", args.device},
       {"batch_size", args.batch_size},
       {"threads", threads},
       {"max_nfe", solver.max_nfe},
@@ -182,6 +179,7 @@ CLI::App* add_score_command(CLI::App& app, ScoreArguments& a) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a.seed, "seed of dequantization noise and probes")->capture_default_str();
   cmd->add_option("--dtype", a.dtype, "float32 or float64")->capture_default_str();
+  cmd->add_option("--device", a.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--batch-size", a.batch_size, "samples solved together")->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a.threads, "intra-op threads (0: LibTorch's default)")
@@ -202,7 +200,7 @@ int run_score(const ScoreArguments& args) {
   solver.max_nfe = args.max_nfe;
   TraceSpec trace_spec{args.trace, args.noise, args.probes, args.seed, args.max_rows};
   const auto trace = make_trace_estimator(trace_spec);
-  const auto dtype = parse_dtype(args.dtype);
+  const auto tensor_options = parse_tensor_options(args.dtype, args.device);
   if (args.threads > 0) torch::set_num_threads(args.threads);
 
   // Load.
@@ -210,7 +208,7 @@ int run_score(const ScoreArguments& args) {
   const Dataset data = load_dataset(args.data);
   auto [model_file, contract] = load_model_with_contract(args.model, args.contract);
   const Preprocessing pre = resolve_preprocessing(args, data, contract);
-  VelocityField field(std::move(model_file), std::move(contract), dtype);
+  VelocityField field(std::move(model_file), std::move(contract), tensor_options);
   field.bind_shape(data.sample_shape);
   solver.t_data = field.contract().t_data();
   solver.t_prior = field.contract().t_prior();

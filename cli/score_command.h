@@ -29,6 +29,7 @@ struct ScoreArguments {
   int64_t max_rows = 1 << 14;
   uint64_t seed = 0;
   std::string dtype = "float32";
+  std::string device = "cpu";
   int64_t batch_size = 32;
   int threads = 0;  // 0: LibTorch's default
   std::string output;

@@ -7,7 +7,7 @@
 namespace flowlik {
 
 torch::Tensor HutchinsonTrace::draw_probes(std::span<const int64_t> samples, int64_t dim,
-                                           torch::ScalarType dtype) const {
+                                           torch::TensorOptions options) const {
   const auto batch = static_cast<int64_t>(samples.size());
   auto probes = torch::empty({probes_, batch, dim}, torch::kFloat64);
   auto* data = probes.data_ptr<double>();
@@ -23,7 +23,7 @@ torch::Tensor HutchinsonTrace::draw_probes(std::span<const int64_t> samples, int
       }
     }
   }
-  return probes.to(dtype);
+  return probes.to(options);
 }
 
 VelocityAndTrace HutchinsonTrace::evaluate(const VelocityField& field, const torch::Tensor& x,

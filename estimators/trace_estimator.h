@@ -26,9 +26,10 @@ class TraceEstimator {
   virtual int64_t num_estimates() const = 0;
 
   // The inputs held fixed for a whole solve (Hutchinson's probes), drawn for these dataset indices so that
-  // a sample's probes do not depend on the batch it is in. May be an undefined tensor.
+  // a sample's probes do not depend on the batch it is in; drawn on the CPU, returned with `options`. May
+  // be an undefined tensor.
   virtual torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
-                                    torch::ScalarType dtype) const = 0;
+                                    torch::TensorOptions options) const = 0;
 
   // x: [B, D] at flow time t; probes: as from draw_probes for the same B samples.
   virtual VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "likelihood/error.h"
+#include "likelihood/preprocessing.h"
 
 namespace flowlik {
 namespace {
@@ -85,18 +86,34 @@ Schedule schedule_from_json(const nlohmann::json& value, const Origin& origin) {
     origin.fail(fmt::format("expected a string like \"vp:0.1,20\" or an object with a \"name\", got {}",
                             value.dump()));
   }
-  // The object form names the parameters; it is checked by the same parser as the text form.
+  // The object form names the parameters; it is turned into the text form and checked by the same parser.
+  // Parameters are all given or all left to their defaults, and no other key is accepted: a misspelt key
+  // silently ignored would change the number.
   const auto name = value["name"].get<std::string>();
-  auto number = [&](const char* key) -> std::string {
-    if (!value.contains(key)) return "";
+  static const std::map<std::string, std::vector<std::string>> kParameters = {
+      {"linear", {"sigma_min"}}, {"vp", {"beta_min", "beta_max"}}, {"cosine", {"offset"}},
+      {"ve", {"sigma_min", "sigma_max"}}};
+  const auto known = kParameters.find(name);
+  if (known == kParameters.end()) {
+    origin.fail(fmt::format("unknown schedule '{}' (valid: linear, vp, cosine, ve)", name));
+  }
+  std::vector<std::string> numbers;
+  for (const auto& [key, v] : value.items()) {
+    if (key == "name") continue;
+    if (std::find(known->second.begin(), known->second.end(), key) == known->second.end()) {
+      origin.fail(fmt::format("'{}' is not a parameter of schedule '{}' (valid: {})", key, name,
+                              fmt::join(known->second, ", ")));
+    }
+  }
+  for (const auto& key : known->second) {
+    if (!value.contains(key)) continue;
     if (!value[key].is_number()) origin.fail(fmt::format("'{}' must be a number", key));
-    return fmt::format("{}", value[key].get<double>());
-  };
-  std::string text = name;
-  if (name == "linear" && !number("sigma_min").empty()) text += ":" + number("sigma_min");
-  if (name == "vp" && !number("beta_min").empty()) text += ":" + number("beta_min") + "," + number("beta_max");
-  if (name == "cosine" && !number("offset").empty()) text += ":" + number("offset");
-  if (name == "ve") text += ":" + number("sigma_min") + "," + number("sigma_max");
+    numbers.push_back(fmt::format("{}", value[key].get<double>()));
+  }
+  if (!numbers.empty() && numbers.size() != known->second.size()) {
+    origin.fail(fmt::format("schedule '{}' takes all of {} or none", name, fmt::join(known->second, ", ")));
+  }
+  const std::string text = numbers.empty() ? name : name + ":" + fmt::format("{}", fmt::join(numbers, ","));
   try {
     return parse_schedule(text, "schedule");
   } catch (const UsageError& e) {
@@ -280,8 +297,13 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
   });
   r.resolve("prior", "--prior", options.prior, [&](const auto& v, const Origin& o) {
     if (v.is_object()) {
-      const auto name = v.value("name", std::string("normal"));
-      const auto scale = v.value("scale", 1.0);
+      for (const auto& [key, value] : v.items()) {
+        if (key != "name" && key != "scale") o.fail(fmt::format("'{}' is not a prior key (valid: name, scale)", key));
+      }
+      if (!v.contains("name") || !v["name"].is_string()) o.fail("expected {\"name\": \"normal\", \"scale\": S}");
+      const auto name = v["name"].template get<std::string>();
+      if (v.contains("scale") && !v["scale"].is_number()) o.fail("'scale' must be a number");
+      const double scale = v.contains("scale") ? v["scale"].template get<double>() : 1.0;
       c.prior_scale = parse_prior(name == "normal" ? fmt::format("normal:{}", scale) : name, o);
     } else {
       c.prior_scale = parse_prior(manifest_text(v, o), o);
@@ -300,12 +322,23 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
   });
   r.resolve("data", "", std::nullopt, [&](const auto& v, const Origin& o) {
     if (!v.is_object()) o.fail(fmt::format("expected an object {{\"levels\": K, \"scale\": MAP}}, got {}", v.dump()));
+    for (const auto& [key, value] : v.items()) {
+      if (key != "levels" && key != "scale") o.fail(fmt::format("'{}' is not a data key (valid: levels, scale)", key));
+    }
     if (v.contains("levels")) {
       if (!v["levels"].is_number_integer()) o.fail("'levels' must be an integer");
-      c.data_levels = v["levels"].template get<int64_t>();
+      const auto levels = v["levels"].template get<int64_t>();
+      if (levels < 2 || levels > 256) o.fail(fmt::format("'levels' must be in [2, 256], got {}", levels));
+      c.data_levels = levels;
     }
     if (v.contains("scale")) {
       if (!v["scale"].is_string()) o.fail("'scale' must be a string such as \"centered\"");
+      Preprocessing check;
+      try {
+        parse_scale(v["scale"].template get<std::string>(), check);
+      } catch (const UsageError& e) {
+        o.fail(std::string(e.what()).substr(std::string("--scale: ").size()));
+      }
       c.data_scale = v["scale"].template get<std::string>();
     }
   });

@@ -51,13 +51,13 @@ Dataset load_dataset(const std::string& path) {
   return data;
 }
 
-void check_levels(const Dataset& data, int64_t levels) {
+void check_levels(const Dataset& data, int64_t levels, const std::string& source) {
   const auto too_high = (data.values >= static_cast<double>(levels)).any(1);  // [N]
   if (too_high.any().item<bool>()) {
     const auto first = torch::nonzero(too_high)[0][0].item<int64_t>();
     const auto value = data.values[first].max().item<double>();
-    throw DataError(fmt::format("{}: sample {} has level {}, not below --levels {}", data.path, first,
-                                value, levels));
+    throw DataError(fmt::format("{}: sample {} has level {}, not below {} {}", data.path, first, value,
+                                source, levels));
   }
 }
 

@@ -27,7 +27,8 @@ struct Dataset {
 // data) values that are not finite.
 Dataset load_dataset(const std::string& path);
 
-// Throws DataError naming the file, the first offending sample and value when a level is >= `levels`.
-void check_levels(const Dataset& data, int64_t levels);
+// Throws DataError naming the file, the first offending sample and value when a level is >= `levels`;
+// `source` says where the level count came from ("--levels", "the manifest's data.levels").
+void check_levels(const Dataset& data, int64_t levels, const std::string& source = "--levels");
 
 }  // namespace flowlik

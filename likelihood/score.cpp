@@ -21,11 +21,11 @@ class BatchScorer {
   void score(std::span<const int64_t> batch) {
     const auto index = torch::tensor(std::vector<int64_t>(batch.begin(), batch.end()));
     const auto input = to_model_space(data_.values.index_select(0, index), batch, pre_);
-    const auto probes = trace_.draw_probes(batch, data_.dim, field_.dtype());
+    const auto probes = trace_.draw_probes(batch, data_.dim, field_.options());
     FlowSolution solution;
     try {
       solution =
-          integrate_to_prior(field_, trace_, input.y.to(field_.dtype()), probes, options_.solver);
+          integrate_to_prior(field_, trace_, input.y.to(field_.options()), probes, options_.solver);
     } catch (const IntegrationFailure& failure) {
       if (batch.size() > 1) {
         for (size_t i = 0; i < batch.size(); ++i) score(batch.subspan(i, 1));
@@ -43,9 +43,9 @@ class BatchScorer {
 
  private:
   void emit(std::span<const int64_t> batch, const ModelInput& input, const FlowSolution& solution) {
-    const auto prior = normal_log_density(solution.x_prior, field_.contract().prior_scale);  // [B]
-    // [B, K]: one model log-likelihood per trace estimate (shared/MATH.md section 2).
-    const auto estimates = prior.unsqueeze(1) + solution.log_density_change.to(torch::kFloat64);
+    // [B] and [B, K], on the CPU: one model log-likelihood per trace estimate (shared/MATH.md section 2).
+    const auto prior = normal_log_density(solution.x_prior, field_.contract().prior_scale).cpu();
+    const auto estimates = prior.unsqueeze(1) + solution.log_density_change.to(torch::kCPU, torch::kFloat64);
     const auto model_ll = estimates.mean(1);
     const int64_t probes = estimates.size(1);
     const auto spread = probes >= 2 ? (estimates.std(1) / std::sqrt(static_cast<double>(probes)))

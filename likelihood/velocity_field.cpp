@@ -67,9 +67,9 @@ std::pair<ModelFile, Contract> load_model_with_contract(const std::string& path,
   return {std::move(file), std::move(contract)};
 }
 
-VelocityField::VelocityField(ModelFile file, Contract contract, torch::ScalarType dtype)
+VelocityField::VelocityField(ModelFile file, Contract contract, torch::TensorOptions options)
     : path_(std::move(file.path)), module_(std::move(file.module)), contract_(std::move(contract)),
-      dtype_(dtype) {
+      options_(options) {
   const auto forward = module_.find_method("forward");
   if (!forward) throw ModelError(fmt::format("{}: module has no forward method", path_));
   const auto& arguments = forward->function().getSchema().arguments();
@@ -89,14 +89,14 @@ VelocityField::VelocityField(ModelFile file, Contract contract, torch::ScalarTyp
     if (parameter_count_ == 0) parameter_dtype_ = c10::toString(parameter.scalar_type());
     parameter_count_ += parameter.numel();
   }
-  module_.to(dtype);
+  module_.to(options_.device(), options_.dtype().toScalarType());
   for (auto parameter : module_.parameters()) parameter.requires_grad_(false);
 }
 
 VelocityField VelocityField::load(const std::string& path, torch::ScalarType dtype) {
   auto file = load_model_file(path);
   auto contract = resolve_contract(nullptr, "", ContractOptions{});
-  return VelocityField(std::move(file), std::move(contract), dtype);
+  return VelocityField(std::move(file), std::move(contract), torch::TensorOptions().dtype(dtype));
 }
 
 void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
@@ -114,7 +114,7 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   c10::IValue out;
   try {
     torch::NoGradGuard no_grad;
-    out = call_forward(torch::zeros(batch_shape, torch::TensorOptions().dtype(dtype_)), 0.5);
+    out = call_forward(torch::zeros(batch_shape, options_), 0.5);
   } catch (const std::exception& e) {
     shape_.clear();
     throw DataError(fmt::format("{}: forward fails on data of shape {} ({})", path_, shape_string(shape),

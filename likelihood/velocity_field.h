@@ -36,10 +36,11 @@ std::pair<ModelFile, Contract> load_model_with_contract(const std::string& path,
 
 class VelocityField {
  public:
-  // Puts the module in eval mode in `dtype`, freezes its parameters (gradients are taken with respect to x
-  // only) and checks that forward takes two tensors. Throws ModelError naming the file.
-  VelocityField(ModelFile file, Contract contract, torch::ScalarType dtype);
-  // The first contract: forward(x, t), velocity in flow time, N(0, I) prior. For tests and tools.
+  // Puts the module in eval mode on the device and in the dtype of `options`, freezes its parameters
+  // (gradients are taken with respect to x only) and checks that forward takes two tensors. Throws
+  // ModelError naming the file.
+  VelocityField(ModelFile file, Contract contract, torch::TensorOptions options);
+  // The first contract: forward(x, t), velocity in flow time, N(0, I) prior, on the CPU. For tests and tools.
   static VelocityField load(const std::string& path, torch::ScalarType dtype);
 
   // Runs one small batch of the given per-sample shape through forward and checks that it returns a
@@ -56,7 +57,9 @@ class VelocityField {
   const Contract& contract() const { return contract_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t dim() const { return dim_; }
-  torch::ScalarType dtype() const { return dtype_; }
+  torch::ScalarType dtype() const { return options_.dtype().toScalarType(); }
+  // dtype and device of the states this field takes.
+  torch::TensorOptions options() const { return options_; }
   int64_t parameter_count() const { return parameter_count_; }
   std::string parameter_dtype() const { return parameter_dtype_; }
 
@@ -68,7 +71,7 @@ class VelocityField {
   // forward() is not const in the TorchScript API although evaluating the model changes nothing.
   mutable torch::jit::Module module_;
   Contract contract_;
-  torch::ScalarType dtype_;
+  torch::TensorOptions options_;
   std::vector<int64_t> shape_;
   int64_t dim_ = 0;
   int64_t parameter_count_ = 0;

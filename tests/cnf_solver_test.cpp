@@ -38,7 +38,7 @@ torch::Tensor solved_log_density(const VelocityField& field, const TraceEstimato
                                  int64_t* nfe = nullptr) {
   std::vector<int64_t> samples(x.size(0));
   std::iota(samples.begin(), samples.end(), 0);
-  const auto probes = trace.draw_probes(samples, field.dim(), field.dtype());
+  const auto probes = trace.draw_probes(samples, field.dim(), field.options());
   const auto solution = integrate_to_prior(field, trace, x, probes, spec);
   if (nfe) *nfe = solution.nfe;
   return normal_log_density(solution.x_prior).unsqueeze(1) + solution.log_density_change;

@@ -75,7 +75,7 @@ TEST_P(ParameterizationTest, IntegratesToTheExactLogDensity) {
   if (c.schedule == "ve") manifest["prior"] = "normal:10";
   const auto contract = resolve_contract(&manifest, "test manifest", ContractOptions{});
   const auto path = test::fixture_path("path_" + c.schedule + "_" + c.parameterization + "_" + c.time + ".pt");
-  VelocityField field(load_model_file(path), contract, torch::kFloat64);
+  VelocityField field(load_model_file(path), contract, torch::TensorOptions().dtype(torch::kFloat64));
   field.bind_shape(params.shape);
 
   SolverSpec spec;
@@ -112,7 +112,7 @@ TEST(ContractTest, ArgumentOrderAndScalarTimeAreHonoured) {
                                {"schedule", "vp:0.1,20"}, {"time_range", {1e-3, 1.0}}};
   auto evaluate = [&](const std::string& file, nlohmann::json manifest) {
     VelocityField field(load_model_file(test::fixture_path(file)),
-                        resolve_contract(&manifest, "m", {}), torch::kFloat64);
+                        resolve_contract(&manifest, "m", {}), torch::TensorOptions().dtype(torch::kFloat64));
     field.bind_shape(params.shape);
     return field.evaluate(torch::tensor({0.3, -1.2, 2.0, 0.5}, torch::kFloat64).view({2, 2}), 0.4);
   };
@@ -211,6 +211,21 @@ TEST(ContractTest, BadManifestFieldsNameTheManifestAndField) {
   EXPECT_THAT(error_of<ModelError>({{"shape", {8, -1}}}),
               HasSubstr("field 'shape': dimensions must be positive integers"));
   EXPECT_THAT(error_of<ModelError>(nlohmann::json::array()), HasSubstr("must be a JSON object"));
+  // Object forms are strict: a misspelt or partial parameter set would otherwise change the number.
+  EXPECT_THAT(error_of<ModelError>({{"schedule", {{"name", "vp"}, {"beta_max", 5}}}}),
+              HasSubstr("field 'schedule': schedule 'vp' takes all of beta_min, beta_max or none"));
+  EXPECT_THAT(error_of<ModelError>({{"schedule", {{"name", "cosine"}, {"c", 0.5}}}}),
+              HasSubstr("field 'schedule': 'c' is not a parameter of schedule 'cosine' (valid: offset)"));
+  EXPECT_THAT(error_of<ModelError>({{"schedule", {{"name", "vp"}, {"beta_min", 0.1}, {"beta_mx", 20}}}}),
+              HasSubstr("'beta_mx' is not a parameter of schedule 'vp'"));
+  EXPECT_THAT(error_of<ModelError>({{"prior", {{"name", "normal"}, {"scale", "big"}}}}),
+              HasSubstr("field 'prior': 'scale' must be a number"));
+  EXPECT_THAT(error_of<ModelError>({{"data", {{"levels", 1000}}}}),
+              HasSubstr("field 'data': 'levels' must be in [2, 256], got 1000"));
+  EXPECT_THAT(error_of<ModelError>({{"data", {{"scale", "minmax"}}}}),
+              HasSubstr("field 'data': unknown map 'minmax'"));
+  EXPECT_THAT(error_of<ModelError>({{"data", {{"level", 17}}}}),
+              HasSubstr("field 'data': 'level' is not a data key (valid: levels, scale)"));
 }
 
 TEST(ContractTest, OptionsOverrideTheManifestAndAreNamedWhenBad) {
@@ -236,6 +251,12 @@ TEST(ContractTest, OptionsOverrideTheManifestAndAreNamedWhenBad) {
   param.parameterization = "noise";
   EXPECT_THAT(error_of<UsageError>(manifest, param),
               HasSubstr("schedule: required for parameterization 'noise'"));
+}
+
+TEST(ContractTest, ScheduleObjectsReadAsTheirTextForm) {
+  const nlohmann::json manifest = {{"schedule", {{"name", "vp"}, {"beta_min", 0.2}, {"beta_max", 10}}}};
+  const auto c = resolve_contract(&manifest, "m", {});
+  EXPECT_EQ(describe_schedule(*c.schedule), "vp:0.2,10");
 }
 
 TEST(ContractTest, NoManifestMeansTheFlowMatchingVelocityContract) {

@@ -63,7 +63,8 @@ def _check_output(out, x, where):
     if not isinstance(out, torch.Tensor):
         raise ContractError(f"forward: returns {type(out).__name__} {where}, expected a tensor of x's shape")
     if not out.is_floating_point():
-        raise ContractError(f"forward: returns a tensor of dtype {out.dtype} {where}, expected floating point")
+        raise ContractError(f"forward: returns a tensor of dtype {out.dtype} {where}, "
+                            f"expected floating point")
     if out.shape != x.shape:
         raise ContractError(f"forward: returns shape {list(out.shape)} for x of shape {list(x.shape)} "
                             f"{where}, expected the same")

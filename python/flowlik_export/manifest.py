@@ -49,9 +49,10 @@ def _is_number(value):
 
 
 def _parse_number(text, field, form):
-    if not _NUMBER.fullmatch(text):
+    # Leading spaces are skipped, as C++'s std::stod does in flowlik's parser ("0.1, 20").
+    if not _NUMBER.fullmatch(text.lstrip()):
         _fail(field, f"'{text}' is not a number (expected {form})")
-    return float(text)
+    return float(text.lstrip())
 
 
 def _choice(field, value, valid):
@@ -234,7 +235,8 @@ def validate_contract(contract):
     if "signature" in c:
         sig = c["signature"]
         # flowlik ignores spaces in the signature: "(x,t)" is "(x, t)".
-        _choice("signature", sig.replace(" ", "") if isinstance(sig, str) else sig, ("(x,t)", "(t,x)"))
+        if not isinstance(sig, str) or sig.replace(" ", "") not in ("(x,t)", "(t,x)"):
+            _fail("signature", f"unknown value {sig!r} (valid: {', '.join(SIGNATURES)})")
     if "time_input" in c:
         _choice("time_input", c["time_input"], TIME_INPUTS)
     if "time" in c:

@@ -175,6 +175,7 @@ VP_NOISE = {"time": "diffusion", "parameterization": "noise", "schedule": "vp:0.
     {"parameterization": "score", "schedule": "ve:0.01,50", "time_range": [0, 1],
      "prior": {"name": "normal", "scale": 50}},
     {"prior": "normal:2.5", "data": {"levels": 256, "scale": "logit:0.05"}, "signature": "(x,t)"},
+    {**VP_NOISE, "schedule": "vp:0.1, 20", "time_range": "0.001, 1"},  # text forms, spaced as flowlik allows
 ])
 def test_valid_contracts_are_kept_as_given(contract):
     assert validate_contract(contract) == contract
@@ -182,7 +183,7 @@ def test_valid_contracts_are_kept_as_given(contract):
 
 @pytest.mark.parametrize("contract,field,expected", [
     ({"sigature": "(x, t)"}, "sigature", "not a contract field (valid: signature, time_input"),
-    ({"signature": "(x, y)"}, "signature", "unknown value '(x,y)' (valid: (x,t), (t,x))"),
+    ({"signature": "(x, y)"}, "signature", "unknown value '(x, y)' (valid: (x, t), (t, x))"),
     ({"time_input": "matrix"}, "time_input", "unknown value 'matrix' (valid: vector, scalar)"),
     ({"time": "reverse"}, "time", "unknown value 'reverse' (valid: flow, diffusion)"),
     ({"parameterization": "eps"}, "parameterization",
@@ -191,6 +192,8 @@ def test_valid_contracts_are_kept_as_given(contract):
     ({**VP_NOISE, "schedule": "vp:0.1"}, "schedule", "takes 2 parameter(s): vp:BETA_MIN,BETA_MAX"),
     ({**VP_NOISE, "schedule": "vp:20,0.1"}, "schedule", "vp needs 0 < beta_min < beta_max"),
     ({**VP_NOISE, "schedule": "vp:0.1,x"}, "schedule", "'x' is not a number"),
+    ({**VP_NOISE, "schedule": "vp:0.1,20 "}, "schedule", "'20 ' is not a number"),  # as flowlik
+    ({**VP_NOISE, "schedule": "vp:0.1,2_0"}, "schedule", "'2_0' is not a number"),
     ({**VP_NOISE, "schedule": {"name": "vp", "beta_max": 10}}, "schedule",
      "takes beta_min and beta_max together"),
     ({**VP_NOISE, "schedule": {"name": "vp", "beta_mx": 10}}, "schedule", "unknown key(s) beta_mx"),
@@ -240,7 +243,8 @@ def run_flowlik(*args):
         pytest.skip(f"flowlik binary not found at {BIN}: build it or set FLOWLIK_BIN")
     proc = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, f"flowlik {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}"
+    command = " ".join(map(str, args))
+    assert proc.returncode == 0, f"flowlik {command} exited {proc.returncode}:\n{proc.stderr}"
     return proc
 
 

@@ -51,16 +51,18 @@ def pf_drift(eps_model, x, s):
 
 
 def drift_and_divergence(eps_model, x, s):
-    """f(x, s) [B, D] and div f = sum_i d f_i / d x_i [B], exactly, one backward pass per dimension."""
+    """f(x, s) [B, D] and div f = sum_i d f_i / d x_i [B], exactly.
+
+    Row block i of a D-fold copy of x carries the one-hot cotangent e_i, so one backward pass gives every
+    diagonal entry of the Jacobian; the model acts on each row alone, so rows do not mix."""
+    b, d = x.shape
     with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        f = pf_drift(eps_model, x, s)
-        div = torch.zeros(x.shape[0], dtype=x.dtype)
-        for i in range(x.shape[1]):
-            # The model acts on each row alone, so the gradient of the batch sum is per-row.
-            (grad,) = torch.autograd.grad(f[:, i].sum(), x, retain_graph=i + 1 < x.shape[1])
-            div = div + grad[:, i]
-    return f.detach(), div.detach()
+        copies = x.detach().repeat(d, 1).requires_grad_(True)  # [D * B, D], block i for dimension i
+        f = pf_drift(eps_model, copies, s)
+        cotangent = torch.eye(d, dtype=x.dtype).repeat_interleave(b, dim=0)  # [D * B, D]
+        (grad,) = torch.autograd.grad(f, copies, grad_outputs=cotangent)
+    diagonal = (grad * cotangent).sum(1).view(d, b)  # [D, B]: d f_i / d x_i for each sample
+    return f[:b].detach(), diagonal.sum(0)
 
 
 def integrate_pf_ode(eps_model, x, s0=S0, s1=1.0, steps=2000):
@@ -144,6 +146,15 @@ class EpsMLP(torch.nn.Module):
         return self.scale * self.out(h)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The reference's tensors are tiny; one intra-op thread is fastest, the more so on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def flowlik_bin():
     if not BIN.exists():
@@ -159,8 +170,10 @@ def read_log_likelihoods(path):
 
 
 def score_with_flowlik(model_path, data_path, out_path, *options):
-    run_flowlik("score", model_path, "--data", data_path, "--dtype", "float64", "--per-sample", out_path,
-                "-q", *options)
+    # One thread: batches of 8 rows gain nothing from more, and spinning threads on a busy machine
+    # (tests run in parallel under ctest) slow the solve many times over.
+    run_flowlik("score", model_path, "--data", data_path, "--dtype", "float64", "--threads", "1",
+                "--per-sample", out_path, "-q", *options)
     return read_log_likelihoods(out_path)
 
 

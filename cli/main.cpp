@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli/compare_command.h"
 #include "cli/inspect_command.h"
 #include "cli/score_command.h"
 #include "likelihood/error.h"
@@ -14,10 +15,12 @@ int main(int argc, char** argv) {
   CLI::App app{"flowlik: log-likelihood and bits/dim of exported flow models"};
   app.set_version_flag("--version", FLOWLIK_VERSION);
   app.require_subcommand(1);
-  flowlik::cli::ScoreArguments score_args;
+  flowlik::cli::ScoreCommandArguments score_args;
   auto* score = flowlik::cli::add_score_command(app, score_args);
   flowlik::cli::InspectArguments inspect_args;
   auto* inspect = flowlik::cli::add_inspect_command(app, inspect_args);
+  flowlik::cli::CompareArguments compare_args;
+  auto* compare = flowlik::cli::add_compare_command(app, compare_args);
 
   try {
     app.parse(argc, argv);
@@ -31,6 +34,7 @@ int main(int argc, char** argv) {
   try {
     if (score->parsed()) return flowlik::cli::run_score(score_args);
     if (inspect->parsed()) return flowlik::cli::run_inspect(inspect_args);
+    if (compare->parsed()) return flowlik::cli::run_compare(compare_args);
   } catch (const flowlik::Error& e) {
     fmt::print(stderr, "flowlik: error: {}\n", e.what());
     return static_cast<int>(e.code());

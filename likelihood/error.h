@@ -19,6 +19,7 @@ enum class ExitCode : int {
   kModel = 4,         // a model file could not be loaded or breaks the model contract
   kOutput = 5,        // a result file could not be written
   kAllFailed = 6,     // every sample's integration failed; nothing to report
+  kGateFailed = 7,    // a regression gate (--max-regression) failed; the results are all written
 };
 
 class Error : public std::runtime_error {

@@ -250,7 +250,9 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--wd", type=float, default=0.0, help="AdamW weight decay")
-    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--dropout", type=float, default=0.1,
+                    help="dropout between hidden layers, training only (the exported "
+                         "module has no dropout layers)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=HERE)
     ap.add_argument("--dev-val", type=int, default=0,
@@ -286,7 +288,23 @@ def main():
                              log_every=max(1, args.steps // 20),
                              wd=args.wd, dropout=args.dropout)
     print(f"trained {args.steps} steps in {secs:.1f}s")
-    final = ema.eval()  # the exported weights are the EMA weights
+    # Export the EMA weights, in a copy of the network without dropout layers
+    # (dropout is the identity at evaluation anyway; this keeps the exported
+    # graph free of train/eval-dependent ops).
+    final = VelocityMLP(args.width, args.depth, dropout=0.0).eval()
+    src = [m for m in ema.net if isinstance(m, nn.Linear)]
+    dst = [m for m in final.net if isinstance(m, nn.Linear)]
+    assert len(src) == len(dst)
+    with torch.no_grad():
+        for a, b in zip(src, dst):
+            b.weight.copy_(a.weight)
+            b.bias.copy_(a.bias)
+        final.temb.freqs.copy_(ema.temb.freqs)
+        g0 = torch.Generator().manual_seed(99)
+        xx, tt = torch.randn(5, 8, 8, generator=g0), torch.rand(5, generator=g0)
+        assert torch.equal(final(xx, tt), ema.eval()(xx, tt))
+    for p in final.parameters():
+        p.requires_grad_(False)
 
     # ---- export
     os.makedirs(args.out, exist_ok=True)
@@ -347,7 +365,9 @@ def main():
         "dim": D,
         "bpd_formula": "(-loglik - D ln 2 + D ln 17) / (D ln 2)",
         "bpd_per_image": [float(b) for b in bpd],
-        "train_steps": args.steps,
+        "train_config": {k: getattr(args, k) for k in
+                         ("steps", "width", "depth", "lr", "batch", "ema", "wd",
+                          "dropout", "seed")},
         "train_seconds": round(secs, 1),
     }
     with open(os.path.join(args.out, "reference.json"), "w") as f:
@@ -355,7 +375,7 @@ def main():
         f.write("\n")
 
 
-STEPS = 40000
+STEPS = 60000
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,83 @@
+#include "cli/ci_outputs.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "likelihood/error.h"
+
+namespace flowlik::cli {
+namespace {
+
+std::string xml_escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  if (!out) throw OutputError(fmt::format("{}: cannot create file ({})", path, std::strerror(errno)));
+  out << text;
+  out.flush();
+  if (!out) throw OutputError(fmt::format("{}: write failed ({})", path, std::strerror(errno)));
+}
+
+}  // namespace
+
+void write_junit(const std::string& path, const std::vector<GateResult>& gates) {
+  int failures = 0;
+  for (const auto& g : gates) failures += g.passed ? 0 : 1;
+  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  xml += fmt::format("<testsuites name=\"flowlik\" tests=\"{}\" failures=\"{}\">\n", gates.size(), failures);
+  xml += fmt::format("  <testsuite name=\"flowlik.regression\" tests=\"{}\" failures=\"{}\" errors=\"0\">\n",
+                     gates.size(), failures);
+  for (const auto& g : gates) {
+    xml += fmt::format("    <testcase classname=\"flowlik.regression\" name=\"{}\">\n", xml_escape(g.name));
+    if (!g.passed) {
+      xml += fmt::format("      <failure message=\"{}\" type=\"regression\"/>\n", xml_escape(g.message));
+    }
+    xml += fmt::format("      <system-out>{}</system-out>\n", xml_escape(g.message));
+    xml += "    </testcase>\n";
+  }
+  xml += "  </testsuite>\n</testsuites>\n";
+  write_text(path, xml);
+}
+
+void write_markdown(const std::string& path, const std::vector<ModelRow>& models,
+                    const std::vector<PairedDifference>& paired, const std::vector<GateResult>& gates) {
+  std::string md = "## flowlik\n\n";
+  md += "| # | model | bpd | ± stderr | log-likelihood (nats) | samples ok | NFE mean |\n";
+  md += "|---|---|---|---|---|---|---|\n";
+  for (size_t i = 0; i < models.size(); ++i) {
+    const auto& s = *models[i].summary;
+    md += fmt::format("| {} | `{}` | {:.4f} | {:.4f} | {:.3f} | {}/{} | {:.1f} |\n", i, models[i].name,
+                      s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean, s.ok, s.total, s.nfe_mean);
+  }
+  if (!paired.empty()) {
+    md += "\n| pair | Δ bpd (b − a) | ± paired stderr | 95% interval | n |\n|---|---|---|---|---|\n";
+    for (const auto& p : paired) {
+      md += fmt::format("| {} → {} | {:+.4f} | {:.4f} | [{:+.4f}, {:+.4f}] | {} |\n", p.a, p.b,
+                        p.bpd_diff.mean, p.bpd_diff.std_error, p.bpd_diff.ci_low, p.bpd_diff.ci_high,
+                        p.bpd_diff.count);
+    }
+  }
+  if (!gates.empty()) {
+    md += "\n";
+    for (const auto& g : gates) md += fmt::format("- {} {}\n", g.passed ? "✅" : "❌", g.message);
+  }
+  write_text(path, md);
+}
+
+}  // namespace flowlik::cli

@@ -1,0 +1,115 @@
+#include "cli/compare_command.h"
+
+#include <fmt/format.h>
+
+#include "cli/ci_outputs.h"
+#include "likelihood/comparison.h"
+#include "likelihood/dataset.h"
+#include "likelihood/error.h"
+#include "likelihood/statistics.h"
+
+namespace flowlik::cli {
+namespace {
+
+nlohmann::json mean_json(const MeanEstimate& m) {
+  return {{"mean", m.mean}, {"stderr", m.std_error}, {"ci95", {m.ci_low, m.ci_high}}, {"n", m.count}};
+}
+
+}  // namespace
+
+CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {
+  auto* cmd = app.add_subcommand(
+      "compare", "score two or more models on the same data with common random numbers; paired differences");
+  cmd->add_option("models", a.models, "TorchScript models, earliest first")
+      ->required()
+      ->expected(2, -1)
+      ->check(CLI::ExistingFile);
+  add_scoring_options(*cmd, a.scoring);
+  const std::string gate = "Regression gate (nightly CI)";
+  cmd->add_option("--max-regression", a.max_regression,
+                  "largest paired bpd increase allowed of each model over the first")
+      ->group(gate);
+  cmd->add_option("--gate-rule", a.gate_rule, "mean, or significant (95% lower bound over the limit)")
+      ->capture_default_str()->group(gate);
+  cmd->add_option("--junit", a.junit, "write the gates as JUnit XML here")->group(gate);
+  cmd->add_option("--markdown", a.markdown, "write a Markdown summary here")->group(gate);
+  return cmd;
+}
+
+int run_compare(const CompareArguments& args) {
+  const auto setup = parse_run_setup(args.scoring);
+  const auto rule = parse_gate_rule(args.gate_rule);
+  const Dataset data = load_dataset(args.scoring.data);
+  auto report_file = open_report(args.scoring.output);
+
+  // The same --seed for every model: each sample gets the same dequantization noise and probes under
+  // every model, since both are keyed by (seed, sample index).
+  std::vector<ModelRun> runs;
+  for (size_t i = 0; i < args.models.size(); ++i) {
+    if (!args.scoring.quiet) fmt::print(stderr, "model {}: {}\n", i, args.models[i]);
+    runs.push_back(score_model(args.models[i], args.scoring, setup, data, {}));
+  }
+
+  std::vector<PairedDifference> paired;
+  for (size_t a = 0; a < runs.size(); ++a) {
+    for (size_t b = a + 1; b < runs.size(); ++b) {
+      paired.push_back(paired_difference(runs[a].results, runs[b].results, static_cast<int64_t>(a),
+                                         static_cast<int64_t>(b)));
+    }
+  }
+  std::vector<GateResult> gates;
+  if (args.max_regression) {
+    for (const auto& p : paired) {
+      if (p.a != 0) continue;
+      gates.push_back(gate_regression(fmt::format("{} vs {}", args.models[p.b], args.models[0]), p.bpd_diff,
+                                      *args.max_regression, rule));
+    }
+  }
+
+  nlohmann::json report = {{"schema_version", kReportSchemaVersion},
+                           {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "compare"}}},
+                           {"common_random_numbers",
+                            "every model saw the same dequantization noise and probes for each sample "
+                            "(seed " + std::to_string(args.scoring.seed) + ")"}};
+  for (const auto& run : runs) report["models"].push_back(make_score_report(run.score));
+  for (const auto& p : paired) {
+    report["paired"].push_back({{"a", p.a},
+                                {"b", p.b},
+                                {"description", "b minus a, over samples scored ok under both"},
+                                {"log_likelihood_diff", mean_json(p.log_likelihood_diff)},
+                                {"bpd_diff", mean_json(p.bpd_diff)}});
+  }
+  for (const auto& g : gates) {
+    report["gates"].push_back({{"name", g.name}, {"passed", g.passed}, {"regression_bpd", g.regression},
+                               {"stderr", g.std_error}, {"limit_bpd", g.threshold},
+                               {"rule", to_string(g.rule)}, {"message", g.message}});
+  }
+  if (report_file) write_report(*report_file, args.scoring.output, report);
+  std::vector<ModelRow> rows;
+  for (size_t i = 0; i < runs.size(); ++i) rows.push_back({args.models[i], &runs[i].score.summary});
+  if (!args.junit.empty()) write_junit(args.junit, gates);
+  if (!args.markdown.empty()) write_markdown(args.markdown, rows, paired, gates);
+
+  if (!args.scoring.quiet) {
+    fmt::print("{:>3}  {:<40} {:>10} {:>10} {:>14}\n", "#", "model", "bpd", "stderr", "log-lik");
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const auto& s = runs[i].score.summary;
+      fmt::print("{:>3}  {:<40} {:>10.4f} {:>10.4f} {:>14.4f}\n", i, args.models[i], s.bpd.mean,
+                 s.bpd.std_error, s.log_likelihood.mean);
+    }
+    fmt::print("\n{:>8} {:>12} {:>16} {:>26}\n", "pair", "Δbpd (b−a)", "paired stderr", "95% interval");
+    for (const auto& p : paired) {
+      fmt::print("{:>4} → {} {:>+12.5f} {:>16.5f}     [{:+.5f}, {:+.5f}]\n", p.a, p.b, p.bpd_diff.mean,
+                 p.bpd_diff.std_error, p.bpd_diff.ci_low, p.bpd_diff.ci_high);
+    }
+  }
+  for (const auto& g : gates) {
+    fmt::print(stderr, "flowlik: gate {}\n", g.message);
+  }
+  for (const auto& g : gates) {
+    if (!g.passed) return static_cast<int>(ExitCode::kGateFailed);
+  }
+  return static_cast<int>(ExitCode::kOk);
+}
+
+}  // namespace flowlik::cli

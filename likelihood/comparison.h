@@ -1,0 +1,48 @@
+// Comparing models on the same data: paired differences under common random numbers, and the regression
+// gates a nightly CI job uses (shared/MATH.md section 7).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "likelihood/score.h"
+#include "likelihood/statistics.h"
+
+namespace flowlik {
+
+struct PairedDifference {
+  int64_t a = 0;  // index of the earlier model
+  int64_t b = 0;  // index of the later model; differences are b minus a
+  MeanEstimate log_likelihood_diff;
+  MeanEstimate bpd_diff;
+};
+
+// Over the samples scored ok under both models. `a` and `b` hold one result per dataset index, in the
+// same order. Throws Error(kAllFailed) when no sample is ok under both.
+PairedDifference paired_difference(std::span<const SampleResult> a, std::span<const SampleResult> b,
+                                   int64_t a_index, int64_t b_index);
+
+enum class GateRule {
+  kMean,         // fail when the mean regression exceeds the threshold
+  kSignificant,  // fail only when the regression exceeds it significantly: its 95% lower bound does
+};
+// Throws UsageError naming --gate-rule and listing the valid names.
+GateRule parse_gate_rule(const std::string& name);
+std::string to_string(GateRule rule);
+
+struct GateResult {
+  std::string name;         // what was compared, e.g. "b.pt vs a.pt"
+  double regression = 0.0;  // bpd(new) - bpd(baseline): positive is worse
+  double std_error = 0.0;
+  double ci_low = 0.0;
+  double threshold = 0.0;  // the largest regression allowed, bpd
+  GateRule rule = GateRule::kMean;
+  bool passed = true;
+  std::string message;  // one line, for logs and CI summaries
+};
+
+GateResult gate_regression(std::string name, const MeanEstimate& regression, double threshold,
+                           GateRule rule);
+
+}  // namespace flowlik

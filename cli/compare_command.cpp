@@ -47,7 +47,7 @@ int run_compare(const CompareArguments& args) {
   std::vector<ModelRun> runs;
   for (size_t i = 0; i < args.models.size(); ++i) {
     if (!args.scoring.quiet) fmt::print(stderr, "model {}: {}\n", i, args.models[i]);
-    runs.push_back(score_model(args.models[i], args.scoring, setup, data, {}));
+    runs.push_back(score_model(args.models[i], args.scoring, setup, data, all_indices(data), {}, {}));
   }
 
   std::vector<PairedDifference> paired;

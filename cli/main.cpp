@@ -8,6 +8,7 @@
 
 #include "cli/compare_command.h"
 #include "cli/inspect_command.h"
+#include "cli/merge_command.h"
 #include "cli/score_command.h"
 #include "likelihood/error.h"
 
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
   auto* inspect = flowlik::cli::add_inspect_command(app, inspect_args);
   flowlik::cli::CompareArguments compare_args;
   auto* compare = flowlik::cli::add_compare_command(app, compare_args);
+  flowlik::cli::MergeArguments merge_args;
+  auto* merge = flowlik::cli::add_merge_command(app, merge_args);
 
   try {
     app.parse(argc, argv);
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
     if (score->parsed()) return flowlik::cli::run_score(score_args);
     if (inspect->parsed()) return flowlik::cli::run_inspect(inspect_args);
     if (compare->parsed()) return flowlik::cli::run_compare(compare_args);
+    if (merge->parsed()) return flowlik::cli::run_merge(merge_args);
   } catch (const flowlik::Error& e) {
     fmt::print(stderr, "flowlik: error: {}\n", e.what());
     return static_cast<int>(e.code());

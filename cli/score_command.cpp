@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "cli/ci_outputs.h"
-#include "cli/sample_writer.h"
+#include "cli/sample_csv.h"
+#include "cli/shard.h"
 #include "likelihood/comparison.h"
 #include "likelihood/dataset.h"
 #include "likelihood/error.h"
@@ -37,13 +40,42 @@ MeanEstimate read_baseline_bpd(const std::string& path, const ScoreRun& now) {
   }
 }
 
+// The rows of an interrupted run's per-sample file, checked to belong to this shard; a row cut off by the
+// interruption is dropped (and its sample scored again), anything else malformed is an error.
+std::vector<SampleResult> previous_results(const std::string& path, int64_t first, int64_t end, bool quiet) {
+  auto csv = read_sample_csv(path);
+  std::vector<bool> seen(static_cast<size_t>(end - first), false);
+  for (const auto& r : csv.rows) {
+    if (r.index < first || r.index >= end) {
+      throw DataError(fmt::format("{}: holds sample {}, outside this run's samples [{}, {})", path, r.index,
+                                  first, end));
+    }
+    if (seen[static_cast<size_t>(r.index - first)]) {
+      throw DataError(fmt::format("{}: holds sample {} twice", path, r.index));
+    }
+    seen[static_cast<size_t>(r.index - first)] = true;
+  }
+  if (csv.partial_tail) {
+    if (!quiet) {
+      fmt::print(stderr, "flowlik: {}: dropping a last row cut off mid-write; its sample is scored again\n",
+                 path);
+    }
+    std::filesystem::resize_file(path, csv.complete_bytes);
+  }
+  if (!quiet) fmt::print(stderr, "flowlik: resuming: {} samples already in {}\n", csv.rows.size(), path);
+  return std::move(csv.rows);
+}
+
 }  // namespace
 
 CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
   auto* cmd = app.add_subcommand("score", "log-likelihood and bits/dim of a dataset under a model");
   cmd->add_option("model", a.model, "TorchScript model")->required()->check(CLI::ExistingFile);
   add_scoring_options(*cmd, a.scoring);
-  cmd->add_option("--per-sample", a.per_sample, "write per-sample results here (CSV)");
+  cmd->add_option("--per-sample", a.per_sample, "write per-sample results here (CSV), as each completes");
+  cmd->add_option("--shard", a.shard,
+                  "score block I of N (0 <= I < N); default from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE");
+  cmd->add_flag("--resume", a.resume, "keep the samples already in --per-sample and score the rest");
   const std::string gate = "Regression gate (nightly CI)";
   cmd->add_option("--baseline", a.baseline, "a previous report of the same data to compare against")
       ->check(CLI::ExistingFile)->group(gate);
@@ -63,15 +95,34 @@ int run_score(const ScoreCommandArguments& args) {
   if (args.max_regression.has_value() != !args.baseline.empty()) {
     throw UsageError("--max-regression: the gate needs both --baseline REPORT.json and --max-regression BPD");
   }
+  const Shard shard = resolve_shard(args.shard, [](const char* name) { return std::getenv(name); });
+  if (args.resume && args.per_sample.empty()) {
+    throw UsageError("--resume: needs --per-sample FILE.csv, where the samples already done are kept");
+  }
   const Dataset data = load_dataset(args.scoring.data);
+  const auto [first, end] = shard.range(data.size);
   auto report_file = open_report(args.scoring.output);
+  std::vector<SampleResult> done;
+  if (args.resume && std::filesystem::exists(args.per_sample)) {
+    done = previous_results(args.per_sample, first, end, args.scoring.quiet);
+  }
+  std::vector<int64_t> todo;
+  {
+    std::vector<bool> finished(static_cast<size_t>(end - first), false);
+    for (const auto& r : done) finished[static_cast<size_t>(r.index - first)] = true;
+    for (int64_t i = first; i < end; ++i) {
+      if (!finished[static_cast<size_t>(i - first)]) todo.push_back(i);
+    }
+  }
   std::optional<SampleCsvWriter> csv;
-  if (!args.per_sample.empty()) csv.emplace(args.per_sample);
+  if (!args.per_sample.empty()) csv.emplace(args.per_sample, !done.empty());
 
   // Run.
-  auto run = score_model(args.model, args.scoring, setup, data, [&](const SampleResult& r) {
-    if (csv) csv->write(r);
-  });
+  const auto resumed = static_cast<int64_t>(done.size());
+  auto run = score_model(args.model, args.scoring, setup, data, todo, std::move(done),
+                         [&](const SampleResult& r) {
+                           if (csv) csv->write(r);
+                         });
 
   // Report.
   std::vector<GateResult> gates;
@@ -87,6 +138,14 @@ int run_score(const ScoreCommandArguments& args) {
                                     regression, *args.max_regression, rule));
   }
   auto report = make_score_report(run.score);
+  if (shard.count > 1) {
+    report["shard"] = {{"index", shard.index}, {"count", shard.count}, {"source", shard.source},
+                       {"first", first}, {"end", end}};
+  }
+  if (!args.per_sample.empty()) {
+    report["per_sample"] = std::filesystem::absolute(args.per_sample).string();
+  }
+  if (args.resume) report["resumed_samples"] = resumed;
   for (const auto& g : gates) {
     report["gates"].push_back({{"name", g.name}, {"passed", g.passed}, {"regression_bpd", g.regression},
                                {"stderr", g.std_error}, {"limit_bpd", g.threshold},

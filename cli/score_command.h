@@ -11,6 +11,8 @@ struct ScoreCommandArguments {
   std::string model;
   ScoreArguments scoring;
   std::string per_sample;
+  std::optional<std::string> shard;  // "I/N"
+  bool resume = false;
   std::string baseline;                  // a previous report to gate against
   std::optional<double> max_regression;  // bpd
   std::string gate_rule = "mean";

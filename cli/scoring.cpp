@@ -7,12 +7,13 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <numeric>
 #include <vector>
 
 #include "cli/contract_options.h"
 #include "cli/progress.h"
-#include "cli/sample_writer.h"
+#include "cli/sample_csv.h"
 #include "cli/tensor_options.h"
 #include "estimators/trace_factory.h"
 #include "likelihood/dataset.h"
@@ -198,8 +199,15 @@ RunSetup parse_run_setup(const ScoreArguments& args) {
   return setup;
 }
 
+std::vector<int64_t> all_indices(const Dataset& data) {
+  std::vector<int64_t> indices(static_cast<size_t>(data.size));
+  std::iota(indices.begin(), indices.end(), 0);
+  return indices;
+}
+
 ModelRun score_model(const std::string& model_path, const ScoreArguments& args, const RunSetup& setup,
-                     const Dataset& data, const SampleSink& on_sample) {
+                     const Dataset& data, std::span<const int64_t> indices, std::vector<SampleResult> done,
+                     const SampleSink& on_sample) {
   const auto start = std::chrono::steady_clock::now();
   ModelRun run;
   auto [model_file, contract] = load_model_with_contract(model_path, args.contract);
@@ -211,10 +219,9 @@ ModelRun score_model(const std::string& model_path, const ScoreArguments& args, 
   solver.t_data = run.field->contract().t_data();
   solver.t_prior = run.field->contract().t_prior();
 
-  std::vector<int64_t> indices(static_cast<size_t>(data.size));
-  std::iota(indices.begin(), indices.end(), 0);
-  run.results.reserve(indices.size());
-  Progress progress(Progress::mode_for_stderr(args.quiet), data.size);
+  run.results = std::move(done);
+  run.results.reserve(run.results.size() + indices.size());
+  Progress progress(Progress::mode_for_stderr(args.quiet), static_cast<int64_t>(indices.size()));
   const ScoreOptions options{solver, args.batch_size};
   score_dataset(*run.field, *setup.trace, data, *run.preprocessing, options, indices,
                 [&](const SampleResult& r) {
@@ -223,6 +230,8 @@ ModelRun score_model(const std::string& model_path, const ScoreArguments& args, 
                   progress.advance();
                 });
   progress.finish();
+  std::sort(run.results.begin(), run.results.end(),
+            [](const SampleResult& a, const SampleResult& b) { return a.index < b.index; });
 
   ScoreRun& s = run.score;
   s.field = run.field.get();

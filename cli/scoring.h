@@ -62,10 +62,14 @@ struct ModelRun {
   ScoreRun score;
 };
 
-// Loads the model with its contract, scores every sample (calling on_sample as each completes), and
-// summarizes. Throws flowlik::Error for bad input, Error(kAllFailed) when no sample could be scored.
+// Loads the model with its contract, scores data[indices] (calling on_sample as each completes), and
+// summarizes those together with `done`, results of earlier runs (--resume). Throws flowlik::Error for bad
+// input, Error(kAllFailed) when no sample could be scored.
 ModelRun score_model(const std::string& model_path, const ScoreArguments& args, const RunSetup& setup,
-                     const Dataset& data, const SampleSink& on_sample);
+                     const Dataset& data, std::span<const int64_t> indices, std::vector<SampleResult> done,
+                     const SampleSink& on_sample);
+// Every index of the dataset, in order.
+std::vector<int64_t> all_indices(const Dataset& data);
 
 void print_summary(const ScoreRun& run);
 // Opened before any work is done, so an unwritable path fails at once rather than after hours of scoring.

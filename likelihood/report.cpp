@@ -36,11 +36,12 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
 
 }  // namespace
 
-nlohmann::json make_score_report(const ScoreRun& run) {
-  const auto& s = run.summary;
-  const auto& field = *run.field;
-  const auto& data = *run.data;
-  nlohmann::json metrics = {
+nlohmann::json samples_json(const ScoreSummary& s) {
+  return {{"total", s.total}, {"ok", s.ok}, {"excluded", s.total - s.ok}};
+}
+
+nlohmann::json metrics_json(const ScoreSummary& s) {
+  return {
       {"log_likelihood", mean_json(s.log_likelihood)},
       {"bpd", mean_json(s.bpd)},
       {"estimator_stderr",
@@ -48,6 +49,12 @@ nlohmann::json make_score_report(const ScoreRun& run) {
         {"bpd", number_or_null(s.estimator_std_error_bpd)}}},
       {"nfe", {{"mean", s.nfe_mean}, {"max", s.nfe_max}}},
   };
+}
+
+nlohmann::json make_score_report(const ScoreRun& run) {
+  const auto& s = run.summary;
+  const auto& field = *run.field;
+  const auto& data = *run.data;
   return {
       {"schema_version", kReportSchemaVersion},
       {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
@@ -65,8 +72,8 @@ nlohmann::json make_score_report(const ScoreRun& run) {
         {"D", data.dim}}},
       {"preprocessing", preprocessing_json(*run.preprocessing, data.dim)},
       {"options", run.options},
-      {"samples", {{"total", s.total}, {"ok", s.ok}, {"excluded", s.total - s.ok}}},
-      {"metrics", metrics},
+      {"samples", samples_json(s)},
+      {"metrics", metrics_json(s)},
       {"wall_time_s", run.wall_seconds},
   };
 }

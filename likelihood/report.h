@@ -27,5 +27,8 @@ struct ScoreRun {
 inline constexpr int kReportSchemaVersion = 1;
 
 nlohmann::json make_score_report(const ScoreRun& run);
+// The report's "metrics" and "samples" objects for a summary (also used when merging shards).
+nlohmann::json metrics_json(const ScoreSummary& summary);
+nlohmann::json samples_json(const ScoreSummary& summary);
 
 }  // namespace flowlik

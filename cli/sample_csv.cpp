@@ -1,0 +1,150 @@
+#include "cli/sample_csv.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "likelihood/error.h"
+
+namespace flowlik::cli {
+namespace {
+
+constexpr const char* kHeader =
+    "index,log_likelihood,bpd,nfe,status,model_log_likelihood,log_det,prior_log_density,"
+    "estimator_stderr,detail";
+
+// Shortest text that reads back as the same double; empty for a value that does not exist.
+std::string csv_number(double value) {
+  return std::isnan(value) ? std::string() : fmt::format("{}", value);
+}
+
+// RFC 4180: quote a field holding a comma, quote or newline, doubling inner quotes.
+std::string csv_text(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');  // one row per line, always
+  if (text.find_first_of(",\"") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (const char c : text) quoted += (c == '"') ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  return fields;
+}
+
+}  // namespace
+
+SampleCsvWriter::SampleCsvWriter(const std::string& path, bool append)
+    : path_(path), out_(path, append ? std::ios::app : std::ios::trunc) {
+  if (!out_) {
+    throw OutputError(fmt::format("{}: cannot open per-sample file ({})", path, std::strerror(errno)));
+  }
+  if (!append) out_ << kHeader << '\n';
+}
+
+void SampleCsvWriter::write(const SampleResult& r) {
+  out_ << r.index << ',' << csv_number(r.log_likelihood) << ',' << csv_number(r.bpd) << ',' << r.nfe
+       << ',' << to_string(r.status) << ',' << csv_number(r.model_log_likelihood) << ','
+       << csv_number(r.log_det) << ',' << csv_number(r.prior_log_density) << ','
+       << csv_number(r.estimator_std_error) << ',' << csv_text(r.detail) << '\n';
+  out_.flush();
+  if (!out_) throw OutputError(fmt::format("{}: write failed ({})", path_, std::strerror(errno)));
+}
+
+SampleCsv read_sample_csv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(fmt::format("{}: cannot open per-sample file ({})", path, std::strerror(errno)));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  SampleCsv csv;
+  size_t pos = 0;
+  int64_t line_number = 0;
+  auto fail = [&](const std::string& what) {
+    throw DataError(fmt::format("{}: line {}: {}", path, line_number, what));
+  };
+  while (pos < text.size()) {
+    const auto end = text.find('\n', pos);
+    ++line_number;
+    if (end == std::string::npos) {  // cut off mid-write
+      csv.partial_tail = true;
+      break;
+    }
+    const std::string line = text.substr(pos, end - pos);
+    if (line_number == 1) {
+      if (line != kHeader) fail(fmt::format("not a flowlik per-sample header (expected '{}')", kHeader));
+    } else {
+      const auto f = split_csv_line(line);
+      if (f.size() != 10) fail(fmt::format("expected 10 fields, found {}", f.size()));
+      auto number = [&](const std::string& s, const char* column) -> double {
+        if (s.empty()) return std::nan("");
+        double v = NAN;
+        const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc() || p != s.data() + s.size()) fail(fmt::format("{} '{}' is not a number", column, s));
+        return v;
+      };
+      auto integer = [&](const std::string& s, const char* column) {
+        int64_t v = 0;
+        const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v < 0) {
+          fail(fmt::format("{} '{}' is not a non-negative integer", column, s));
+        }
+        return v;
+      };
+      SampleResult r;
+      r.index = integer(f[0], "index");
+      r.log_likelihood = number(f[1], "log_likelihood");
+      r.bpd = number(f[2], "bpd");
+      r.nfe = integer(f[3], "nfe");
+      if (f[4] == "ok") {
+        r.status = SampleStatus::kOk;
+      } else if (f[4] == "failed") {
+        r.status = SampleStatus::kFailed;
+      } else if (f[4] == "nonfinite") {
+        r.status = SampleStatus::kNonFinite;
+      } else {
+        fail(fmt::format("unknown status '{}' (valid: ok, failed, nonfinite)", f[4]));
+      }
+      r.model_log_likelihood = number(f[5], "model_log_likelihood");
+      r.log_det = number(f[6], "log_det");
+      r.prior_log_density = number(f[7], "prior_log_density");
+      r.estimator_std_error = number(f[8], "estimator_stderr");
+      r.detail = f[9];
+      if (r.status == SampleStatus::kOk && !(std::isfinite(r.log_likelihood) && std::isfinite(r.bpd))) {
+        fail("status ok without a finite log_likelihood and bpd");
+      }
+      csv.rows.push_back(r);
+    }
+    pos = end + 1;
+    csv.complete_bytes = pos;
+  }
+  if (line_number == 0) fail("empty file");
+  return csv;
+}
+
+}  // namespace flowlik::cli

@@ -1,0 +1,57 @@
+#include "cli/shard.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "likelihood/error.h"
+
+namespace flowlik::cli {
+namespace {
+
+std::optional<int64_t> parse_int(const std::string& s) {
+  int64_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+Shard checked(int64_t index, int64_t count, const std::string& source, const std::string& what) {
+  if (count < 1 || index < 0 || index >= count) {
+    throw UsageError(fmt::format("{}: shard {} of {} is out of range (need 0 <= I < N)", what, index, count));
+  }
+  return {index, count, source};
+}
+
+}  // namespace
+
+Shard resolve_shard(const std::optional<std::string>& option, const Environment& env) {
+  if (option) {
+    const auto slash = option->find('/');
+    const auto index = slash == std::string::npos ? std::nullopt : parse_int(option->substr(0, slash));
+    const auto count = slash == std::string::npos ? std::nullopt : parse_int(option->substr(slash + 1));
+    if (!index || !count) throw UsageError(fmt::format("--shard: expected I/N, got '{}'", *option));
+    return checked(*index, *count, "--shard", "--shard");
+  }
+  auto variable = [&](const char* name) -> std::optional<int64_t> {
+    const char* value = env(name);
+    if (!value) return std::nullopt;
+    const auto parsed = parse_int(value);
+    if (!parsed) throw UsageError(fmt::format("{}: expected an integer, got '{}'", name, value));
+    return parsed;
+  };
+  if (const auto id = variable("SLURM_ARRAY_TASK_ID")) {
+    const auto count = variable("SLURM_ARRAY_TASK_COUNT");
+    if (!count) throw UsageError("SLURM_ARRAY_TASK_COUNT: not set beside SLURM_ARRAY_TASK_ID");
+    return checked(*id - variable("SLURM_ARRAY_TASK_MIN").value_or(0), *count, "SLURM_ARRAY_TASK_ID",
+                   "SLURM_ARRAY_TASK_ID");
+  }
+  if (const auto rank = variable("RANK")) {
+    const auto world = variable("WORLD_SIZE");
+    if (!world) throw UsageError("WORLD_SIZE: not set beside RANK");
+    return checked(*rank, *world, "RANK", "RANK");
+  }
+  return {};
+}
+
+}  // namespace flowlik::cli

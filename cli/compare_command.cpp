@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "cli/ci_outputs.h"
+#include "cli/html_report.h"
+#include "likelihood/history.h"
 #include "likelihood/comparison.h"
 #include "likelihood/dataset.h"
 #include "likelihood/error.h"
@@ -85,6 +87,20 @@ int run_compare(const CompareArguments& args) {
                                {"rule", to_string(g.rule)}, {"message", g.message}});
   }
   if (report_file) write_report(*report_file, args.scoring.output, report);
+  if (!args.scoring.history.empty()) {
+    for (const auto& model_report : report["models"]) append_history(args.scoring.history, "compare", model_report);
+  }
+  if (!args.scoring.html.empty()) {
+    std::vector<HtmlModel> html_models;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      html_models.push_back({args.models[i], &runs[i].score.summary, &runs[i].results});
+    }
+    std::vector<std::vector<double>> values;
+    for (const auto& p : paired) values.push_back(p.bpd_values);
+    const auto history = args.scoring.history.empty() ? std::vector<HistoryRow>{}
+                                                      : read_history(args.scoring.history);
+    write_html_report(args.scoring.html, html_models, paired, values, gates, history);
+  }
   std::vector<ModelRow> rows;
   for (size_t i = 0; i < runs.size(); ++i) rows.push_back({args.models[i], &runs[i].score.summary});
   if (!args.junit.empty()) write_junit(args.junit, gates);

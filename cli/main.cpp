@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "cli/compare_command.h"
+#include "cli/history_command.h"
 #include "cli/inspect_command.h"
 #include "cli/merge_command.h"
 #include "cli/score_command.h"
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
   auto* compare = flowlik::cli::add_compare_command(app, compare_args);
   flowlik::cli::MergeArguments merge_args;
   auto* merge = flowlik::cli::add_merge_command(app, merge_args);
+  flowlik::cli::HistoryArguments history_args;
+  auto* history = flowlik::cli::add_history_command(app, history_args);
 
   try {
     app.parse(argc, argv);
@@ -39,6 +42,7 @@ int main(int argc, char** argv) {
     if (inspect->parsed()) return flowlik::cli::run_inspect(inspect_args);
     if (compare->parsed()) return flowlik::cli::run_compare(compare_args);
     if (merge->parsed()) return flowlik::cli::run_merge(merge_args);
+    if (history->parsed()) return flowlik::cli::run_history(history_args);
   } catch (const flowlik::Error& e) {
     fmt::print(stderr, "flowlik: error: {}\n", e.what());
     return static_cast<int>(e.code());

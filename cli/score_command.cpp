@@ -8,6 +8,8 @@
 #include <fstream>
 
 #include "cli/ci_outputs.h"
+#include "cli/html_report.h"
+#include "likelihood/history.h"
 #include "cli/sample_csv.h"
 #include "cli/shard.h"
 #include "likelihood/comparison.h"
@@ -152,6 +154,13 @@ int run_score(const ScoreCommandArguments& args) {
                                {"rule", to_string(g.rule)}, {"message", g.message}});
   }
   if (report_file) write_report(*report_file, args.scoring.output, report);
+  if (!args.scoring.history.empty()) append_history(args.scoring.history, "score", report);
+  if (!args.scoring.html.empty()) {
+    const auto history = args.scoring.history.empty() ? std::vector<HistoryRow>{}
+                                                      : read_history(args.scoring.history, args.model);
+    write_html_report(args.scoring.html, {{args.model, &run.score.summary, &run.results}}, {}, {}, gates,
+                      history);
+  }
   if (!args.junit.empty()) write_junit(args.junit, gates);
   if (!args.markdown.empty()) {
     write_markdown(args.markdown, {{args.model, &run.score.summary}}, {}, gates);

@@ -182,6 +182,8 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
   cmd.add_option("--threads", a.threads, "intra-op threads (0: LibTorch's default)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("-o,--output", a.output, "write the JSON report here");
+  cmd.add_option("--history", a.history, "append the result to this SQLite history (created if absent)");
+  cmd.add_option("--html", a.html, "write a self-contained HTML report with plots here");
   cmd.add_flag("-q,--quiet", a.quiet, "no progress and no summary");
 }
 

@@ -39,6 +39,8 @@ struct ScoreArguments {
   int64_t batch_size = 32;
   int threads = 0;  // 0: LibTorch's default
   std::string output;
+  std::string history;  // SQLite file to append each model's result to
+  std::string html;     // self-contained HTML report
   bool quiet = false;
 };
 

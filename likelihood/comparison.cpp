@@ -21,7 +21,7 @@ PairedDifference paired_difference(std::span<const SampleResult> a, std::span<co
     throw Error(ExitCode::kAllFailed,
                 fmt::format("no sample was scored by both model {} and model {}", a_index, b_index));
   }
-  return {a_index, b_index, estimate_mean(ll), estimate_mean(bpd)};
+  return {a_index, b_index, estimate_mean(ll), estimate_mean(bpd), bpd};
 }
 
 GateRule parse_gate_rule(const std::string& name) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "likelihood/score.h"
 #include "likelihood/statistics.h"
@@ -16,6 +17,7 @@ struct PairedDifference {
   int64_t b = 0;  // index of the later model; differences are b minus a
   MeanEstimate log_likelihood_diff;
   MeanEstimate bpd_diff;
+  std::vector<double> bpd_values;  // the per-sample differences behind bpd_diff
 };
 
 // Over the samples scored ok under both models. `a` and `b` hold one result per dataset index, in the

@@ -6,25 +6,12 @@
 #include <cstring>
 #include <fstream>
 
+#include "cli/markup.h"
 #include "likelihood/error.h"
 
 namespace flowlik::cli {
 namespace {
 
-std::string xml_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path);
@@ -44,11 +31,11 @@ void write_junit(const std::string& path, const std::vector<GateResult>& gates) 
   xml += fmt::format("  <testsuite name=\"flowlik.regression\" tests=\"{}\" failures=\"{}\" errors=\"0\">\n",
                      gates.size(), failures);
   for (const auto& g : gates) {
-    xml += fmt::format("    <testcase classname=\"flowlik.regression\" name=\"{}\">\n", xml_escape(g.name));
+    xml += fmt::format("    <testcase classname=\"flowlik.regression\" name=\"{}\">\n", escape_markup(g.name));
     if (!g.passed) {
-      xml += fmt::format("      <failure message=\"{}\" type=\"regression\"/>\n", xml_escape(g.message));
+      xml += fmt::format("      <failure message=\"{}\" type=\"regression\"/>\n", escape_markup(g.message));
     }
-    xml += fmt::format("      <system-out>{}</system-out>\n", xml_escape(g.message));
+    xml += fmt::format("      <system-out>{}</system-out>\n", escape_markup(g.message));
     xml += "    </testcase>\n";
   }
   xml += "  </testsuite>\n</testsuites>\n";

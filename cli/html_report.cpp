@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "cli/markup.h"
 #include "likelihood/error.h"
 
 namespace flowlik::cli {
@@ -17,19 +18,6 @@ constexpr int kWidth = 640;
 constexpr int kHeight = 240;
 constexpr int kMargin = 40;
 
-std::string escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string axes(double x_lo, double x_hi, const std::string& x_label, const std::string& y_label) {
   return fmt::format(
@@ -40,7 +28,7 @@ std::string axes(double x_lo, double x_hi, const std::string& x_label, const std
       "transform='rotate(-90 12 {cy})'>{yl}</text>",
       fmt::arg("m", kMargin), fmt::arg("b", kHeight - kMargin), fmt::arg("r", kWidth - 10),
       fmt::arg("t", 10), fmt::arg("lb", kHeight - kMargin + 16), fmt::arg("lo", x_lo), fmt::arg("hi", x_hi),
-      fmt::arg("c", kWidth / 2), fmt::arg("xl", escape(x_label)), fmt::arg("yl", escape(y_label)),
+      fmt::arg("c", kWidth / 2), fmt::arg("xl", escape_markup(x_label)), fmt::arg("yl", escape_markup(y_label)),
       fmt::arg("cy", kHeight / 2));
 }
 
@@ -96,7 +84,7 @@ std::string svg_trend(const std::vector<HistoryRow>& rows) {
                        "</title></circle>",
                        fmt::arg("x", x), fmt::arg("a", y(rows[i].bpd_mean - 2 * se)),
                        fmt::arg("b", y(rows[i].bpd_mean + 2 * se)), fmt::arg("c", y(rows[i].bpd_mean)),
-                       fmt::arg("t", rows[i].time_utc), fmt::arg("m", escape(rows[i].model_path)),
+                       fmt::arg("t", rows[i].time_utc), fmt::arg("m", escape_markup(rows[i].model_path)),
                        fmt::arg("v", rows[i].bpd_mean));
     line += fmt::format("{}{:.1f},{:.1f}", i ? " " : "", x, y(rows[i].bpd_mean));
   }
@@ -125,19 +113,19 @@ void write_html_report(const std::string& path, const std::vector<HtmlModel>& mo
     const auto& s = *models[i].summary;
     html += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.3f}</td><td>{}/{}</td>"
                         "<td>{:.1f}</td></tr>",
-                        i, escape(models[i].name), s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean, s.ok,
+                        i, escape_markup(models[i].name), s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean, s.ok,
                         s.total, s.nfe_mean);
   }
   html += "</table>";
   for (const auto& g : gates) {
-    html += fmt::format("<p class='{}'>{}</p>", g.passed ? "pass" : "fail", escape(g.message));
+    html += fmt::format("<p class='{}'>{}</p>", g.passed ? "pass" : "fail", escape_markup(g.message));
   }
   for (const auto& m : models) {
     std::vector<double> bpd;
     for (const auto& r : *m.results) {
       if (r.status == SampleStatus::kOk) bpd.push_back(r.bpd);
     }
-    html += fmt::format("<h2>Per-sample bits/dim: {}</h2>", escape(m.name));
+    html += fmt::format("<h2>Per-sample bits/dim: {}</h2>", escape_markup(m.name));
     html += svg_histogram(bpd, "bits per dimension", "histogram");
   }
   for (size_t i = 0; i < paired.size(); ++i) {

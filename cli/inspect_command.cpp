@@ -10,6 +10,7 @@
 #include "estimators/exact_trace.h"
 #include "likelihood/cnf_solver.h"
 #include "likelihood/error.h"
+#include "likelihood/text_number.h"
 #include "likelihood/prior.h"
 #include "likelihood/velocity_field.h"
 
@@ -22,17 +23,11 @@ std::vector<int64_t> parse_shape(const std::string& text) {
   while (start <= text.size()) {
     const auto comma = text.find(',', start);
     const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    size_t used = 0;
-    int64_t value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || value < 1) {
+    const auto value = parse_int64(item);
+    if (!value || *value < 1) {
       throw UsageError(fmt::format("--shape: expected positive integers like 8,8, got '{}'", text));
     }
-    shape.push_back(value);
+    shape.push_back(*value);
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

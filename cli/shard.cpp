@@ -5,16 +5,10 @@
 #include <charconv>
 
 #include "likelihood/error.h"
+#include "likelihood/text_number.h"
 
 namespace flowlik::cli {
 namespace {
-
-std::optional<int64_t> parse_int(const std::string& s) {
-  int64_t v = 0;
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 Shard checked(int64_t index, int64_t count, const std::string& source, const std::string& what) {
   if (count < 1 || index < 0 || index >= count) {
@@ -28,15 +22,15 @@ Shard checked(int64_t index, int64_t count, const std::string& source, const std
 Shard resolve_shard(const std::optional<std::string>& option, const Environment& env) {
   if (option) {
     const auto slash = option->find('/');
-    const auto index = slash == std::string::npos ? std::nullopt : parse_int(option->substr(0, slash));
-    const auto count = slash == std::string::npos ? std::nullopt : parse_int(option->substr(slash + 1));
+    const auto index = slash == std::string::npos ? std::nullopt : parse_int64(option->substr(0, slash));
+    const auto count = slash == std::string::npos ? std::nullopt : parse_int64(option->substr(slash + 1));
     if (!index || !count) throw UsageError(fmt::format("--shard: expected I/N, got '{}'", *option));
     return checked(*index, *count, "--shard", "--shard");
   }
   auto variable = [&](const char* name) -> std::optional<int64_t> {
     const char* value = env(name);
     if (!value) return std::nullopt;
-    const auto parsed = parse_int(value);
+    const auto parsed = parse_int64(value);
     if (!parsed) throw UsageError(fmt::format("{}: expected an integer, got '{}'", name, value));
     return parsed;
   };

@@ -9,6 +9,7 @@
 
 #include "likelihood/error.h"
 #include "likelihood/preprocessing.h"
+#include "likelihood/text_number.h"
 
 namespace flowlik {
 namespace {
@@ -55,17 +56,9 @@ std::string strip_spaces(std::string s) {
 }
 
 double parse_number(const std::string& text, const Origin& origin) {
-  size_t used = 0;
-  double v = NAN;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (text.empty() || used != text.size() || !std::isfinite(v)) {
-    origin.fail(fmt::format("'{}' is not a number", text));
-  }
-  return v;
+  const auto v = parse_finite_double(text);
+  if (!v) origin.fail(fmt::format("'{}' is not a number", text));
+  return *v;
 }
 
 // A manifest value given either as the option's text form or as a JSON object/array: returns the text.

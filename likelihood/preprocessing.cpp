@@ -7,6 +7,7 @@
 
 #include "likelihood/counter_rng.h"
 #include "likelihood/error.h"
+#include "likelihood/text_number.h"
 
 namespace flowlik {
 
@@ -21,18 +22,12 @@ void parse_scale(const std::string& text, Preprocessing& out) {
     out.logit_lambda = kFfjordLambda;
     if (text.size() > 6) {
       const std::string number = text.substr(6);
-      size_t used = 0;
-      double lambda = NAN;
-      try {
-        lambda = std::stod(number, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != number.size() || !(lambda >= 0.0 && lambda < 0.5)) {
+      const auto lambda = parse_finite_double(number);
+      if (!lambda || !(*lambda >= 0.0 && *lambda < 0.5)) {
         throw UsageError(fmt::format(
             "--scale: logit lambda must be a number in [0, 0.5), got '{}'", number));
       }
-      out.logit_lambda = lambda;
+      out.logit_lambda = *lambda;
     }
   } else {
     throw UsageError(fmt::format(

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "likelihood/error.h"
+#include "likelihood/text_number.h"
 
 namespace flowlik {
 
@@ -61,17 +62,9 @@ std::vector<double> parse_numbers(const std::string& text, const std::string& op
   while (start <= text.size()) {
     const auto comma = text.find(',', start);
     const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    size_t used = 0;
-    double value = NAN;
-    try {
-      value = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || !std::isfinite(value)) {
-      throw UsageError(fmt::format("{}: '{}' is not a number (expected {})", option, item, form));
-    }
-    out.push_back(value);
+    const auto value = parse_finite_double(item);
+    if (!value) throw UsageError(fmt::format("{}: '{}' is not a number (expected {})", option, item, form));
+    out.push_back(*value);
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

@@ -1,0 +1,29 @@
+// Whole-string number parsing for options and manifest fields: "1e-5" is a number, "1e-5x", "" and "nan"
+// are not. One place, so every option reads numbers the same way.
+#pragma once
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace flowlik {
+
+inline std::optional<double> parse_finite_double(const std::string& text) {
+  double value = 0.0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+inline std::optional<int64_t> parse_int64(const std::string& text) {
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+}  // namespace flowlik

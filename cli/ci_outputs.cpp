@@ -23,6 +23,21 @@ void write_text(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+void add_gate_options(CLI::App& cmd, GateArguments& a, const std::string& limit_help) {
+  const std::string group = "Regression gate (nightly CI)";
+  cmd.add_option("--max-regression", a.max_regression, limit_help)->group(group);
+  cmd.add_option("--gate-rule", a.rule, "mean, or significant (95% lower bound over the limit)")
+      ->capture_default_str()->group(group);
+  cmd.add_option("--junit", a.junit, "write the gates as JUnit XML here")->group(group);
+  cmd.add_option("--markdown", a.markdown, "write a Markdown summary here")->group(group);
+}
+
+nlohmann::json gate_json(const GateResult& g) {
+  return {{"name", g.name},       {"passed", g.passed},         {"regression_bpd", g.regression},
+          {"stderr", g.std_error}, {"limit_bpd", g.threshold}, {"rule", to_string(g.rule)},
+          {"message", g.message}};
+}
+
 void write_junit(const std::string& path, const std::vector<GateResult>& gates) {
   int failures = 0;
   for (const auto& g : gates) failures += g.passed ? 0 : 1;

@@ -2,6 +2,10 @@
 // job summary page.
 #pragma once
 
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +18,19 @@ struct ModelRow {
   std::string name;
   const ScoreSummary* summary = nullptr;
 };
+
+// The gate options shared by `score` and `compare`.
+struct GateArguments {
+  std::optional<double> max_regression;  // bpd
+  std::string rule = "mean";
+  std::string junit;
+  std::string markdown;
+};
+// `limit_help` says what the limit is measured against.
+void add_gate_options(CLI::App& command, GateArguments& args, const std::string& limit_help);
+
+// A gate as it appears in the JSON reports.
+nlohmann::json gate_json(const GateResult& gate);
 
 // Throws OutputError naming the file.
 void write_junit(const std::string& path, const std::vector<GateResult>& gates);

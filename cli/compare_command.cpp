@@ -27,20 +27,13 @@ CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {
       ->expected(2, -1)
       ->check(CLI::ExistingFile);
   add_scoring_options(*cmd, a.scoring);
-  const std::string gate = "Regression gate (nightly CI)";
-  cmd->add_option("--max-regression", a.max_regression,
-                  "largest paired bpd increase allowed of each model over the first")
-      ->group(gate);
-  cmd->add_option("--gate-rule", a.gate_rule, "mean, or significant (95% lower bound over the limit)")
-      ->capture_default_str()->group(gate);
-  cmd->add_option("--junit", a.junit, "write the gates as JUnit XML here")->group(gate);
-  cmd->add_option("--markdown", a.markdown, "write a Markdown summary here")->group(gate);
+  add_gate_options(*cmd, a.gate, "largest paired bpd increase allowed of each model over the first");
   return cmd;
 }
 
 int run_compare(const CompareArguments& args) {
   const auto setup = parse_run_setup(args.scoring);
-  const auto rule = parse_gate_rule(args.gate_rule);
+  const auto rule = parse_gate_rule(args.gate.rule);
   const Dataset data = load_dataset(args.scoring.data);
   auto report_file = open_report(args.scoring.output);
 
@@ -60,11 +53,11 @@ int run_compare(const CompareArguments& args) {
     }
   }
   std::vector<GateResult> gates;
-  if (args.max_regression) {
+  if (args.gate.max_regression) {
     for (const auto& p : paired) {
       if (p.a != 0) continue;
       gates.push_back(gate_regression(fmt::format("{} vs {}", args.models[p.b], args.models[0]), p.bpd_diff,
-                                      *args.max_regression, rule));
+                                      *args.gate.max_regression, rule));
     }
   }
 
@@ -82,9 +75,7 @@ int run_compare(const CompareArguments& args) {
                                 {"bpd_diff", mean_json(p.bpd_diff)}});
   }
   for (const auto& g : gates) {
-    report["gates"].push_back({{"name", g.name}, {"passed", g.passed}, {"regression_bpd", g.regression},
-                               {"stderr", g.std_error}, {"limit_bpd", g.threshold},
-                               {"rule", to_string(g.rule)}, {"message", g.message}});
+    report["gates"].push_back(gate_json(g));
   }
   if (report_file) write_report(*report_file, args.scoring.output, report);
   if (!args.scoring.history.empty()) {
@@ -103,8 +94,8 @@ int run_compare(const CompareArguments& args) {
   }
   std::vector<ModelRow> rows;
   for (size_t i = 0; i < runs.size(); ++i) rows.push_back({args.models[i], &runs[i].score.summary});
-  if (!args.junit.empty()) write_junit(args.junit, gates);
-  if (!args.markdown.empty()) write_markdown(args.markdown, rows, paired, gates);
+  if (!args.gate.junit.empty()) write_junit(args.gate.junit, gates);
+  if (!args.gate.markdown.empty()) write_markdown(args.gate.markdown, rows, paired, gates);
 
   if (!args.scoring.quiet) {
     fmt::print("{:>3}  {:<40} {:>10} {:>10} {:>14}\n", "#", "model", "bpd", "stderr", "log-lik");

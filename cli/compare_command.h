@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/ci_outputs.h"
 #include "cli/scoring.h"
 
 namespace flowlik::cli {
@@ -11,10 +12,7 @@ namespace flowlik::cli {
 struct CompareArguments {
   std::vector<std::string> models;
   ScoreArguments scoring;
-  std::optional<double> max_regression;  // bpd, each later model against the first
-  std::string gate_rule = "mean";
-  std::string junit;
-  std::string markdown;
+  GateArguments gate;  // each later model against the first
 };
 
 CLI::App* add_compare_command(CLI::App& app, CompareArguments& args);

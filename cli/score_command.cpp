@@ -78,23 +78,18 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
   cmd->add_option("--shard", a.shard,
                   "score block I of N (0 <= I < N); default from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE");
   cmd->add_flag("--resume", a.resume, "keep the samples already in --per-sample and score the rest");
-  const std::string gate = "Regression gate (nightly CI)";
   cmd->add_option("--baseline", a.baseline, "a previous report of the same data to compare against")
-      ->check(CLI::ExistingFile)->group(gate);
-  cmd->add_option("--max-regression", a.max_regression, "largest bpd increase allowed over the baseline")
-      ->group(gate);
-  cmd->add_option("--gate-rule", a.gate_rule, "mean, or significant (95% lower bound over the limit)")
-      ->capture_default_str()->group(gate);
-  cmd->add_option("--junit", a.junit, "write the gate as JUnit XML here")->group(gate);
-  cmd->add_option("--markdown", a.markdown, "write a Markdown summary here")->group(gate);
+      ->check(CLI::ExistingFile)
+      ->group("Regression gate (nightly CI)");
+  add_gate_options(*cmd, a.gate, "largest bpd increase allowed over the baseline");
   return cmd;
 }
 
 int run_score(const ScoreCommandArguments& args) {
   // Parse: every option checked before any work is done.
   const auto setup = parse_run_setup(args.scoring);
-  const auto rule = parse_gate_rule(args.gate_rule);
-  if (args.max_regression.has_value() != !args.baseline.empty()) {
+  const auto rule = parse_gate_rule(args.gate.rule);
+  if (args.gate.max_regression.has_value() != !args.baseline.empty()) {
     throw UsageError("--max-regression: the gate needs both --baseline REPORT.json and --max-regression BPD");
   }
   const Shard shard = resolve_shard(args.shard, [](const char* name) { return std::getenv(name); });
@@ -128,7 +123,7 @@ int run_score(const ScoreCommandArguments& args) {
 
   // Report.
   std::vector<GateResult> gates;
-  if (args.max_regression) {
+  if (args.gate.max_regression) {
     const auto base = read_baseline_bpd(args.baseline, run.score);
     // Unpaired: the baseline's per-sample values are not at hand, so the errors add in quadrature.
     MeanEstimate regression;
@@ -137,7 +132,7 @@ int run_score(const ScoreCommandArguments& args) {
     regression.ci_low = regression.mean - 1.96 * regression.std_error;
     regression.ci_high = regression.mean + 1.96 * regression.std_error;
     gates.push_back(gate_regression(fmt::format("{} vs baseline {}", args.model, args.baseline),
-                                    regression, *args.max_regression, rule));
+                                    regression, *args.gate.max_regression, rule));
   }
   auto report = make_score_report(run.score);
   if (shard.count > 1) {
@@ -149,9 +144,7 @@ int run_score(const ScoreCommandArguments& args) {
   }
   if (args.resume) report["resumed_samples"] = resumed;
   for (const auto& g : gates) {
-    report["gates"].push_back({{"name", g.name}, {"passed", g.passed}, {"regression_bpd", g.regression},
-                               {"stderr", g.std_error}, {"limit_bpd", g.threshold},
-                               {"rule", to_string(g.rule)}, {"message", g.message}});
+    report["gates"].push_back(gate_json(g));
   }
   if (report_file) write_report(*report_file, args.scoring.output, report);
   if (!args.scoring.history.empty()) append_history(args.scoring.history, "score", report);
@@ -161,9 +154,9 @@ int run_score(const ScoreCommandArguments& args) {
     write_html_report(args.scoring.html, {{args.model, &run.score.summary, &run.results}}, {}, {}, gates,
                       history);
   }
-  if (!args.junit.empty()) write_junit(args.junit, gates);
-  if (!args.markdown.empty()) {
-    write_markdown(args.markdown, {{args.model, &run.score.summary}}, {}, gates);
+  if (!args.gate.junit.empty()) write_junit(args.gate.junit, gates);
+  if (!args.gate.markdown.empty()) {
+    write_markdown(args.gate.markdown, {{args.model, &run.score.summary}}, {}, gates);
   }
   if (!args.scoring.quiet) print_summary(run.score);
   for (const auto& g : gates) {

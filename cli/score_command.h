@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/ci_outputs.h"
 #include "cli/scoring.h"
 
 namespace flowlik::cli {
@@ -14,10 +15,7 @@ struct ScoreCommandArguments {
   std::optional<std::string> shard;  // "I/N"
   bool resume = false;
   std::string baseline;                  // a previous report to gate against
-  std::optional<double> max_regression;  // bpd
-  std::string gate_rule = "mean";
-  std::string junit;
-  std::string markdown;
+  GateArguments gate;
 };
 
 CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& args);

@@ -34,7 +34,7 @@ CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {
 int run_compare(const CompareArguments& args) {
   const auto setup = parse_run_setup(args.scoring);
   const auto rule = parse_gate_rule(args.gate.rule);
-  const Dataset data = load_dataset(args.scoring.data);
+  const Dataset data = load_scoring_data(args.scoring);
   auto report_file = open_report(args.scoring.output);
 
   // The same --seed for every model: each sample gets the same dequantization noise and probes under

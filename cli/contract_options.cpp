@@ -13,6 +13,8 @@ void add_contract_options(CLI::App& cmd, ContractOptions& o) {
       ->group(group);
   cmd.add_option("--time-range", o.time_range, "LO,HI integrated, in the model's own time")->group(group);
   cmd.add_option("--prior", o.prior, "standard or normal:SCALE")->group(group);
+  cmd.add_option("--conditioning", o.conditioning, "none, or label: forward takes class labels y last")
+      ->group(group);
 }
 
 }  // namespace flowlik::cli

@@ -66,10 +66,13 @@ int run_inspect(const InspectArguments& args) {
   torch::manual_seed(0);
   const auto x = field.contract().prior_scale * torch::randn({kBatch, field.dim()}, options);
   const double t_mid = 0.5 * (field.contract().t_data() + field.contract().t_prior());
+  // A conditional model is run with label 0.
+  const auto labels = field.contract().conditional ? torch::zeros({kBatch}, options.dtype(torch::kInt64))
+                                                   : torch::Tensor();
   torch::Tensor v;
   {
     torch::NoGradGuard no_grad;
-    v = field.evaluate(x, t_mid);
+    v = field.evaluate(x, t_mid, labels);
   }
   const bool finite = torch::isfinite(v).all().item<bool>();
 
@@ -82,7 +85,8 @@ int run_inspect(const InspectArguments& args) {
   int64_t nfe = 0;
   double log_likelihood = NAN;
   try {
-    const auto solution = integrate_to_prior(field, ExactTrace(1 << 14), x.narrow(0, 0, 1), {}, spec);
+    const auto solution = integrate_to_prior(field, ExactTrace(1 << 14), x.narrow(0, 0, 1), {}, spec,
+                                             labels.defined() ? labels.narrow(0, 0, 1) : labels);
     nfe = solution.nfe;
     log_likelihood = (normal_log_density(solution.x_prior.cpu(), field.contract().prior_scale) +
                       solution.log_density_change.select(1, 0).to(torch::kCPU, torch::kFloat64)).cpu()
@@ -115,7 +119,7 @@ int run_inspect(const InspectArguments& args) {
     fmt::print("  contract          field = value  [source]\n");
     const auto j = contract_json(c);
     for (const char* key : {"signature", "time_input", "time", "parameterization", "schedule",
-                            "time_range", "prior", "shape", "data"}) {
+                            "time_range", "prior", "shape", "data", "conditioning"}) {
       fmt::print("    {:<17} {}  [{}]\n", key, j[key].dump(), c.sources.at(key));
     }
     fmt::print("    integrated        flow time {} -> {}\n", c.t_data(), c.t_prior());

@@ -96,7 +96,7 @@ int run_score(const ScoreCommandArguments& args) {
   if (args.resume && args.per_sample.empty()) {
     throw UsageError("--resume: needs --per-sample FILE.csv, where the samples already done are kept");
   }
-  const Dataset data = load_dataset(args.scoring.data);
+  const Dataset data = load_scoring_data(args.scoring);
   const auto [first, end] = shard.range(data.size);
   auto report_file = open_report(args.scoring.output);
   std::vector<SampleResult> done;

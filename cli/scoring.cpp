@@ -155,6 +155,8 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
   cmd.add_option("--data", a.data, ".npy array [N, *shape]: float32/float64 or uint8")
       ->required()
       ->check(CLI::ExistingFile);
+  cmd.add_option("--labels", a.labels, "class labels [N] (int64 or uint8) for a class-conditional model")
+      ->check(CLI::ExistingFile);
   add_contract_options(cmd, a.contract);
   cmd.add_option("--levels", a.levels, "levels K of discrete data (default 256 for uint8)");
   cmd.add_option("--scale", a.scale, "map of dequantized data to model space: unit|centered|logit[:lambda]");
@@ -207,12 +209,31 @@ std::vector<int64_t> all_indices(const Dataset& data) {
   return indices;
 }
 
+Dataset load_scoring_data(const ScoreArguments& args) {
+  Dataset data = load_dataset(args.data);
+  if (!args.labels.empty()) {
+    data.labels = load_labels(args.labels, data.size);
+    data.labels_path = args.labels;
+  }
+  return data;
+}
+
 ModelRun score_model(const std::string& model_path, const ScoreArguments& args, const RunSetup& setup,
                      const Dataset& data, std::span<const int64_t> indices, std::vector<SampleResult> done,
                      const SampleSink& on_sample) {
   const auto start = std::chrono::steady_clock::now();
   ModelRun run;
   auto [model_file, contract] = load_model_with_contract(model_path, args.contract);
+  if (contract.conditional && !data.labels.defined()) {
+    throw UsageError(fmt::format("--labels: {} is class-conditional (conditioning from {}); give the labels of "
+                                 "the data, one per sample",
+                                 model_path, contract.sources.at("conditioning")));
+  }
+  if (!contract.conditional && data.labels.defined()) {
+    throw UsageError(fmt::format("--labels: {} is not class-conditional (conditioning from {}); its forward "
+                                 "takes no labels",
+                                 model_path, contract.sources.at("conditioning")));
+  }
   run.preprocessing = std::make_unique<Preprocessing>(resolve_preprocessing(args, data, contract));
   run.field = std::make_unique<VelocityField>(std::move(model_file), std::move(contract),
                                               setup.tensor_options);

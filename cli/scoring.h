@@ -21,6 +21,7 @@ namespace flowlik::cli {
 // The options exactly as given on the command line; validated once, in run_score, before any work.
 struct ScoreArguments {
   std::string data;
+  std::string labels;  // class labels for a conditional model
   ContractOptions contract;
   std::optional<int64_t> levels;
   std::optional<std::string> scale;
@@ -55,6 +56,9 @@ struct RunSetup {
   torch::TensorOptions tensor_options;
 };
 RunSetup parse_run_setup(const ScoreArguments& args);
+
+// --data, and --labels if given. Throws DataError naming the file.
+Dataset load_scoring_data(const ScoreArguments& args);
 
 // One model scored on a dataset. Owns what its report points to.
 struct ModelRun {

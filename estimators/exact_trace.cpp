@@ -5,7 +5,8 @@
 namespace flowlik {
 
 VelocityAndTrace ExactTrace::evaluate(const VelocityField& field, const torch::Tensor& x,
-                                      double t, const torch::Tensor&) const {
+                                      double t, const torch::Tensor&,
+                                      const torch::Tensor& labels) const {
   const int64_t batch = x.size(0);
   const int64_t dim = x.size(1);
   // Dimensions per chunk: each chunk evaluates batch * chunk rows.
@@ -19,7 +20,8 @@ VelocityAndTrace ExactTrace::evaluate(const VelocityField& field, const torch::T
     const int64_t count = std::min(chunk, dim - first);
     // Row b * count + j is sample b, probing dimension first + j.
     auto rows = x.detach().repeat_interleave(count, 0).requires_grad_(true);  // [B * count, D]
-    const auto v = field.evaluate(rows, t);                                   // [B * count, D]
+    const auto row_labels = labels.defined() ? labels.repeat_interleave(count, 0) : labels;
+    const auto v = field.evaluate(rows, t, row_labels);                       // [B * count, D]
     const auto directions = identity.narrow(0, first, count).repeat({batch, 1});  // [B * count, D]
     const auto vjp = torch::autograd::grad({v}, {rows}, {directions})[0];         // e_i^T J
     // Diagonal entries J_ii for i in [first, first + count).

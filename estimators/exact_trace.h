@@ -17,7 +17,7 @@ class ExactTrace final : public TraceEstimator {
     return {};
   }
   VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
-                            const torch::Tensor& probes) const override;
+                            const torch::Tensor& probes, const torch::Tensor& labels) const override;
   std::string name() const override { return "exact"; }
 
  private:

@@ -21,7 +21,7 @@ class HutchinsonTrace final : public TraceEstimator {
   torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
                             torch::TensorOptions options) const override;
   VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
-                            const torch::Tensor& probes) const override;
+                            const torch::Tensor& probes, const torch::Tensor& labels) const override;
   std::string name() const override { return "hutchinson"; }
 
  private:

@@ -31,9 +31,10 @@ class TraceEstimator {
   virtual torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
                                     torch::TensorOptions options) const = 0;
 
-  // x: [B, D] at flow time t; probes: as from draw_probes for the same B samples.
+  // x: [B, D] at flow time t; probes: as from draw_probes for the same B samples; labels: [B] int64 for a
+  // conditional model, else undefined.
   virtual VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
-                                    const torch::Tensor& probes) const = 0;
+                                    const torch::Tensor& probes, const torch::Tensor& labels) const = 0;
 
   // For reports: "exact", "hutchinson".
   virtual std::string name() const = 0;

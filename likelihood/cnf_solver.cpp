@@ -32,15 +32,16 @@ Midpoint make_midpoint() {
 class AugmentedDynamics {
  public:
   AugmentedDynamics(const VelocityField& field, const TraceEstimator& trace,
-                    const torch::Tensor& probes, int64_t max_nfe, int64_t* nfe)
-      : field_(field), trace_(trace), probes_(probes), max_nfe_(max_nfe), nfe_(nfe) {}
+                    const torch::Tensor& probes, const torch::Tensor& labels, int64_t max_nfe,
+                    int64_t* nfe)
+      : field_(field), trace_(trace), probes_(probes), labels_(labels), max_nfe_(max_nfe), nfe_(nfe) {}
 
   void operator()(const State& state, State& dstate, double t) const {
     if (++*nfe_ > max_nfe_) {
       throw IntegrationFailure(fmt::format("more than {} function evaluations (--max-nfe)", max_nfe_));
     }
     const auto x = state.narrow(1, 0, field_.dim());  // [B, D]
-    auto result = trace_.evaluate(field_, x, t, probes_);
+    auto result = trace_.evaluate(field_, x, t, probes_, labels_);
     dstate = torch::cat({result.velocity, result.trace}, 1);
   }
 
@@ -48,6 +49,7 @@ class AugmentedDynamics {
   const VelocityField& field_;
   const TraceEstimator& trace_;
   const torch::Tensor& probes_;
+  const torch::Tensor& labels_;
   int64_t max_nfe_;
   int64_t* nfe_;
 };
@@ -103,12 +105,12 @@ bool is_adaptive(SolverKind kind) { return kind == SolverKind::kDopri5; }
 
 FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
                                 const torch::Tensor& x_data, const torch::Tensor& probes,
-                                const SolverSpec& spec) {
+                                const SolverSpec& spec, const torch::Tensor& labels) {
   const int64_t batch = x_data.size(0);
   State state = torch::cat(
       {x_data, torch::zeros({batch, trace.num_estimates()}, x_data.options())}, 1);
   int64_t nfe = 0;
-  const AugmentedDynamics dynamics(field, trace, probes, spec.max_nfe, &nfe);
+  const AugmentedDynamics dynamics(field, trace, probes, labels, spec.max_nfe, &nfe);
   try {
     integrate(spec, dynamics, state);
   } catch (const IntegrationFailure&) {

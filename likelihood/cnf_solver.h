@@ -45,9 +45,10 @@ struct FlowSolution {
   int64_t nfe = 0;            // evaluations of the augmented dynamics for this batch
 };
 
-// x_data: [B, D] in the field's dtype; probes as drawn by `trace` for these B samples.
+// x_data: [B, D] in the field's dtype; probes as drawn by `trace` for these B samples; labels: [B] int64
+// for a conditional model.
 FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
                                 const torch::Tensor& x_data, const torch::Tensor& probes,
-                                const SolverSpec& spec);
+                                const SolverSpec& spec, const torch::Tensor& labels = {});
 
 }  // namespace flowlik

@@ -16,7 +16,7 @@ namespace {
 
 const std::vector<std::string> kManifestFields = {"signature", "time_input", "time",  "parameterization",
                                                   "schedule",  "time_range", "prior", "shape",
-                                                  "data"};
+                                                  "data",      "conditioning"};
 
 // Where one field's value came from, and how to complain about it: a bad option is a usage error that
 // names the option; a bad manifest field is a model error that names the manifest and the field.
@@ -302,6 +302,9 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
       c.prior_scale = parse_prior(manifest_text(v, o), o);
     }
   });
+  r.resolve("conditioning", "--conditioning", options.conditioning, [&](const auto& v, const Origin& o) {
+    c.conditional = parse_choice<bool>(manifest_text(v, o), {{"none", false}, {"label", true}}, o);
+  });
   r.resolve("shape", "", std::nullopt, [&](const auto& v, const Origin& o) {
     if (!v.is_array()) o.fail(fmt::format("expected a list of dimensions, got {}", v.dump()));
     std::vector<int64_t> shape;
@@ -362,6 +365,7 @@ nlohmann::json contract_json(const Contract& c) {
       {"shape", c.shape ? nlohmann::json(*c.shape) : nlohmann::json(nullptr)},
       {"data", {{"levels", c.data_levels ? nlohmann::json(*c.data_levels) : nlohmann::json(nullptr)},
                 {"scale", c.data_scale ? nlohmann::json(*c.data_scale) : nlohmann::json(nullptr)}}},
+      {"conditioning", c.conditional ? "label" : "none"},
       {"sources", c.sources},
   };
   return j;

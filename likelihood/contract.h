@@ -38,6 +38,7 @@ struct Contract {
   std::optional<std::vector<int64_t>> shape;
   std::optional<int64_t> data_levels;
   std::optional<std::string> data_scale;
+  bool conditional = false;  // forward takes a third argument, the class label y: scores log p(x | y)
   // Field name -> where its value came from: "manifest (embedded)", "manifest (FILE)", "option --NAME",
   // "default".
   std::map<std::string, std::string> sources;
@@ -56,6 +57,7 @@ struct ContractOptions {
   std::optional<std::string> schedule;          // --schedule linear[:SIGMA_MIN] | vp[:B0,B1] | cosine | ve:S0,S1
   std::optional<std::string> time_range;        // --time-range LO,HI
   std::optional<std::string> prior;             // --prior standard | normal:SCALE
+  std::optional<std::string> conditioning;      // --conditioning none | label
 };
 
 // `manifest` may be null (no manifest); `manifest_source` names it for messages and the report. Throws

@@ -18,6 +18,8 @@ torch::Tensor as_float64(const NpyArray& array, int64_t rows, int64_t cols) {
       return torch::from_blob(data, {rows, cols}, torch::kFloat64).clone();
     case NpyDtype::kUint8:
       return torch::from_blob(data, {rows, cols}, torch::kUInt8).to(torch::kFloat64);
+    case NpyDtype::kInt64:
+      break;  // refused by load_dataset before this is called
   }
   return {};
 }
@@ -26,6 +28,11 @@ torch::Tensor as_float64(const NpyArray& array, int64_t rows, int64_t cols) {
 
 Dataset load_dataset(const std::string& path) {
   const NpyArray array = read_npy(path);
+  if (array.dtype == NpyDtype::kInt64) {
+    throw DataError(fmt::format("{}: int64 data are not scored (give discrete levels as uint8, continuous "
+                                "data as float32 or float64)",
+                                path));
+  }
   if (array.shape.size() < 2) {
     throw DataError(fmt::format(
         "{}: array has shape ({}), expected [N, *shape] with at least two axes (N samples first)", path,
@@ -49,6 +56,22 @@ Dataset load_dataset(const std::string& path) {
     }
   }
   return data;
+}
+
+torch::Tensor load_labels(const std::string& path, int64_t count) {
+  const NpyArray array = read_npy(path);
+  if (array.shape.size() != 1 || array.shape[0] != count) {
+    throw DataError(fmt::format("{}: labels must have shape ({},), one per sample, found ({})", path, count,
+                                fmt::join(array.shape, ", ")));
+  }
+  auto* data = const_cast<unsigned char*>(array.bytes.data());
+  switch (array.dtype) {
+    case NpyDtype::kInt64: return torch::from_blob(data, {count}, torch::kInt64).clone();
+    case NpyDtype::kUint8: return torch::from_blob(data, {count}, torch::kUInt8).to(torch::kInt64);
+    default:
+      throw DataError(fmt::format("{}: labels must be integers (int64 or uint8), found {}", path,
+                                  to_string(array.dtype)));
+  }
 }
 
 void check_levels(const Dataset& data, int64_t levels, const std::string& source) {

@@ -18,6 +18,8 @@ struct Dataset {
   int64_t size = 0;                   // N
   int64_t dim = 0;                    // D, the product of sample_shape
   torch::Tensor values;               // [N, D] float64: the raw values, integer levels for uint8 data
+  torch::Tensor labels;               // [N] int64 class labels for conditional models; else undefined
+  std::string labels_path;
 
   // Integer data are discrete (dequantized before scoring); float data are continuous.
   bool is_discrete() const { return dtype == NpyDtype::kUint8; }
@@ -26,6 +28,10 @@ struct Dataset {
 // Throws DataError naming the file: unreadable, malformed, fewer than two axes, no samples, or (for float
 // data) values that are not finite.
 Dataset load_dataset(const std::string& path);
+
+// Class labels for a conditional model: a 1-d int64 or uint8 array with one label per sample. Throws
+// DataError naming the file.
+torch::Tensor load_labels(const std::string& path, int64_t count);
 
 // Throws DataError naming the file, the first offending sample and value when a level is >= `levels`;
 // `source` says where the level count came from ("--levels", "the manifest's data.levels").

@@ -19,7 +19,8 @@ constexpr std::string_view kMagic("\x93NUMPY", 6);
 constexpr int64_t kMaxBytes = std::numeric_limits<int64_t>::max();
 // Nesting is bounded so that a hostile header like "((((..." cannot overflow the stack.
 constexpr int kMaxDepth = 32;
-constexpr const char* kExpectedDtypes = "expected float32 '<f4', float64 '<f8' or uint8 '|u1'";
+constexpr const char* kExpectedDtypes =
+    "expected float32 '<f4', float64 '<f8', uint8 '|u1' or int64 '<i8'";
 constexpr const char* kExpectedKeys = "expected 'descr', 'fortran_order' and 'shape'";
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -210,6 +211,8 @@ Header interpret_header(const std::string& path, std::string_view text) {
     h.dtype = NpyDtype::kFloat64;
   } else if (descr.str == "|u1" || descr.str == "<u1" || descr.str == "u1") {
     h.dtype = NpyDtype::kUint8;
+  } else if (descr.str == "<i8") {
+    h.dtype = NpyDtype::kInt64;
   } else {
     const std::string note = descr.str.starts_with('>') ? "big-endian; " : "";
     fail(path, "unsupported dtype '" + printable(descr.str) + "' (" + note + kExpectedDtypes + ")");
@@ -253,11 +256,18 @@ int64_t NpyArray::numel() const { return byte_count(shape, 1); }
 std::string to_string(NpyDtype dtype) {
   return dtype == NpyDtype::kFloat32   ? "float32"
          : dtype == NpyDtype::kFloat64 ? "float64"
+         : dtype == NpyDtype::kInt64   ? "int64"
                                        : "uint8";
 }
 
 size_t item_size(NpyDtype dtype) {
-  return dtype == NpyDtype::kFloat32 ? 4 : dtype == NpyDtype::kFloat64 ? 8 : 1;
+  switch (dtype) {
+    case NpyDtype::kUint8: return 1;
+    case NpyDtype::kFloat32: return 4;
+    case NpyDtype::kFloat64:
+    case NpyDtype::kInt64: return 8;
+  }
+  return 0;
 }
 
 NpyArray read_npy(const std::string& path) {
@@ -333,6 +343,7 @@ void write_npy(const std::string& path, const NpyArray& array) {
   }
   const char* descr = array.dtype == NpyDtype::kFloat32   ? "<f4"
                       : array.dtype == NpyDtype::kFloat64 ? "<f8"
+                      : array.dtype == NpyDtype::kInt64   ? "<i8"
                                                           : "|u1";
   std::string dict = std::string("{'descr': '") + descr +
                      "', 'fortran_order': False, 'shape': " + shape_string(array.shape) + ", }";

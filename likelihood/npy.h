@@ -12,7 +12,7 @@
 
 namespace flowlik {
 
-enum class NpyDtype { kFloat32, kFloat64, kUint8 };
+enum class NpyDtype { kFloat32, kFloat64, kUint8, kInt64 };  // int64: class labels
 
 struct NpyArray {
   NpyDtype dtype = NpyDtype::kFloat32;

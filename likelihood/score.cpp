@@ -22,10 +22,13 @@ class BatchScorer {
     const auto index = torch::tensor(std::vector<int64_t>(batch.begin(), batch.end()));
     const auto input = to_model_space(data_.values.index_select(0, index), batch, pre_);
     const auto probes = trace_.draw_probes(batch, data_.dim, field_.options());
+    const auto labels = data_.labels.defined()
+                            ? data_.labels.index_select(0, index).to(field_.options().device())
+                            : torch::Tensor();
     FlowSolution solution;
     try {
       solution =
-          integrate_to_prior(field_, trace_, input.y.to(field_.options()), probes, options_.solver);
+          integrate_to_prior(field_, trace_, input.y.to(field_.options()), probes, options_.solver, labels);
     } catch (const IntegrationFailure& failure) {
       if (batch.size() > 1) {
         for (size_t i = 0; i < batch.size(); ++i) score(batch.subspan(i, 1));

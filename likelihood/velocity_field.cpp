@@ -73,10 +73,15 @@ VelocityField::VelocityField(ModelFile file, Contract contract, torch::TensorOpt
   const auto forward = module_.find_method("forward");
   if (!forward) throw ModelError(fmt::format("{}: module has no forward method", path_));
   const auto& arguments = forward->function().getSchema().arguments();
-  // arguments[0] is self.
-  if (arguments.size() != 3) {
-    throw ModelError(fmt::format("{}: forward takes {} arguments, expected 2: forward{} with x [B, *shape]",
-                                 path_, arguments.size() - 1, to_string(contract_.signature)));
+  // arguments[0] is self; a conditional model takes the label last.
+  const size_t expected = contract_.conditional ? 3 : 2;
+  if (arguments.size() != expected + 1) {
+    const auto signature = to_string(contract_.signature);
+    throw ModelError(fmt::format(
+        "{}: forward takes {} arguments, expected {}: forward{} with x [B, *shape]{} (conditioning from {})",
+        path_, arguments.size() - 1, expected,
+        contract_.conditional ? signature.substr(0, signature.size() - 1) + ", y)" : signature,
+        contract_.conditional ? " and labels y [B]" : "", contract_.sources.at("conditioning")));
   }
   for (size_t i = 1; i < arguments.size(); ++i) {
     if (arguments[i].type()->kind() != c10::TypeKind::TensorType) {
@@ -114,7 +119,10 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   c10::IValue out;
   try {
     torch::NoGradGuard no_grad;
-    out = call_forward(torch::zeros(batch_shape, options_), 0.5);
+    out = call_forward(torch::zeros(batch_shape, options_), 0.5,
+                       contract_.conditional
+                           ? torch::zeros({kProbeBatch}, options_.dtype(torch::kInt64))
+                           : torch::Tensor());
   } catch (const std::exception& e) {
     shape_.clear();
     throw DataError(fmt::format("{}: forward fails on data of shape {} ({})", path_, shape_string(shape),
@@ -135,23 +143,32 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   }
 }
 
-c10::IValue VelocityField::call_forward(const torch::Tensor& x, double t) const {
+c10::IValue VelocityField::call_forward(const torch::Tensor& x, double t,
+                                       const torch::Tensor& labels) const {
   const double model_time = contract_.time == TimeConvention::kFlow ? t : 1.0 - t;
   const auto options = x.options().requires_grad(false);
   const auto time = contract_.time_input == TimeInput::kVector ? torch::full({x.size(0)}, model_time, options)
                                                                : torch::scalar_tensor(model_time, options);
-  return contract_.signature == Signature::kXT ? module_.forward({x, time}) : module_.forward({time, x});
+  std::vector<c10::IValue> inputs = contract_.signature == Signature::kXT
+                                        ? std::vector<c10::IValue>{x, time}
+                                        : std::vector<c10::IValue>{time, x};
+  if (contract_.conditional) {
+    TORCH_CHECK(labels.defined(), "a conditional model needs labels");
+    inputs.emplace_back(labels);
+  }
+  return module_.forward(inputs);
 }
 
-torch::Tensor VelocityField::network_output(const torch::Tensor& x, double t) const {
+torch::Tensor VelocityField::network_output(const torch::Tensor& x, double t,
+                                           const torch::Tensor& labels) const {
   const int64_t batch = x.size(0);
   std::vector<int64_t> batch_shape{batch};
   batch_shape.insert(batch_shape.end(), shape_.begin(), shape_.end());
-  return call_forward(x.view(batch_shape), t).toTensor().reshape({batch, dim_});
+  return call_forward(x.view(batch_shape), t, labels).toTensor().reshape({batch, dim_});
 }
 
-torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t) const {
-  const auto out = network_output(x, t);
+torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels) const {
+  const auto out = network_output(x, t, labels);
   if (contract_.parameterization == Parameterization::kVelocity) {
     // A diffusion-time velocity is dx/ds with s = 1 - t: dx/dt = -dx/ds.
     return contract_.time == TimeConvention::kFlow ? out : -out;

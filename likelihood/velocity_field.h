@@ -48,10 +48,11 @@ class VelocityField {
   // rejects the shape or the contract declares another, ModelError when the output breaks the contract.
   void bind_shape(const std::vector<int64_t>& shape);
 
-  // x: [B, D] flattened states at flow time t. Returns v: [B, D]. Differentiable with respect to x.
-  torch::Tensor evaluate(const torch::Tensor& x, double t) const;
+  // x: [B, D] flattened states at flow time t; labels: [B] int64 for a conditional model, else undefined.
+  // Returns v: [B, D]. Differentiable with respect to x.
+  torch::Tensor evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels = {}) const;
   // The network's raw output for x: [B, D] at flow time t, reshaped to [B, D].
-  torch::Tensor network_output(const torch::Tensor& x, double t) const;
+  torch::Tensor network_output(const torch::Tensor& x, double t, const torch::Tensor& labels = {}) const;
 
   const std::string& path() const { return path_; }
   const Contract& contract() const { return contract_; }
@@ -65,7 +66,7 @@ class VelocityField {
 
  private:
   // Calls forward as the contract says: argument order, model time, t as [B] or 0-d. x: [B, *shape].
-  c10::IValue call_forward(const torch::Tensor& x, double t) const;
+  c10::IValue call_forward(const torch::Tensor& x, double t, const torch::Tensor& labels) const;
 
   std::string path_;
   // forward() is not const in the TorchScript API although evaluating the model changes nothing.

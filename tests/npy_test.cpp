@@ -88,7 +88,7 @@ class NpyTest : public ::testing::Test {
 
 TEST_F(NpyTest, RoundTripsEveryDtypeAndShape) {
   const std::vector<std::vector<int64_t>> shapes = {{}, {0}, {3}, {2, 3, 4}};
-  for (NpyDtype dtype : {NpyDtype::kFloat32, NpyDtype::kFloat64, NpyDtype::kUint8}) {
+  for (NpyDtype dtype : {NpyDtype::kFloat32, NpyDtype::kFloat64, NpyDtype::kUint8, NpyDtype::kInt64}) {
     for (const auto& shape : shapes) {
       NpyArray array{dtype, shape, {}};
       array.bytes.resize(size_t(array.numel()) * item_size(dtype));
@@ -238,9 +238,9 @@ std::string Dict(const std::string& descr, const std::string& order, const std::
 }
 
 TEST_F(NpyTest, RejectsUnsupportedDtypes) {
-  EXPECT_THAT(ReadError("i8.npy", NumpyHeader(1, Dict("'<i8'", "False", "(1,)")) + "12345678"),
-              HasSubstr("unsupported dtype '<i8' (expected float32 '<f4', float64 '<f8' or "
-                        "uint8 '|u1')"));
+  EXPECT_THAT(ReadError("i4.npy", NumpyHeader(1, Dict("'<i4'", "False", "(1,)")) + "1234"),
+              HasSubstr("unsupported dtype '<i4' (expected float32 '<f4', float64 '<f8', "
+                        "uint8 '|u1' or int64 '<i8')"));
   EXPECT_THAT(ReadError("be.npy", NumpyHeader(1, Dict("'>f4'", "False", "(1,)")) + "1234"),
               HasSubstr("unsupported dtype '>f4' (big-endian;"));
   for (const char* descr : {"'<f2'", "'|b1'", "'<c8'", "'|S3'", "'=f4'"}) {

@@ -224,6 +224,8 @@ TEST(ContractTest, BadManifestFieldsNameTheManifestAndField) {
               HasSubstr("field 'data': 'levels' must be in [2, 256], got 1000"));
   EXPECT_THAT(error_of<ModelError>({{"data", {{"scale", "minmax"}}}}),
               HasSubstr("field 'data': unknown map 'minmax'"));
+  EXPECT_THAT(error_of<ModelError>({{"conditioning", "class"}}),
+              HasSubstr("field 'conditioning': unknown value 'class' (valid: none, label)"));
   EXPECT_THAT(error_of<ModelError>({{"data", {{"level", 17}}}}),
               HasSubstr("field 'data': 'level' is not a data key (valid: levels, scale)"));
 }

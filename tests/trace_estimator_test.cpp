@@ -49,7 +49,7 @@ TEST_P(ExactTraceTest, MatchesClosedFormVelocityAndDivergence) {
       std::vector<double> flat = point;
       flat.insert(flat.end(), point.begin(), point.end());
       const auto x = torch::tensor(flat, torch::kFloat64).view({2, params.dim()});
-      const auto result = exact.evaluate(field, x, t, {});
+      const auto result = exact.evaluate(field, x, t, {}, {});
       const FieldValue expected = test::mixture_field(params, t, point);
       for (int64_t b = 0; b < 2; ++b) {
         // Float64 throughout; the only error is rounding in a few dozen operations.
@@ -95,7 +95,7 @@ Moments hutchinson_moments(const VelocityField& field, ProbeNoise noise, double 
   const auto drawn = estimator.draw_probes(sample, field.dim(), torch::kFloat64);
   const auto xt = torch::tensor(x, torch::kFloat64).view({1, field.dim()});
   const auto estimates =
-      estimator.evaluate(field, xt, t, drawn).trace[0];  // [K]
+      estimator.evaluate(field, xt, t, drawn, {}).trace[0];  // [K]
   return {estimates.mean().item<double>(), estimates.var().item<double>()};
 }
 

@@ -37,8 +37,10 @@ def _time_tensor(value, batch, time_input, like):
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
-def _arguments(x, t, signature):
-    return (x, t) if signature == "(x,t)" else (t, x)
+def _arguments(x, t, signature, labels=None):
+    """forward's arguments in the contract's order; a class-conditional model takes the labels last."""
+    args = (x, t) if signature == "(x,t)" else (t, x)
+    return args if labels is None else args + (labels,)
 
 
 def _check_example_t(example_t, example_x, time_input):
@@ -70,17 +72,18 @@ def _check_output(out, x, where):
                             f"{where}, expected the same")
 
 
-def _call(module, x, t, signature, time_input, where):
+def _call(module, x, t, signature, time_input, where, labels=None):
     try:
         with torch.no_grad():
-            return module(*_arguments(x.clone(), t.clone(), signature))
+            return module(*_arguments(x.clone(), t.clone(), signature, labels))
     except Exception as e:  # the model's own error, whatever its type: name the call that failed
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ContractError(f"forward: fails {where}, called as forward{signature.replace(',', ', ')} with "
                             f"t a {time_input} ({first})") from e
 
 
-def _check_agreement(original, exported, manifest, example_x, method, check_batches, atol, rtol):
+def _check_agreement(original, exported, manifest, example_x, method, check_batches, atol, rtol,
+                     num_classes=None):
     """Calls both modules as flowlik will on random x at times across the time range; raises on a mismatch."""
     signature = manifest.get("signature", "(x, t)").replace(" ", "")
     time_input = manifest.get("time_input", "vector")
@@ -94,12 +97,14 @@ def _check_agreement(original, exported, manifest, example_x, method, check_batc
     for batch in check_batches:
         x = torch.randn((batch, *example_x.shape[1:]), generator=generator, dtype=torch.float64) * scale
         x = x.to(dtype=example_x.dtype, device=example_x.device)
+        labels = (None if num_classes is None else
+                  torch.randint(0, num_classes, (batch,), generator=generator).to(example_x.device))
         for fraction in _CHECK_TIMES:
             value = lo + fraction * (hi - lo)
             t = _time_tensor(value, batch, time_input, x)
             where = f"(batch {batch}, t = {value:g})"
-            expected = _call(original, x, t, signature, time_input, where + " by the original module")
-            got = _call(exported, x, t, signature, time_input, where + " by the exported module")
+            expected = _call(original, x, t, signature, time_input, where + " by the original module", labels)
+            got = _call(exported, x, t, signature, time_input, where + " by the exported module", labels)
             _check_output(expected, x, where + " by the original module")
             _check_output(got, x, where + " by the exported module")
             if not torch.isfinite(got).all():
@@ -114,7 +119,7 @@ def _check_agreement(original, exported, manifest, example_x, method, check_batc
 
 
 def export(module, path, contract, example_x, example_t=None, *, method="script", check_batches=(1, 3),
-           atol=1e-5, rtol=1e-4):
+           atol=1e-5, rtol=1e-4, num_classes=None):
     """Exports `module` to the TorchScript file `path` with `contract` embedded as the manifest flowlik reads.
 
     module: a torch.nn.Module whose forward takes x [B, *shape] and t as the contract says.
@@ -124,6 +129,9 @@ def export(module, path, contract, example_x, example_t=None, *, method="script"
     method: "script" (torch.jit.script) or "trace" (torch.jit.trace on the example inputs).
     check_batches, atol, rtol: batch sizes and tolerances of the check of the exported file against
     `module` at several times across the time range.
+
+    num_classes: for a class-conditional model (contract "conditioning": "label", forward(x, t, y)), the
+    number of classes; the check draws labels in [0, num_classes).
 
     Returns the manifest written. Raises ContractError (a ValueError) for a bad contract or a model that
     breaks it, ExportMismatchError (an AssertionError) when the exported module disagrees with `module`.
@@ -151,7 +159,15 @@ def export(module, path, contract, example_x, example_t=None, *, method="script"
         example_t = _time_tensor(0.5 * (lo + hi), example_x.shape[0], time_input, example_x)
     else:
         _check_example_t(example_t, example_x, time_input)
-    example_args = _arguments(example_x, example_t, manifest.get("signature", "(x, t)").replace(" ", ""))
+    conditional = manifest.get("conditioning", "none") == "label"
+    if conditional != (num_classes is not None):
+        raise ValueError("num_classes: give it exactly when the contract says \"conditioning\": \"label\"")
+    if conditional and not (isinstance(num_classes, int) and num_classes >= 1):
+        raise ValueError(f"num_classes: expected a positive int, got {num_classes!r}")
+    example_labels = (torch.zeros(example_x.shape[0], dtype=torch.int64, device=example_x.device)
+                      if conditional else None)
+    example_args = _arguments(example_x, example_t, manifest.get("signature", "(x, t)").replace(" ", ""),
+                              example_labels)
 
     path = os.fspath(path)
     module.eval()
@@ -167,5 +183,5 @@ def export(module, path, contract, example_x, example_t=None, *, method="script"
         raise ExportMismatchError(f"{path}: the embedded {MANIFEST_NAME} reads back as {written!r}, "
                                   f"expected {text}")
     loaded.eval()
-    _check_agreement(module, loaded, manifest, example_x, method, check_batches, atol, rtol)
+    _check_agreement(module, loaded, manifest, example_x, method, check_batches, atol, rtol, num_classes)
     return manifest

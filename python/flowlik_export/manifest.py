@@ -10,7 +10,8 @@ import numbers
 import re
 
 FIELDS = ("signature", "time_input", "time", "parameterization", "schedule", "time_range", "prior",
-          "shape", "data")
+          "shape", "data", "conditioning")
+CONDITIONINGS = ("none", "label")
 SIGNATURES = ("(x, t)", "(t, x)")
 TIME_INPUTS = ("vector", "scalar")
 TIMES = ("flow", "diffusion")
@@ -251,6 +252,8 @@ def validate_contract(contract):
         _check_shape(c["shape"])
     if "data" in c:
         _check_data(c["data"])
+    if "conditioning" in c:
+        _choice("conditioning", c["conditioning"], CONDITIONINGS)
 
     if parameterization != "velocity":
         if schedule is None:

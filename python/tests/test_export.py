@@ -274,3 +274,28 @@ def test_flowlik_scores_an_exported_noise_model(tmp_path):
     assert contract["sources"]["parameterization"] == "manifest (embedded)"
     assert contract["parameterization"] == "noise" and contract["schedule"] == "vp:0.1,20"
     assert contract["time_range"] == [1e-3, 1.0] and contract["flow_time_integrated"] == [0.999, 0.0]
+
+
+class _ConditionalVelocity(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(3, 4)
+        self.linear = torch.nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(x)) * t.reshape(-1, 1) + self.embed(y)
+
+
+def test_class_conditional_export_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = _ConditionalVelocity()
+    path = tmp_path / "cond.pt"
+    manifest = export(model, path, {"conditioning": "label"}, torch.randn(5, 4), num_classes=3)
+    assert manifest["conditioning"] == "label"
+    loaded = torch.jit.load(str(path))
+    x, t, y = torch.randn(2, 4), torch.rand(2), torch.tensor([0, 2])
+    assert torch.allclose(loaded(x, t, y), model(x, t, y))
+    with pytest.raises(ValueError, match="num_classes"):
+        export(model, tmp_path / "c2.pt", {"conditioning": "label"}, torch.randn(5, 4))
+    with pytest.raises(ValueError, match="conditioning"):
+        export(model, tmp_path / "c3.pt", {"conditioning": "class"}, torch.randn(5, 4), num_classes=3)

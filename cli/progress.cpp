@@ -41,14 +41,14 @@ void Progress::advance() {
     next_line_at_ += std::max<int64_t>(1, total_ / 10);
   }
   last_draw_ = now;
-  draw(false);
+  draw();
 }
 
 void Progress::finish() {
   if (mode_ == Mode::kBar) std::fputs("\n", stderr);
 }
 
-void Progress::draw(bool) {
+void Progress::draw() {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? done_ / elapsed : 0.0;
   const std::string eta = rate > 0 ? format_duration((total_ - done_) / rate) : "?";

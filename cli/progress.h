@@ -16,7 +16,7 @@ class Progress {
   void finish();
 
  private:
-  void draw(bool last);
+  void draw();
 
   Mode mode_;
   int64_t total_;

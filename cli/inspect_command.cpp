@@ -19,17 +19,12 @@ namespace {
 
 std::vector<int64_t> parse_shape(const std::string& text) {
   std::vector<int64_t> shape;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const auto& item : split_on_commas(text)) {
     const auto value = parse_int64(item);
     if (!value || *value < 1) {
       throw UsageError(fmt::format("--shape: expected positive integers like 8,8, got '{}'", text));
     }
     shape.push_back(*value);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return shape;
 }

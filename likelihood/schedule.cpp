@@ -58,15 +58,10 @@ namespace {
 std::vector<double> parse_numbers(const std::string& text, const std::string& option,
                                   const std::string& form) {
   std::vector<double> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const auto& item : split_on_commas(text)) {
     const auto value = parse_finite_double(item);
     if (!value) throw UsageError(fmt::format("{}: '{}' is not a number (expected {})", option, item, form));
     out.push_back(*value);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return out;
 }

@@ -7,8 +7,21 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace flowlik {
+
+// "a,b,c" -> {"a", "b", "c"}; "" -> {""}: empty items stay, so the caller can name them as bad numbers.
+inline std::vector<std::string> split_on_commas(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (true) {
+    const auto comma = text.find(',', start);
+    items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
 
 inline std::optional<double> parse_finite_double(const std::string& text) {
   double value = 0.0;

@@ -80,7 +80,8 @@ def test_a_trace_that_misses_a_branch_is_caught(tmp_path):
     export(BranchOnTime(), tmp_path / "s.pt", {}, torch.randn(4, 3), method="script")
 
 
-def test_an_exported_module_that_disagrees_is_caught(tmp_path, monkeypatch):
+def _perturb_reloads(monkeypatch, offset):
+    """Makes the exporter's reload return the saved module plus `offset`, as a broken export would."""
     real_load = torch.jit.load
 
     class Perturbed(torch.nn.Module):
@@ -89,25 +90,19 @@ def test_an_exported_module_that_disagrees_is_caught(tmp_path, monkeypatch):
             self.inner = inner
 
         def forward(self, x, t):
-            return self.inner(x, t) + 1e-3
+            return self.inner(x, t) + offset
 
     monkeypatch.setattr(torch.jit, "load", lambda *a, **k: Perturbed(real_load(*a, **k)))
+
+
+def test_an_exported_module_that_disagrees_is_caught(tmp_path, monkeypatch):
+    _perturb_reloads(monkeypatch, 1e-3)
     with pytest.raises(ExportMismatchError, match=r"max abs diff 0\.001"):
         export(MLP(), tmp_path / "m.pt", {}, torch.randn(4, 3))
 
 
 def test_the_tolerance_is_applied(tmp_path, monkeypatch):
-    real_load = torch.jit.load
-
-    class Perturbed(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x, t):
-            return self.inner(x, t) + 1e-7
-
-    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: Perturbed(real_load(*a, **k)))
+    _perturb_reloads(monkeypatch, 1e-7)
     export(MLP(), tmp_path / "ok.pt", {}, torch.randn(4, 3))  # within atol 1e-5
     with pytest.raises(ExportMismatchError):
         export(MLP(), tmp_path / "tight.pt", {}, torch.randn(4, 3), atol=1e-9, rtol=0)

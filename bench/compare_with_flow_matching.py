@@ -62,8 +62,8 @@ def main():
         subprocess.run(cmd, check=True)
         flowlik_wall = time.perf_counter() - start
         report = json.loads((tmp / "r.json").read_text())
-        with open(tmp / "s.csv") as f:
-            rows = list(csv.DictReader(f))
+        with open(tmp / "s.csv") as f:  # the first line is the run's identity, a comment
+            rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     flowlik_ll = np.array([float(r["log_likelihood"]) for r in rows])
 
     start = time.perf_counter()

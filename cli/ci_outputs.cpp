@@ -7,25 +7,20 @@
 #include <fstream>
 
 #include "cli/markup.h"
+#include "cli/number_options.h"
+#include "io/output_file.h"
 #include "likelihood/error.h"
 
 namespace flowlik::cli {
 namespace {
 
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  if (!out) throw OutputError(fmt::format("{}: cannot create file ({})", path, std::strerror(errno)));
-  out << text;
-  out.flush();
-  if (!out) throw OutputError(fmt::format("{}: write failed ({})", path, std::strerror(errno)));
-}
+void write_text(const std::string& path, const std::string& text) { write_file_atomically(path, text); }
 
 }  // namespace
 
 void add_gate_options(CLI::App& cmd, GateArguments& a, const std::string& limit_help) {
   const std::string group = "Regression gate (nightly CI)";
-  cmd.add_option("--max-regression", a.max_regression, limit_help)->group(group);
+  cmd.add_option("--max-regression", a.max_regression, limit_help)->check(finite_number())->group(group);
   cmd.add_option("--gate-rule", a.rule, "mean, or significant (95% lower bound over the limit)")
       ->capture_default_str()->group(group);
   cmd.add_option("--junit", a.junit, "write the gates as JUnit XML here")->group(group);

@@ -8,6 +8,7 @@
 #include "likelihood/comparison.h"
 #include "likelihood/dataset.h"
 #include "likelihood/error.h"
+#include "likelihood/file_digest.h"
 #include "likelihood/statistics.h"
 
 namespace flowlik::cli {
@@ -34,15 +35,31 @@ CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {
 int run_compare(const CompareArguments& args) {
   const auto setup = parse_run_setup(args.scoring);
   const auto rule = parse_gate_rule(args.gate.rule);
+  const std::vector<NamedFile> outputs = {{"-o", args.scoring.output},   {"--html", args.scoring.html},
+                                          {"--junit", args.gate.junit},  {"--markdown", args.gate.markdown},
+                                          {"--history", args.scoring.history}};
+  check_outputs_distinct(run_inputs(args.models, args.scoring), outputs);
+  for (const auto& out : outputs) {
+    if (!out.path.empty()) check_can_create(out.path, out.option == "-o" ? "report" : "file");
+  }
   const Dataset data = load_scoring_data(args.scoring);
-  auto report_file = open_report(args.scoring.output);
+  const auto data_sha256 = sha256_file(data.path);
+
+  // Every model loaded, and checked to see the data as the first does, before any is scored.
+  std::vector<PreparedModel> models;
+  for (const auto& path : args.models) {
+    models.push_back(prepare_model(path, args.scoring, setup, data));
+    check_same_data_view(models.front(), models.back());
+  }
 
   // The same --seed for every model: each sample gets the same dequantization noise and probes under
   // every model, since both are keyed by (seed, sample index).
   std::vector<ModelRun> runs;
-  for (size_t i = 0; i < args.models.size(); ++i) {
+  for (size_t i = 0; i < models.size(); ++i) {
     if (!args.scoring.quiet) fmt::print(stderr, "model {}: {}\n", i, args.models[i]);
-    runs.push_back(score_model(args.models[i], args.scoring, setup, data, all_indices(data), {}, {}));
+    runs.push_back(
+        score_model(std::move(models[i]), args.scoring, setup, data, data_sha256, all_indices(data), {}, {}));
+    if (runs.back().score.summary.ok == 0) throw all_failed_error(runs.back().score.summary.total);
   }
 
   std::vector<PairedDifference> paired;
@@ -77,7 +94,7 @@ int run_compare(const CompareArguments& args) {
   for (const auto& g : gates) {
     report["gates"].push_back(gate_json(g));
   }
-  if (report_file) write_report(*report_file, args.scoring.output, report);
+  if (!args.scoring.output.empty()) write_report(args.scoring.output, report);
   if (!args.scoring.history.empty()) {
     for (const auto& model_report : report["models"]) append_history(args.scoring.history, "compare", model_report);
   }

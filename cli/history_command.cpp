@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cli/html_report.h"
+#include "io/output_file.h"
 #include "likelihood/history.h"
 
 namespace flowlik::cli {
@@ -17,6 +18,9 @@ CLI::App* add_history_command(CLI::App& app, HistoryArguments& a) {
 }
 
 int run_history(const HistoryArguments& args) {
+  const std::vector<NamedFile> inputs = {{"database", args.database}};
+  const std::vector<NamedFile> outputs = {{"--html", args.html}};
+  check_outputs_distinct(inputs, outputs);
   const auto rows = read_history(args.database, args.model);
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();

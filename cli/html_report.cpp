@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "cli/markup.h"
+#include "io/output_file.h"
 #include "likelihood/error.h"
 
 namespace flowlik::cli {
@@ -138,10 +139,7 @@ void write_html_report(const std::string& path, const std::vector<HtmlModel>& mo
     html += "<h2>bits/dim over time</h2>" + svg_trend(history);
   }
   html += "</body></html>\n";
-  std::ofstream out(path);
-  if (!out) throw OutputError(fmt::format("{}: cannot create file ({})", path, std::strerror(errno)));
-  out << html;
-  if (!out) throw OutputError(fmt::format("{}: write failed ({})", path, std::strerror(errno)));
+  write_file_atomically(path, html);
 }
 
 }  // namespace flowlik::cli

@@ -3,11 +3,15 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <fstream>
+#include <string>
 
 #include "cli/contract_options.h"
 #include "cli/tensor_options.h"
-#include "estimators/exact_trace.h"
+#include "estimators/hutchinson_trace.h"
 #include "likelihood/cnf_solver.h"
 #include "likelihood/error.h"
 #include "likelihood/text_number.h"
@@ -27,6 +31,101 @@ std::vector<int64_t> parse_shape(const std::string& text) {
     shape.push_back(*value);
   }
   return shape;
+}
+
+constexpr int64_t kDefaultMaxRows = 1 << 14;  // `flowlik score`'s --max-rows
+constexpr int64_t kDefaultBatch = 32;          // and --batch-size
+
+// Peak resident memory of this process since the last reset_peak_memory(), from /proc (Linux); -1 where
+// it cannot be read.
+int64_t peak_resident_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmHWM:")) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+int64_t resident_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+// Writing 5 to clear_refs resets VmHWM to the current resident size (Linux 4.0 and later).
+void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+struct Cost {
+  double velocity_ms = NAN;
+  double hutchinson_ms = NAN;
+  double exact_ms = NAN;
+  int64_t exact_rows = 0;
+  double exact_peak_bytes = NAN;
+  std::string solve_status = "ok";
+  int64_t nfe = 0;
+  double solve_seconds = 0.0;
+  double log_likelihood = NAN;
+};
+
+template <class F>
+double milliseconds(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// x: [1, D], one sample.
+Cost measure_cost(const VelocityField& field, const torch::Tensor& x, const torch::Tensor& labels) {
+  Cost cost;
+  const double t_mid = 0.5 * (field.contract().t_data() + field.contract().t_prior());
+  {
+    torch::NoGradGuard no_grad;
+    field.evaluate(x, t_mid, labels);  // warm-up
+    cost.velocity_ms = milliseconds([&] { field.evaluate(x, t_mid, labels); });
+  }
+  const std::vector<int64_t> sample{0};
+  const HutchinsonTrace one_probe(ProbeNoise::kRademacher, 1, 0);
+  const auto probe = one_probe.draw_probes(sample, field.dim(), field.options());
+  one_probe.evaluate(field, x, t_mid, probe, labels);  // warm-up
+  cost.hutchinson_ms = milliseconds([&] { one_probe.evaluate(field, x, t_mid, probe, labels); });
+
+  // The exact trace is D rows of vector-Jacobian products per sample, in chunks of --max-rows; the cost
+  // of R rows is that of R Hutchinson probes on one sample, measured on a chunk of at most 64 rows.
+  cost.exact_rows = std::min<int64_t>(field.dim(), 64);
+  const HutchinsonTrace chunk(ProbeNoise::kRademacher, cost.exact_rows, 0);
+  const auto probes = chunk.draw_probes(sample, field.dim(), field.options());
+  const int64_t before = resident_bytes();
+  reset_peak_memory();
+  const double chunk_ms = milliseconds([&] { chunk.evaluate(field, x, t_mid, probes, labels); });
+  const int64_t peak = peak_resident_bytes();
+  const double rows = static_cast<double>(cost.exact_rows);
+  cost.exact_ms = chunk_ms * static_cast<double>(field.dim()) / rows;
+  if (before >= 0 && peak >= before) {
+    const double per_row = static_cast<double>(peak - before) / rows;
+    const double rows_at_once = static_cast<double>(std::min(field.dim() * kDefaultBatch, kDefaultMaxRows));
+    cost.exact_peak_bytes = static_cast<double>(before) + per_row * rows_at_once;
+  }
+
+  // One sample solved with the score defaults but the Hutchinson trace, bounded to about 30 seconds.
+  SolverSpec spec;
+  spec.t_data = field.contract().t_data();
+  spec.t_prior = field.contract().t_prior();
+  spec.max_nfe = std::clamp<int64_t>(static_cast<int64_t>(30e3 / std::max(cost.hutchinson_ms, 1e-3)), 50, 5000);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    const auto solution = integrate_to_prior(field, one_probe, x, probe, spec, labels);
+    cost.nfe = solution.nfe;
+    cost.log_likelihood = (normal_log_density(solution.x_prior.cpu(), field.contract().prior_scale) +
+                           solution.log_density_change.select(1, 0).to(torch::kCPU, torch::kFloat64))
+                              .item<double>();
+  } catch (const IntegrationFailure& e) {
+    cost.solve_status = std::string("failed: ") + e.what();
+    cost.nfe = e.nfe();
+  }
+  cost.solve_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return cost;
 }
 
 }  // namespace
@@ -71,28 +170,18 @@ int run_inspect(const InspectArguments& args) {
   }
   const bool finite = torch::isfinite(v).all().item<bool>();
 
-  // Smoke run 2: one sample integrated with the defaults of `flowlik score`.
-  SolverSpec spec;
-  spec.t_data = field.contract().t_data();
-  spec.t_prior = field.contract().t_prior();
-  const auto start = std::chrono::steady_clock::now();
-  std::string solve_status = "ok";
-  int64_t nfe = 0;
-  double log_likelihood = NAN;
-  try {
-    const auto solution = integrate_to_prior(field, ExactTrace(1 << 14), x.narrow(0, 0, 1), {}, spec,
-                                             labels.defined() ? labels.narrow(0, 0, 1) : labels);
-    nfe = solution.nfe;
-    log_likelihood = (normal_log_density(solution.x_prior.cpu(), field.contract().prior_scale) +
-                      solution.log_density_change.select(1, 0).to(torch::kCPU, torch::kFloat64)).cpu()
-                         .item<double>();
-  } catch (const IntegrationFailure& e) {
-    solve_status = std::string("failed: ") + e.what();
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Cost, in seconds at any model size: one evaluation of each estimator is timed, and one sample is
+  // solved with the cheap Hutchinson trace; the exact trace is never run over a whole solve here (a
+  // 3x32x32 model would take minutes and gigabytes), its cost is extrapolated from a chunk of rows.
+  const auto cost = measure_cost(field, x.narrow(0, 0, 1), labels.defined() ? labels.narrow(0, 0, 1) : labels);
+  const std::string solve_status = cost.solve_status;
+  const int64_t nfe = cost.nfe;
+  const double seconds = cost.solve_seconds;
+  const double log_likelihood = cost.log_likelihood;
 
   nlohmann::json report = {
       {"model", field.path()},
+      {"format", field.format()},
       {"parameters", {{"count", field.parameter_count()}, {"dtype", field.parameter_dtype()}}},
       {"contract", contract_json(field.contract())},
       {"smoke",
@@ -102,14 +191,29 @@ int run_inspect(const InspectArguments& args) {
         {"finite", finite},
         {"flow_time", t_mid},
         {"one_sample", {{"status", solve_status}, {"nfe", nfe}, {"seconds", seconds},
+                        {"trace", "hutchinson (rademacher, 1 probe)"},
                         {"log_likelihood", std::isfinite(log_likelihood) ? nlohmann::json(log_likelihood)
                                                                          : nlohmann::json(nullptr)}}}}},
+      {"cost",
+       {{"velocity_ms_per_sample", cost.velocity_ms},
+        {"hutchinson_ms_per_evaluation", cost.hutchinson_ms},
+        {"exact_ms_per_evaluation", cost.exact_ms},
+        {"exact_measured_rows", cost.exact_rows},
+        {"score_seconds_per_sample", {{"hutchinson", cost.hutchinson_ms * 1e-3 * nfe},
+                                      {"exact", cost.exact_ms * 1e-3 * nfe}}},
+        {"exact_peak_memory_bytes", cost.exact_peak_bytes},
+        {"assumptions",
+         fmt::format("one sample at a time; NFE {} from the Hutchinson solve at rtol = atol = 1e-5 (dopri5); "
+                     "exact trace extrapolated from {} rows to D = {} rows per evaluation; peak memory of "
+                     "the exact trace at --max-rows {} and --batch-size 32, extrapolated linearly in rows "
+                     "from the measured chunk",
+                     nfe, cost.exact_rows, field.dim(), kDefaultMaxRows)}}},
   };
   if (args.json) {
     fmt::print("{}\n", report.dump(2));
   } else {
     const auto& c = field.contract();
-    fmt::print("{}\n", field.path());
+    fmt::print("{} ({})\n", field.path(), field.format());
     fmt::print("  parameters        {} ({})\n", field.parameter_count(), field.parameter_dtype());
     fmt::print("  contract          field = value  [source]\n");
     const auto j = contract_json(c);
@@ -120,8 +224,15 @@ int run_inspect(const InspectArguments& args) {
     fmt::print("    integrated        flow time {} -> {}\n", c.t_data(), c.t_prior());
     fmt::print("  smoke: velocity   input [{}, {}] -> output [{}], {}\n", kBatch, field.dim(),
                fmt::join(v.sizes(), ", "), finite ? "all finite" : "NOT FINITE");
-    fmt::print("  smoke: one sample {}, NFE {}, {:.3f} s (dopri5, rtol = atol = 1e-5, exact trace)\n",
+    fmt::print("  smoke: one sample {}, NFE {}, {:.3f} s (dopri5, rtol = atol = 1e-5, Hutchinson trace)\n",
                solve_status, nfe, seconds);
+    fmt::print("  cost: velocity    {:.3f} ms per sample\n", cost.velocity_ms);
+    fmt::print("  cost: hutchinson  {:.3f} ms per evaluation, about {:.2f} s per sample to score\n",
+               cost.hutchinson_ms, cost.hutchinson_ms * 1e-3 * nfe);
+    fmt::print("  cost: exact       {:.3f} ms per evaluation, about {:.2f} s per sample to score, peak memory "
+               "about {:.0f} MB (estimated from {} of {} rows)\n",
+               cost.exact_ms, cost.exact_ms * 1e-3 * nfe, cost.exact_peak_bytes / 1e6, cost.exact_rows,
+               field.dim());
   }
   return finite && solve_status == "ok" ? 0 : static_cast<int>(ExitCode::kModel);
 }

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
+#include <string>
 
 #include "cli/compare_command.h"
 #include "cli/history_command.h"
@@ -12,6 +14,25 @@
 #include "cli/merge_command.h"
 #include "cli/score_command.h"
 #include "likelihood/error.h"
+
+namespace {
+
+// Errors are one line of bounded length, whatever they quote: a 10 MB manifest value or a many-line torch
+// message must not become a 10 MB or many-line error.
+std::string one_line(std::string message) {
+  constexpr size_t kMaxLength = 1000;
+  for (char& c : message) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  if (message.size() > kMaxLength) {
+    const auto dropped = message.size() - kMaxLength;
+    message.resize(kMaxLength);
+    message += fmt::format("... ({} more characters)", dropped);
+  }
+  return message;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"flowlik: log-likelihood and bits/dim of exported flow models"};
@@ -44,10 +65,13 @@ int main(int argc, char** argv) {
     if (merge->parsed()) return flowlik::cli::run_merge(merge_args);
     if (history->parsed()) return flowlik::cli::run_history(history_args);
   } catch (const flowlik::Error& e) {
-    fmt::print(stderr, "flowlik: error: {}\n", e.what());
+    fmt::print(stderr, "flowlik: error: {}\n", one_line(e.what()));
     return static_cast<int>(e.code());
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "flowlik: error: out of memory (try a smaller --batch-size or --max-rows)\n");
+    return static_cast<int>(flowlik::ExitCode::kInternal);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "flowlik: internal error: {}\n", e.what());
+    fmt::print(stderr, "flowlik: internal error: {}\n", one_line(e.what()));
     return static_cast<int>(flowlik::ExitCode::kInternal);
   }
   return static_cast<int>(flowlik::ExitCode::kInternal);

@@ -4,11 +4,15 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
-#include "cli/sample_csv.h"
+#include "io/sample_csv.h"
 #include "cli/scoring.h"
+#include "cli/shard.h"
+#include "io/report_reader.h"
 #include "likelihood/error.h"
 #include "likelihood/report.h"
 #include "likelihood/score.h"
@@ -16,22 +20,55 @@
 namespace flowlik::cli {
 namespace {
 
-nlohmann::json read_report(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw DataError(fmt::format("{}: cannot open shard report", path));
-  try {
-    auto report = nlohmann::json::parse(in);
-    for (const char* key : {"shard", "per_sample", "model", "data", "options", "preprocessing", "tool"}) {
-      if (!report.contains(key)) {
-        throw DataError(fmt::format("{}: not a shard report of flowlik score (no '{}'; run with --shard and "
-                                    "--per-sample)",
-                                    path, key));
-      }
+// A shard's report, every field merge uses checked (io/report_reader.h).
+struct ShardReport {
+  ReportReader report;
+  int64_t index = 0;
+  int64_t count = 0;
+  int64_t first = 0;
+  int64_t end = 0;
+  int64_t n = 0;
+  int64_t dim = 0;
+  std::string per_sample;
+  double wall_seconds = 0.0;
+};
+
+ShardReport read_shard_report(const std::string& path) {
+  ShardReport s{ReportReader(path, "shard report")};
+  const auto& r = s.report;
+  for (const char* key : {"shard", "per_sample"}) {
+    if (!r.contains(key)) {
+      throw DataError(fmt::format("{}: not a shard report of flowlik score (no '{}'; run with --shard and "
+                                  "--per-sample)",
+                                  path, key));
     }
-    return report;
-  } catch (const nlohmann::json::exception& e) {
-    throw DataError(fmt::format("{}: not a JSON report ({})", path, e.what()));
   }
+  for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) r.object(key);
+  s.index = r.integer("shard.index");
+  s.count = r.integer("shard.count");
+  s.first = r.integer("shard.first");
+  s.end = r.integer("shard.end");
+  s.n = r.integer("data.N");
+  s.dim = r.integer("data.D");
+  s.per_sample = r.string("per_sample");
+  s.wall_seconds = r.number("wall_time_s");
+  constexpr int64_t kMaxSize = int64_t{1} << 40;  // beyond any dataset, and safe from overflow below
+  if (s.n < 0 || s.n > kMaxSize || s.dim < 1 || s.dim > kMaxSize) {
+    throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset", path, s.n,
+                                s.dim));
+  }
+  if (s.count < 1 || s.count > kMaxSize || s.index < 0 || s.index >= s.count) {
+    throw DataError(fmt::format("{}: shard.index {} of shard.count {} is not a shard", path, s.index, s.count));
+  }
+  // The block this shard must have scored (cli/shard.h); anything else is a hand-edited report.
+  const Shard expected{s.index, s.count};
+  const auto [lo, hi] = expected.range(s.n);
+  if (s.first != lo || s.end != hi) {
+    throw DataError(fmt::format("{}: shard.first/shard.end [{}, {}) are not block {} of {} of {} samples "
+                                "([{}, {}))",
+                                path, s.first, s.end, s.index, s.count, s.n, lo, hi));
+  }
+  return s;
 }
 
 }  // namespace
@@ -45,79 +82,95 @@ CLI::App* add_merge_command(CLI::App& app, MergeArguments& a) {
 }
 
 int run_merge(const MergeArguments& args) {
-  auto report_file = open_report(args.output);
-  std::vector<nlohmann::json> reports;
-  for (const auto& path : args.reports) reports.push_back(read_report(path));
+  std::vector<NamedFile> inputs;
+  for (const auto& path : args.reports) inputs.push_back({"shard report", path});
+  std::vector<ShardReport> reports;
+  for (const auto& path : args.reports) {
+    reports.push_back(read_shard_report(path));
+    inputs.push_back({"per-sample file of " + path, reports.back().per_sample});
+  }
+  const std::vector<NamedFile> outputs = {
+      {"-o", args.output},
+      {"--per-sample", args.per_sample},
+      {"--per-sample (its journal)", args.per_sample.empty() ? "" : journal_path(args.per_sample)}};
+  check_outputs_distinct(inputs, outputs);
+  for (const auto& out : outputs) {
+    if (!out.path.empty()) check_can_create(out.path, out.option == "-o" ? "report" : "file");
+  }
+
   const auto& first = reports.front();
-  const int64_t count = first["shard"]["count"].get<int64_t>();
-  const int64_t n = first["data"]["N"].get<int64_t>();
-  std::vector<const std::string*> by_shard(static_cast<size_t>(count), nullptr);
+  const auto& first_json = first.report.json();
+  const int64_t count = first.count;
+  const int64_t n = first.n;
+  // By index, in a map: nothing is sized by a shard count, which a hand-edited report could make 2^40.
+  std::map<int64_t, const std::string*> by_shard;
   std::vector<SampleResult> rows;
   for (size_t i = 0; i < reports.size(); ++i) {
-    const auto& r = reports[i];
+    const auto& s = reports[i];
     const auto& path = args.reports[i];
     // Shards of one run agree on everything but the shard itself.
     for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) {
-      if (r[key] != first[key]) {
+      if (s.report.json().at(key) != first_json.at(key)) {
         throw DataError(fmt::format("{}: '{}' differs from {}; these shards are not of one run", path, key,
                                     args.reports.front()));
       }
     }
-    const auto index = r["shard"]["index"].get<int64_t>();
-    if (r["shard"]["count"].get<int64_t>() != count || index < 0 || index >= count) {
-      throw DataError(fmt::format("{}: shard {}/{} does not fit a run of {} shards", path, index,
-                                  r["shard"]["count"].get<int64_t>(), count));
+    if (s.count != count) {
+      throw DataError(fmt::format("{}: shard {}/{} does not fit a run of {} shards", path, s.index, s.count,
+                                  count));
     }
-    if (by_shard[static_cast<size_t>(index)]) {
-      throw DataError(fmt::format("{}: shard {} given twice (also {})", path, index, *by_shard[static_cast<size_t>(index)]));
+    if (const auto it = by_shard.find(s.index); it != by_shard.end()) {
+      throw DataError(fmt::format("{}: shard {} given twice (also {})", path, s.index, *it->second));
     }
-    by_shard[static_cast<size_t>(index)] = &path;
-    const auto lo = r["shard"]["first"].get<int64_t>();
-    const auto hi = r["shard"]["end"].get<int64_t>();
-    const auto csv_path = r["per_sample"].get<std::string>();
-    const auto csv = read_sample_csv(csv_path);
+    by_shard[s.index] = &path;
+    const auto csv = read_sample_csv(s.per_sample);
     if (csv.partial_tail) {
       throw DataError(fmt::format("{}: truncated: its last row was cut off mid-write; finish the shard with "
                                   "--resume",
-                                  csv_path));
+                                  s.per_sample));
     }
-    std::vector<bool> seen(static_cast<size_t>(hi - lo), false);
+    // Sized by the file's rows, not by the report's range, which a hand-edited report could make huge.
+    std::set<int64_t> seen;
     for (const auto& row : csv.rows) {
-      if (row.index < lo || row.index >= hi || seen[static_cast<size_t>(row.index - lo)]) {
+      if (row.index < s.first || row.index >= s.end || !seen.insert(row.index).second) {
         throw DataError(fmt::format("{}: sample {} is repeated or outside the shard's samples [{}, {})",
-                                    csv_path, row.index, lo, hi));
+                                    s.per_sample, row.index, s.first, s.end));
       }
-      seen[static_cast<size_t>(row.index - lo)] = true;
       rows.push_back(row);
     }
-    if (std::count(seen.begin(), seen.end(), true) != hi - lo) {
+    if (static_cast<int64_t>(seen.size()) != s.end - s.first) {
       throw DataError(fmt::format("{}: holds {} of the shard's {} samples; finish the shard with --resume",
-                                  csv_path, std::count(seen.begin(), seen.end(), true), hi - lo));
+                                  s.per_sample, seen.size(), s.end - s.first));
     }
   }
-  for (int64_t s = 0; s < count; ++s) {
-    if (!by_shard[static_cast<size_t>(s)]) throw DataError(fmt::format("merge: shard {} of {} is missing", s, count));
+  for (int64_t shard = 0; shard < count; ++shard) {  // ends at the first gap: at most one past the reports
+    if (!by_shard.contains(shard)) throw DataError(fmt::format("merge: shard {} of {} is missing", shard, count));
   }
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
   if (static_cast<int64_t>(rows.size()) != n) {
     throw DataError(fmt::format("merge: the shards hold {} samples, the data has {}", rows.size(), n));
   }
 
-  const auto summary = summarize(rows, first["data"]["D"].get<int64_t>());
-  nlohmann::json merged = first;
+  const auto summary = summarize_results(rows, first.dim);
+  nlohmann::json merged = first_json;
   for (const char* key : {"shard", "per_sample", "resumed_samples", "gates"}) merged.erase(key);
   merged["samples"] = samples_json(summary);
   merged["metrics"] = metrics_json(summary);
   double wall = 0.0;
-  for (const auto& r : reports) wall += r["wall_time_s"].get<double>();
+  for (const auto& s : reports) wall += s.wall_seconds;
   merged["wall_time_s"] = wall;
   merged["merged_from"] = args.reports;
   if (!args.per_sample.empty()) {
-    SampleCsvWriter writer(args.per_sample);
+    nlohmann::json identity = {{"merged_from", args.reports}, {"tool", merged["tool"]},
+                               {"model_sha256", merged["model"].value("sha256", "")},
+                               {"data_sha256", merged["data"].value("sha256", "")}};
+    SampleCsvWriter writer(args.per_sample, identity);
     for (const auto& row : rows) writer.write(row);
+    writer.commit();
     merged["per_sample"] = args.per_sample;
   }
-  write_report(*report_file, args.output, merged);
+  write_report(args.output, merged);
+  if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
   fmt::print("merged {} shards: {} samples, bpd {:.4f} +- {:.4f}\n", count, summary.total, summary.bpd.mean,
              summary.bpd.std_error);
   return 0;

@@ -9,8 +9,10 @@
 
 #include "cli/ci_outputs.h"
 #include "cli/html_report.h"
+#include "io/report_reader.h"
+#include "io/sample_csv.h"
+#include "likelihood/file_digest.h"
 #include "likelihood/history.h"
-#include "cli/sample_csv.h"
 #include "cli/shard.h"
 #include "likelihood/comparison.h"
 #include "likelihood/dataset.h"
@@ -21,50 +23,66 @@ namespace {
 
 // The baseline's bpd as a mean estimate to subtract: checked to be a report of the same data.
 MeanEstimate read_baseline_bpd(const std::string& path, const ScoreRun& now) {
-  std::ifstream in(path);
-  if (!in) throw DataError(fmt::format("{}: cannot open baseline report", path));
-  nlohmann::json report;
-  try {
-    report = nlohmann::json::parse(in);
-    MeanEstimate bpd;
-    bpd.mean = report.at("metrics").at("bpd").at("mean").get<double>();
-    const auto& se = report.at("metrics").at("bpd").at("stderr");
-    bpd.std_error = se.is_number() ? se.get<double>() : 0.0;
-    bpd.count = report.at("metrics").at("bpd").at("n").get<int64_t>();
-    const auto sha = report.at("data").at("sha256").get<std::string>();
-    if (sha != now.data_sha256) {
-      throw DataError(fmt::format("{}: baseline was measured on other data (sha256 {} vs {})", path,
-                                  sha.substr(0, 12), now.data_sha256.substr(0, 12)));
-    }
-    return bpd;
-  } catch (const nlohmann::json::exception& e) {
-    throw DataError(fmt::format("{}: not a flowlik score report ({})", path, e.what()));
+  const ReportReader report(path, "baseline report");
+  const auto mean = report.number_or_null("metrics.bpd.mean");
+  if (!mean) throw DataError(fmt::format("{}: baseline report has no bpd (metrics.bpd.mean is null)", path));
+  MeanEstimate bpd;
+  bpd.mean = *mean;
+  bpd.std_error = report.number_or_null("metrics.bpd.stderr").value_or(0.0);
+  bpd.count = report.integer("metrics.bpd.n");
+  const auto sha = report.string("data.sha256");
+  if (sha != now.data_sha256) {
+    throw DataError(fmt::format("{}: baseline was measured on other data (sha256 {} vs {})", path,
+                                sha.substr(0, 12), now.data_sha256.substr(0, 12)));
   }
+  return bpd;
 }
 
-// The rows of an interrupted run's per-sample file, checked to belong to this shard; a row cut off by the
-// interruption is dropped (and its sample scored again), anything else malformed is an error.
-std::vector<SampleResult> previous_results(const std::string& path, int64_t first, int64_t end, bool quiet) {
-  auto csv = read_sample_csv(path);
+// The per-sample journal of an interrupted run (or the complete file of a finished one), checked to belong
+// to this run and this shard; a row cut off by the interruption is dropped (and its sample scored again),
+// anything else malformed is an error. Leaves the journal ready to be appended to; returns its rows.
+// Returns nullopt when there is nothing to resume (no file, or one killed before its header was written).
+std::optional<std::vector<SampleResult>> resume_journal(const std::string& path, const nlohmann::json& identity,
+                                                        int64_t first, int64_t end, bool quiet) {
+  namespace fs = std::filesystem;
+  const auto journal = journal_path(path);
+  std::error_code ec;
+  if (!fs::exists(journal, ec)) {
+    if (!fs::exists(path, ec)) return std::nullopt;
+    // A finished run's file: continued in a journal of its own, so that it stays whole until replaced.
+    fs::copy_file(path, journal, fs::copy_options::overwrite_existing, ec);
+    if (ec) throw OutputError(fmt::format("{}: cannot copy to {} ({})", path, journal, ec.message()));
+  }
+  if (fs::file_size(journal, ec) == 0) return std::nullopt;
+  auto csv = read_sample_csv(journal);
+  if (!csv.has_header) return std::nullopt;  // killed while writing its first lines: nothing was done
+  if (!csv.identity) {
+    throw UsageError(fmt::format("--resume: {} records no run identity (written by flowlik 0.1?); its rows "
+                                 "cannot be checked to belong to this run, so score afresh without --resume",
+                                 journal));
+  }
+  if (const auto diff = identity_difference(*csv.identity, identity); !diff.empty()) {
+    throw UsageError(fmt::format("--resume: {} was written by another run: {}", journal, diff));
+  }
   std::vector<bool> seen(static_cast<size_t>(end - first), false);
   for (const auto& r : csv.rows) {
     if (r.index < first || r.index >= end) {
-      throw DataError(fmt::format("{}: holds sample {}, outside this run's samples [{}, {})", path, r.index,
+      throw DataError(fmt::format("{}: holds sample {}, outside this run's samples [{}, {})", journal, r.index,
                                   first, end));
     }
     if (seen[static_cast<size_t>(r.index - first)]) {
-      throw DataError(fmt::format("{}: holds sample {} twice", path, r.index));
+      throw DataError(fmt::format("{}: holds sample {} twice", journal, r.index));
     }
     seen[static_cast<size_t>(r.index - first)] = true;
   }
   if (csv.partial_tail) {
     if (!quiet) {
       fmt::print(stderr, "flowlik: {}: dropping a last row cut off mid-write; its sample is scored again\n",
-                 path);
+                 journal);
     }
-    std::filesystem::resize_file(path, csv.complete_bytes);
+    fs::resize_file(journal, csv.complete_bytes);
   }
-  if (!quiet) fmt::print(stderr, "flowlik: resuming: {} samples already in {}\n", csv.rows.size(), path);
+  if (!quiet) fmt::print(stderr, "flowlik: resuming: {} samples already in {}\n", csv.rows.size(), journal);
   return std::move(csv.rows);
 }
 
@@ -96,12 +114,33 @@ int run_score(const ScoreCommandArguments& args) {
   if (args.resume && args.per_sample.empty()) {
     throw UsageError("--resume: needs --per-sample FILE.csv, where the samples already done are kept");
   }
+  auto inputs = run_inputs(std::span(&args.model, 1), args.scoring);
+  inputs.push_back({"--baseline", args.baseline});
+  const std::vector<NamedFile> outputs = {
+      {"-o", args.scoring.output},          {"--per-sample", args.per_sample},
+      {"--per-sample (its journal)", args.per_sample.empty() ? "" : journal_path(args.per_sample)},
+      {"--html", args.scoring.html},        {"--junit", args.gate.junit},
+      {"--markdown", args.gate.markdown},   {"--history", args.scoring.history}};
+  check_outputs_distinct(inputs, outputs);
+  for (const auto& out : outputs) {
+    if (!out.path.empty()) check_can_create(out.path, out.option == "-o" ? "report" : "file");
+  }
+
+  // Load.
   const Dataset data = load_scoring_data(args.scoring);
+  const auto data_sha256 = sha256_file(data.path);
+  auto model = prepare_model(args.model, args.scoring, setup, data);
   const auto [first, end] = shard.range(data.size);
-  auto report_file = open_report(args.scoring.output);
+  auto identity = run_identity(model, args.scoring, setup, data, data_sha256);
+  identity["shard"] = {{"index", shard.index}, {"count", shard.count}, {"first", first}, {"end", end}};
+
   std::vector<SampleResult> done;
-  if (args.resume && std::filesystem::exists(args.per_sample)) {
-    done = previous_results(args.per_sample, first, end, args.scoring.quiet);
+  bool append = false;
+  if (args.resume) {
+    if (auto rows = resume_journal(args.per_sample, identity, first, end, args.scoring.quiet)) {
+      done = std::move(*rows);
+      append = true;
+    }
   }
   std::vector<int64_t> todo;
   {
@@ -112,27 +151,23 @@ int run_score(const ScoreCommandArguments& args) {
     }
   }
   std::optional<SampleCsvWriter> csv;
-  if (!args.per_sample.empty()) csv.emplace(args.per_sample, !done.empty());
+  if (!args.per_sample.empty()) csv.emplace(args.per_sample, identity, append);
 
   // Run.
   const auto resumed = static_cast<int64_t>(done.size());
-  auto run = score_model(args.model, args.scoring, setup, data, todo, std::move(done),
+  auto run = score_model(std::move(model), args.scoring, setup, data, data_sha256, todo, std::move(done),
                          [&](const SampleResult& r) {
                            if (csv) csv->write(r);
                          });
+  if (csv) csv->commit();
 
   // Report.
+  const auto& summary = run.score.summary;
   std::vector<GateResult> gates;
-  if (args.gate.max_regression) {
+  if (args.gate.max_regression && summary.ok > 0) {
     const auto base = read_baseline_bpd(args.baseline, run.score);
-    // Unpaired: the baseline's per-sample values are not at hand, so the errors add in quadrature.
-    MeanEstimate regression;
-    regression.mean = run.score.summary.bpd.mean - base.mean;
-    regression.std_error = std::hypot(run.score.summary.bpd.std_error, base.std_error);
-    regression.ci_low = regression.mean - 1.96 * regression.std_error;
-    regression.ci_high = regression.mean + 1.96 * regression.std_error;
     gates.push_back(gate_regression(fmt::format("{} vs baseline {}", args.model, args.baseline),
-                                    regression, *args.gate.max_regression, rule));
+                                    unpaired_difference(summary.bpd, base), *args.gate.max_regression, rule));
   }
   auto report = make_score_report(run.score);
   if (shard.count > 1) {
@@ -146,8 +181,8 @@ int run_score(const ScoreCommandArguments& args) {
   for (const auto& g : gates) {
     report["gates"].push_back(gate_json(g));
   }
-  if (report_file) write_report(*report_file, args.scoring.output, report);
-  if (!args.scoring.history.empty()) append_history(args.scoring.history, "score", report);
+  if (!args.scoring.output.empty()) write_report(args.scoring.output, report);
+  if (!args.scoring.history.empty() && summary.ok > 0) append_history(args.scoring.history, "score", report);
   if (!args.scoring.html.empty()) {
     const auto history = args.scoring.history.empty() ? std::vector<HistoryRow>{}
                                                       : read_history(args.scoring.history, args.model);
@@ -158,6 +193,7 @@ int run_score(const ScoreCommandArguments& args) {
   if (!args.gate.markdown.empty()) {
     write_markdown(args.gate.markdown, {{args.model, &run.score.summary}}, {}, gates);
   }
+  if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
   if (!args.scoring.quiet) print_summary(run.score);
   for (const auto& g : gates) {
     fmt::print(stderr, "flowlik: gate {}\n", g.message);

@@ -12,8 +12,9 @@
 #include <vector>
 
 #include "cli/contract_options.h"
+#include "cli/number_options.h"
 #include "cli/progress.h"
-#include "cli/sample_csv.h"
+#include "io/sample_csv.h"
 #include "cli/tensor_options.h"
 #include "estimators/trace_factory.h"
 #include "likelihood/dataset.h"
@@ -135,21 +136,15 @@ void print_summary(const ScoreRun& run) {
   fmt::print("  time       {:.2f} s\n", run.wall_seconds);
 }
 
-std::optional<std::ofstream> open_report(const std::string& path) {
-  if (path.empty()) return std::nullopt;
-  std::ofstream out(path);
-  if (!out) {
-    throw OutputError(fmt::format("{}: cannot create report ({})", path, std::strerror(errno)));
-  }
-  return out;
+void write_report(const std::string& path, const nlohmann::json& report) {
+  write_file_atomically(path, report.dump(2) + "\n");
 }
 
-void write_report(std::ofstream& out, const std::string& path, const nlohmann::json& report) {
-  out << report.dump(2) << '\n';
-  out.flush();
-  if (!out) throw OutputError(fmt::format("{}: write failed ({})", path, std::strerror(errno)));
-}
-
+// Bounds of counts given on the command line: beyond them a value is a typo, and would end in an
+// allocation failure or an OpenMP crash (--threads 100000) rather than a message.
+constexpr int64_t kMaxCount = int64_t{1} << 40;
+constexpr int64_t kMaxProbes = 1 << 16;
+constexpr int64_t kMaxThreads = 1024;
 
 void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
   cmd.add_option("--data", a.data, ".npy array [N, *shape]: float32/float64 or uint8")
@@ -158,31 +153,34 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
   cmd.add_option("--labels", a.labels, "class labels [N] (int64 or uint8) for a class-conditional model")
       ->check(CLI::ExistingFile);
   add_contract_options(cmd, a.contract);
-  cmd.add_option("--levels", a.levels, "levels K of discrete data (default 256 for uint8)");
+  // The range [2, 256] is checked with the data, which says whether levels apply at all.
+  cmd.add_option("--levels", a.levels, "levels K of discrete data (default 256 for uint8)")
+      ->check(integer_in(-kMaxCount, kMaxCount));
   cmd.add_option("--scale", a.scale, "map of dequantized data to model space: unit|centered|logit[:lambda]");
   cmd.add_option("--solver", a.solver, "dopri5 (adaptive), rk4, midpoint, euler (fixed step)")
       ->capture_default_str();
   cmd.add_option("--rtol", a.rtol, "relative tolerance (dopri5)")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_finite(1.0));
   cmd.add_option("--atol", a.atol, "absolute tolerance (dopri5)")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_finite(1.0));
   cmd.add_option("--steps", a.steps, "steps of a fixed-step solver")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, kMaxCount));
   cmd.add_option("--max-nfe", a.max_nfe, "fail a solve that needs more function evaluations")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(integer_in(1, kMaxCount));
   cmd.add_option("--trace", a.trace, "exact or hutchinson")->capture_default_str();
   cmd.add_option("--noise", a.noise, "Hutchinson probes: rademacher or gaussian")->capture_default_str();
   cmd.add_option("--probes", a.probes, "Hutchinson probes per sample")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, kMaxProbes));
   cmd.add_option("--max-rows", a.max_rows, "rows per batched autograd call of the exact trace")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd.add_option("--seed", a.seed, "seed of dequantization noise and probes")->capture_default_str();
+      ->capture_default_str()->check(integer_in(1, kMaxCount));
+  cmd.add_option("--seed", a.seed, "seed of dequantization noise and probes")->capture_default_str()
+      ->check(unsigned_integer());
   cmd.add_option("--dtype", a.dtype, "float32 or float64")->capture_default_str();
   cmd.add_option("--device", a.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd.add_option("--batch-size", a.batch_size, "samples solved together")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, kMaxCount));
   cmd.add_option("--threads", a.threads, "intra-op threads (0: LibTorch's default)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, kMaxThreads));
   cmd.add_option("-o,--output", a.output, "write the JSON report here");
   cmd.add_option("--history", a.history, "append the result to this SQLite history (created if absent)");
   cmd.add_option("--html", a.html, "write a self-contained HTML report with plots here");
@@ -218,11 +216,10 @@ Dataset load_scoring_data(const ScoreArguments& args) {
   return data;
 }
 
-ModelRun score_model(const std::string& model_path, const ScoreArguments& args, const RunSetup& setup,
-                     const Dataset& data, std::span<const int64_t> indices, std::vector<SampleResult> done,
-                     const SampleSink& on_sample) {
-  const auto start = std::chrono::steady_clock::now();
-  ModelRun run;
+PreparedModel prepare_model(const std::string& model_path, const ScoreArguments& args, const RunSetup& setup,
+                            const Dataset& data) {
+  PreparedModel model;
+  model.path = model_path;
   auto [model_file, contract] = load_model_with_contract(model_path, args.contract);
   if (contract.conditional && !data.labels.defined()) {
     throw UsageError(fmt::format("--labels: {} is class-conditional (conditioning from {}); give the labels of "
@@ -234,18 +231,112 @@ ModelRun score_model(const std::string& model_path, const ScoreArguments& args, 
                                  "takes no labels",
                                  model_path, contract.sources.at("conditioning")));
   }
-  run.preprocessing = std::make_unique<Preprocessing>(resolve_preprocessing(args, data, contract));
-  run.field = std::make_unique<VelocityField>(std::move(model_file), std::move(contract),
-                                              setup.tensor_options);
-  run.field->bind_shape(data.sample_shape);
-  SolverSpec solver = setup.solver;
-  solver.t_data = run.field->contract().t_data();
-  solver.t_prior = run.field->contract().t_prior();
+  model.preprocessing = std::make_unique<Preprocessing>(resolve_preprocessing(args, data, contract));
+  model.field = std::make_unique<VelocityField>(std::move(model_file), std::move(contract),
+                                                setup.tensor_options);
+  model.field->bind_shape(data.sample_shape);
+  model.solver = setup.solver;
+  model.solver.t_data = model.field->contract().t_data();
+  model.solver.t_prior = model.field->contract().t_prior();
+  model.sha256 = sha256_file(model_path);
+  return model;
+}
 
+std::vector<NamedFile> run_inputs(std::span<const std::string> models, const ScoreArguments& args) {
+  std::vector<NamedFile> inputs;
+  for (const auto& m : models) {
+    inputs.push_back({"model", m});
+    inputs.push_back({"the manifest beside the model", m + ".json"});
+  }
+  inputs.push_back({"--data", args.data});
+  inputs.push_back({"--labels", args.labels});
+  return inputs;
+}
+
+nlohmann::json run_identity(const PreparedModel& model, const ScoreArguments& args, const RunSetup& setup,
+                            const Dataset& data, const std::string& data_sha256) {
+  auto options = options_json(args, model.solver, setup.trace_spec, 0);
+  options.erase("batch_size");
+  options.erase("threads");
+  auto contract = contract_json(model.field->contract());
+  contract.erase("sources");  // where a value came from does not change what is measured
+  auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);
+  if (preprocessing.contains("sources")) preprocessing.erase("sources");
+  return {{"model_sha256", model.sha256},
+          {"data_sha256", data_sha256},
+          {"labels_sha256", data.labels_path.empty() ? nlohmann::json(nullptr)
+                                                     : nlohmann::json(sha256_file(data.labels_path))},
+          {"contract", contract},
+          {"preprocessing", preprocessing},
+          {"options", options}};
+}
+
+std::string identity_difference(const nlohmann::json& recorded, const nlohmann::json& current) {
+  // flatten() keys are JSON pointers ("/options/seed"); messages name fields as the report does.
+  auto dotted = [](std::string key) {
+    if (!key.empty() && key.front() == '/') key.erase(0, 1);
+    std::replace(key.begin(), key.end(), '/', '.');
+    return key;
+  };
+  const auto a = recorded.flatten();
+  const auto b = current.flatten();
+  // A field both runs have but with other values first: it says more than the fields it brings along.
+  for (const auto& [key, value] : b.items()) {
+    if (a.contains(key) && a.at(key) != value) {
+      return fmt::format("'{}' differs (file: {}, this run: {})", dotted(key), a.at(key).dump(), value.dump());
+    }
+  }
+  for (const auto& [key, value] : b.items()) {
+    if (!a.contains(key)) {
+      return fmt::format("'{}' is missing from the file (this run: {})", dotted(key), value.dump());
+    }
+  }
+  for (const auto& [key, value] : a.items()) {
+    if (!b.contains(key)) return fmt::format("'{}' is not part of this run (file: {})", dotted(key), value.dump());
+  }
+  return {};
+}
+
+void check_same_data_view(const PreparedModel& first, const PreparedModel& other) {
+  const auto& p = *first.preprocessing;
+  const auto& q = *other.preprocessing;
+  auto refuse = [&](const char* field, const std::string& here, const std::string& there) {
+    throw UsageError(fmt::format("compare: {} sees the data with {} {}, {} with {}; paired differences of "
+                                 "models that see different data mean nothing",
+                                 other.path, field, there, first.path, here));
+  };
+  if (p.discrete != q.discrete) refuse("kind", p.discrete ? "discrete" : "continuous", q.discrete ? "discrete" : "continuous");
+  if (p.discrete) {
+    if (p.levels != q.levels) {
+      refuse("levels", fmt::format("{} [{}]", p.levels, p.levels_source),
+             fmt::format("{} [{}]", q.levels, q.levels_source));
+    }
+    if (describe_scale(p) != describe_scale(q)) {
+      refuse("scale", fmt::format("{} [{}]", describe_scale(p), p.scale_source),
+             fmt::format("{} [{}]", describe_scale(q), q.scale_source));
+    }
+  }
+  const auto& a = first.field->contract();
+  const auto& b = other.field->contract();
+  if (a.shape != b.shape) {
+    refuse("shape", contract_json(a)["shape"].dump(), contract_json(b)["shape"].dump());
+  }
+  if (a.conditional != b.conditional) {
+    refuse("conditioning", a.conditional ? "label" : "none", b.conditional ? "label" : "none");
+  }
+}
+
+ModelRun score_model(PreparedModel model, const ScoreArguments& args, const RunSetup& setup,
+                     const Dataset& data, const std::string& data_sha256, std::span<const int64_t> indices,
+                     std::vector<SampleResult> done, const SampleSink& on_sample) {
+  const auto start = std::chrono::steady_clock::now();
+  ModelRun run;
+  run.field = std::move(model.field);
+  run.preprocessing = std::move(model.preprocessing);
   run.results = std::move(done);
   run.results.reserve(run.results.size() + indices.size());
   Progress progress(Progress::mode_for_stderr(args.quiet), static_cast<int64_t>(indices.size()));
-  const ScoreOptions options{solver, args.batch_size};
+  const ScoreOptions options{model.solver, args.batch_size};
   score_dataset(*run.field, *setup.trace, data, *run.preprocessing, options, indices,
                 [&](const SampleResult& r) {
                   if (on_sample) on_sample(r);
@@ -258,13 +349,13 @@ ModelRun score_model(const std::string& model_path, const ScoreArguments& args, 
 
   ScoreRun& s = run.score;
   s.field = run.field.get();
-  s.model_sha256 = sha256_file(model_path);
+  s.model_sha256 = model.sha256;
   s.data = &data;
-  s.data_sha256 = sha256_file(data.path);
+  s.data_sha256 = data_sha256;
   s.preprocessing = run.preprocessing.get();
-  s.options = options_json(args, solver, setup.trace_spec, torch::get_num_threads());
+  s.options = options_json(args, model.solver, setup.trace_spec, torch::get_num_threads());
   s.contract = contract_json(run.field->contract());
-  s.summary = summarize(run.results, data.dim);
+  s.summary = summarize_results(run.results, data.dim);
   s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return run;
 }

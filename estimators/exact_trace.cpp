@@ -4,29 +4,23 @@
 
 namespace flowlik {
 
-VelocityAndTrace ExactTrace::evaluate(const VelocityField& field, const torch::Tensor& x,
-                                      double t, const torch::Tensor&,
-                                      const torch::Tensor& labels) const {
+VelocityAndTrace ExactTrace::evaluate(const VelocityField& field, const torch::Tensor& x, double t,
+                                      const torch::Tensor&, const torch::Tensor& labels) const {
   const int64_t batch = x.size(0);
   const int64_t dim = x.size(1);
-  // Dimensions per chunk: each chunk evaluates batch * chunk rows.
+  // Dimensions per chunk: each chunk evaluates batch * chunk vector-Jacobian products (rows), which bounds
+  // the memory of one call by --max-rows whatever the format computes them with.
   const int64_t chunk = std::clamp<int64_t>(max_rows_ / std::max<int64_t>(batch, 1), 1, dim);
-  const auto identity = torch::eye(dim, x.options());  // [D, D]
+  const auto index_options = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
 
   torch::Tensor velocity;
   auto trace = torch::zeros({batch, 1}, x.options());
-  torch::AutoGradMode enable_grad(true);
   for (int64_t first = 0; first < dim; first += chunk) {
     const int64_t count = std::min(chunk, dim - first);
-    // Row b * count + j is sample b, probing dimension first + j.
-    auto rows = x.detach().repeat_interleave(count, 0).requires_grad_(true);  // [B * count, D]
-    const auto row_labels = labels.defined() ? labels.repeat_interleave(count, 0) : labels;
-    const auto v = field.evaluate(rows, t, row_labels);                       // [B * count, D]
-    const auto directions = identity.narrow(0, first, count).repeat({batch, 1});  // [B * count, D]
-    const auto vjp = torch::autograd::grad({v}, {rows}, {directions})[0];         // e_i^T J
-    // Diagonal entries J_ii for i in [first, first + count).
-    trace += vjp.view({batch, count, dim}).narrow(2, first, count).diagonal(0, 1, 2).sum(1, true);
-    if (!velocity.defined()) velocity = v.detach().view({batch, count, dim}).select(1, 0);
+    const auto idx = torch::arange(first, first + count, index_options);  // [C]
+    auto [v, diagonal] = field.velocity_and_diagonal(x, t, idx, labels);  // [B, D], [B, C]
+    trace += diagonal.sum(1, true);
+    if (!velocity.defined()) velocity = v;
   }
   return {velocity, trace};
 }

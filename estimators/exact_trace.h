@@ -1,7 +1,8 @@
 // The exact trace: tr J = sum_i e_i^T J e_i, one vector-Jacobian product per dimension
-// (shared/MATH.md section 3). The D products are done as one batched autograd call on D copies of each
-// sample rather than D separate calls; when B * D rows would not fit in `max_rows`, the dimensions are
-// taken in chunks.
+// (shared/MATH.md section 3). The field computes the diagonal entries for a chunk of dimensions at once
+// (a TorchScript model by one batched autograd call on copies of each sample, an AOTInductor package by
+// its compiled function that runs the forward once and batches the products); the chunk is chosen so that
+// B * C rows fit in `max_rows`.
 #pragma once
 
 #include "estimators/trace_estimator.h"

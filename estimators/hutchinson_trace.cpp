@@ -29,17 +29,9 @@ torch::Tensor HutchinsonTrace::draw_probes(std::span<const int64_t> samples, int
 VelocityAndTrace HutchinsonTrace::evaluate(const VelocityField& field, const torch::Tensor& x,
                                            double t, const torch::Tensor& probes,
                                            const torch::Tensor& labels) const {
-  const int64_t batch = x.size(0);
-  const int64_t dim = x.size(1);
-  torch::AutoGradMode enable_grad(true);
-  // Row k * B + b is sample b under probe k: one forward and one backward for all K probes.
-  auto rows = x.detach().repeat({probes_, 1}).requires_grad_(true);  // [K * B, D]
-  const auto row_labels = labels.defined() ? labels.repeat({probes_}) : labels;
-  const auto v = field.evaluate(rows, t, row_labels);                 // [K * B, D]
-  const auto flat_probes = probes.reshape({probes_ * batch, dim});    // [K * B, D]
-  const auto vjp = torch::autograd::grad({v}, {rows}, {flat_probes})[0];  // e^T J
-  const auto estimates = (vjp * flat_probes).sum(1).view({probes_, batch}).t().contiguous();  // [B, K]
-  return {v.detach().narrow(0, 0, batch), estimates};
+  auto [velocity, vjp] = field.velocity_and_vjp(x, t, probes, labels);  // [B, D], [K, B, D]
+  const auto estimates = (vjp * probes).sum(2).t().contiguous();       // u^T J u: [B, K]
+  return {velocity, estimates};
 }
 
 }  // namespace flowlik

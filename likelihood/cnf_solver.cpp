@@ -113,12 +113,16 @@ FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator
   const AugmentedDynamics dynamics(field, trace, probes, labels, spec.max_nfe, &nfe);
   try {
     integrate(spec, dynamics, state);
-  } catch (const IntegrationFailure&) {
-    throw;
+  } catch (const IntegrationFailure& e) {
+    throw IntegrationFailure(e.what(), nfe);
   } catch (const odeint::odeint_error& e) {
-    throw IntegrationFailure(fmt::format("step size control failed ({})", e.what()));
+    throw IntegrationFailure(fmt::format("step size control failed ({})", e.what()), nfe);
+  } catch (const c10::Error& e) {
+    // what() of a native op's error may start with its C++ backtrace; the message alone is what helps.
+    throw IntegrationFailure("model evaluation failed (" + summarize_torch_error(e.what_without_backtrace()) + ")",
+                             nfe);
   } catch (const std::exception& e) {
-    throw IntegrationFailure("model evaluation failed (" + summarize_torch_error(e.what()) + ")");
+    throw IntegrationFailure("model evaluation failed (" + summarize_torch_error(e.what()) + ")", nfe);
   }
   return {state.narrow(1, 0, field.dim()), state.narrow(1, field.dim(), trace.num_estimates()), nfe};
 }

@@ -36,7 +36,13 @@ struct SolverSpec {
 // Not a user error: the caller marks the samples and goes on.
 class IntegrationFailure : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit IntegrationFailure(const std::string& message, int64_t nfe = 0)
+      : std::runtime_error(message), nfe_(nfe) {}
+  // Function evaluations spent before the solve failed.
+  int64_t nfe() const { return nfe_; }
+
+ private:
+  int64_t nfe_;
 };
 
 struct FlowSolution {

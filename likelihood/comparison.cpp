@@ -1,5 +1,8 @@
 #include "likelihood/comparison.h"
 
+#include <boost/math/distributions/students_t.hpp>
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include <vector>
@@ -22,6 +25,28 @@ PairedDifference paired_difference(std::span<const SampleResult> a, std::span<co
                 fmt::format("no sample was scored by both model {} and model {}", a_index, b_index));
   }
   return {a_index, b_index, estimate_mean(ll), estimate_mean(bpd), bpd};
+}
+
+MeanEstimate unpaired_difference(const MeanEstimate& now, const MeanEstimate& base) {
+  const double a = std::isfinite(now.std_error) ? now.std_error : 0.0;
+  const double b = std::isfinite(base.std_error) ? base.std_error : 0.0;
+  MeanEstimate d;
+  d.count = now.count;
+  d.mean = now.mean - base.mean;
+  d.std_error = std::hypot(a, b);
+  double quantile = 1.959963984540054;  // the normal limit, when no degrees of freedom can be estimated
+  const double a2 = a * a;
+  const double b2 = b * b;
+  const double denominator = (now.count > 1 ? a2 * a2 / static_cast<double>(now.count - 1) : 0.0) +
+                             (base.count > 1 ? b2 * b2 / static_cast<double>(base.count - 1) : 0.0);
+  if (denominator > 0.0) {
+    const double df = (a2 + b2) * (a2 + b2) / denominator;
+    const boost::math::students_t t_dist(df);
+    quantile = boost::math::quantile(boost::math::complement(t_dist, 0.025));
+  }
+  d.ci_low = d.mean - quantile * d.std_error;
+  d.ci_high = d.mean + quantile * d.std_error;
+  return d;
 }
 
 GateRule parse_gate_rule(const std::string& name) {

@@ -25,6 +25,12 @@ struct PairedDifference {
 PairedDifference paired_difference(std::span<const SampleResult> a, std::span<const SampleResult> b,
                                    int64_t a_index, int64_t b_index);
 
+// The difference of two independent means, `now` minus `base` (an unpaired regression against a
+// baseline report): standard errors add in quadrature, and the 95% interval uses Student's t with the
+// Welch-Satterthwaite degrees of freedom, as the paired gate uses Student's t. A missing standard error
+// (one sample) counts as zero.
+MeanEstimate unpaired_difference(const MeanEstimate& now, const MeanEstimate& base);
+
 enum class GateRule {
   kMean,         // fail when the mean regression exceeds the threshold
   kSignificant,  // fail only when the regression exceeds it significantly: its 95% lower bound does

@@ -11,11 +11,13 @@ nlohmann::json number_or_null(double value) {
 }
 
 nlohmann::json mean_json(const MeanEstimate& m) {
-  return {{"mean", m.mean},
+  return {{"mean", number_or_null(m.mean)},
           {"stderr", number_or_null(m.std_error)},
           {"ci95", {number_or_null(m.ci_low), number_or_null(m.ci_high)}},
           {"n", m.count}};
 }
+
+}  // namespace
 
 nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
   if (!pre.discrete) {
@@ -33,8 +35,6 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
            "log_likelihood = log p_model(y) + log|det dy/dx01| - D ln K (a lower bound on log P(k)); "
            "bpd = -log_likelihood / (D ln 2)"}};
 }
-
-}  // namespace
 
 nlohmann::json samples_json(const ScoreSummary& s) {
   return {{"total", s.total}, {"ok", s.ok}, {"excluded", s.total - s.ok}};
@@ -60,6 +60,7 @@ nlohmann::json make_score_report(const ScoreRun& run) {
       {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
       {"model",
        {{"path", field.path()},
+        {"format", field.format()},
         {"sha256", run.model_sha256},
         {"parameters", field.parameter_count()},
         {"contract", run.contract}}},

@@ -30,5 +30,7 @@ nlohmann::json make_score_report(const ScoreRun& run);
 // The report's "metrics" and "samples" objects for a summary (also used when merging shards).
 nlohmann::json metrics_json(const ScoreSummary& summary);
 nlohmann::json samples_json(const ScoreSummary& summary);
+// How the raw data were mapped into the model's space, as the report states it.
+nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim);
 
 }  // namespace flowlik

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "likelihood/error.h"
@@ -18,7 +19,8 @@ class BatchScorer {
               const Preprocessing& pre, const ScoreOptions& options, const SampleSink& sink)
       : field_(field), trace_(trace), data_(data), pre_(pre), options_(options), sink_(sink) {}
 
-  void score(std::span<const int64_t> batch) {
+  // spent: evaluations already spent on these samples by a failed solve of a larger batch.
+  void score(std::span<const int64_t> batch, int64_t spent = 0) {
     const auto index = torch::tensor(std::vector<int64_t>(batch.begin(), batch.end()));
     const auto input = to_model_space(data_.values.index_select(0, index), batch, pre_);
     const auto probes = trace_.draw_probes(batch, data_.dim, field_.options());
@@ -31,16 +33,18 @@ class BatchScorer {
           integrate_to_prior(field_, trace_, input.y.to(field_.options()), probes, options_.solver, labels);
     } catch (const IntegrationFailure& failure) {
       if (batch.size() > 1) {
-        for (size_t i = 0; i < batch.size(); ++i) score(batch.subspan(i, 1));
+        for (size_t i = 0; i < batch.size(); ++i) score(batch.subspan(i, 1), spent + failure.nfe());
         return;
       }
       SampleResult result;
       result.index = batch[0];
       result.status = SampleStatus::kFailed;
       result.detail = failure.what();
+      result.nfe = spent + failure.nfe();
       sink_(result);
       return;
     }
+    solution.nfe += spent;
     emit(batch, input, solution);
   }
 
@@ -111,7 +115,18 @@ void score_dataset(const VelocityField& field, const TraceEstimator& trace, cons
   }
 }
 
+Error all_failed_error(int64_t total) {
+  return Error(ExitCode::kAllFailed,
+               fmt::format("all {} samples failed to integrate; see the per-sample status", total));
+}
+
 ScoreSummary summarize(std::span<const SampleResult> results, int64_t dim) {
+  auto summary = summarize_results(results, dim);
+  if (summary.ok == 0) throw all_failed_error(summary.total);
+  return summary;
+}
+
+ScoreSummary summarize_results(std::span<const SampleResult> results, int64_t dim) {
   ScoreSummary summary;
   summary.total = static_cast<int64_t>(results.size());
   std::vector<double> log_likelihoods;
@@ -127,17 +142,17 @@ ScoreSummary summarize(std::span<const SampleResult> results, int64_t dim) {
     estimator_variance += r.estimator_std_error * r.estimator_std_error;  // NaN propagates: K < 2
   }
   summary.ok = static_cast<int64_t>(log_likelihoods.size());
+  summary.nfe_mean = nfe_sum / std::max<int64_t>(summary.total, 1);
   if (summary.ok == 0) {
-    throw Error(ExitCode::kAllFailed,
-                fmt::format("all {} samples failed to integrate; see the per-sample status",
-                            summary.total));
+    constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+    summary.log_likelihood = summary.bpd = MeanEstimate{0, kNone, kNone, kNone, kNone};
+    return summary;
   }
   summary.log_likelihood = estimate_mean(log_likelihoods);
   summary.bpd = estimate_mean(bpds);
   summary.estimator_std_error_log_likelihood = std::sqrt(estimator_variance) / summary.ok;
   summary.estimator_std_error_bpd =
       summary.estimator_std_error_log_likelihood / (static_cast<double>(dim) * std::log(2.0));
-  summary.nfe_mean = nfe_sum / std::max<int64_t>(summary.total, 1);
   return summary;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "estimators/trace_estimator.h"
+#include "likelihood/error.h"
 #include "likelihood/cnf_solver.h"
 #include "likelihood/dataset.h"
 #include "likelihood/preprocessing.h"
@@ -33,7 +34,7 @@ struct SampleResult {
   double log_det = NAN;              // L = log |det df/dx01| of the preprocessing map
   double prior_log_density = NAN;    // log p0(x0)
   double estimator_std_error = NAN;  // of log_likelihood, from the spread of K >= 2 Hutchinson probes
-  int64_t nfe = 0;                   // function evaluations of the solve this sample was in
+  int64_t nfe = 0;                   // function evaluations spent on this sample's solve, failed ones included
 };
 
 using SampleSink = std::function<void(const SampleResult&)>;
@@ -58,7 +59,12 @@ struct ScoreSummary {
   int64_t nfe_max = 0;
 };
 
-// Throws Error(kAllFailed) when no sample has status ok.
+// The summary of any set of results, empty or all failed included (means and errors are NaN without an
+// ok sample), so that a shard's report can always be written and merged.
+ScoreSummary summarize_results(std::span<const SampleResult> results, int64_t dim);
+// summarize_results, but throws Error(kAllFailed) when no sample has status ok.
 ScoreSummary summarize(std::span<const SampleResult> results, int64_t dim);
+// The error a run ends with when it scored samples but none of them ok (its outputs written first).
+Error all_failed_error(int64_t total);
 
 }  // namespace flowlik

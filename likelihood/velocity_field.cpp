@@ -2,13 +2,20 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/script.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <utility>
 
+#include "io/json_depth.h"
 #include "likelihood/error.h"
+#include "likelihood/aoti_network.h"
+#include "likelihood/schedule.h"
 #include "likelihood/torch_error.h"
+#include "likelihood/torchscript_network.h"
 
 namespace flowlik {
 namespace {
@@ -19,12 +26,97 @@ std::string first_line(const std::string& message) { return message.substr(0, me
 
 std::string shape_string(c10::IntArrayRef sizes) { return fmt::format("[{}]", fmt::join(sizes, ", ")); }
 
+// A manifest is a few hundred bytes; these bounds keep a hostile one from exhausting the stack (nested
+// values are parsed and compared recursively) or the memory, and keep messages that quote it short.
+constexpr size_t kMaxManifestBytes = 1 << 20;
+
+}  // namespace
+
 nlohmann::json parse_manifest(const std::string& text, const std::string& where) {
+  if (text.size() > kMaxManifestBytes) {
+    throw ModelError(fmt::format("{}: manifest is {} bytes, more than the {} a manifest may have", where,
+                                 text.size(), kMaxManifestBytes));
+  }
+  if (json_nesting_depth(text) > kMaxJsonDepth) {
+    throw ModelError(fmt::format("{}: manifest nests arrays or objects deeper than {} levels", where,
+                                 kMaxJsonDepth));
+  }
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse errors, and numbers out of a double's range
     throw ModelError(fmt::format("{}: manifest is not valid JSON ({})", where, first_line(e.what())));
   }
+}
+
+
+namespace {
+
+// A model file's format, from its contents: both formats are zip archives written by PyTorch's stream
+// writer; an AOTInductor package says "pt2" in archive_format and keeps its compiled functions under
+// data/aotinductor/<name>/, an ExportedProgram saved by torch.export.save keeps models/ instead, and a
+// TorchScript module has data.pkl and code/.
+enum class ModelFormat { kTorchScript, kAotiPackage };
+
+std::vector<std::string> archive_records(const std::string& path) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    return reader.getAllRecords();
+  } catch (const c10::Error& e) {
+    throw ModelError(fmt::format("{}: cannot load as a TorchScript module or an AOTInductor package: not a "
+                                 "complete PyTorch zip archive ({})",
+                                 path, summarize_torch_error(e.what_without_backtrace())));
+  }
+}
+
+std::string read_record(const std::string& path, const std::string& name) {
+  caffe2::serialize::PyTorchStreamReader reader(path);
+  const auto [data, size] = reader.getRecord(name);
+  return std::string(static_cast<const char*>(data.get()), size);
+}
+
+std::unique_ptr<Network> load_aoti_package(const std::string& path, const std::vector<std::string>& records,
+                                           std::string& embedded_manifest) {
+  AotiPackageInfo info;
+  const std::string prefix = "data/aotinductor/";
+  for (const auto& r : records) {
+    if (!r.starts_with(prefix)) continue;
+    const auto name = r.substr(prefix.size(), r.find('/', prefix.size()) - prefix.size());
+    if (!name.empty() && std::find(info.models.begin(), info.models.end(), name) == info.models.end()) {
+      info.models.push_back(name);
+    }
+  }
+  if (info.models.empty()) {
+    const bool exported_program =
+        std::any_of(records.begin(), records.end(), [](const std::string& r) { return r.starts_with("models/"); });
+    throw ModelError(fmt::format(
+        "{}: {}; flowlik runs AOTInductor packages: export the model with flowlik_export.export(model, "
+        "path, contract, example_x, format=\"pt2\"), which compiles the velocity and its Jacobian products",
+        path,
+        exported_program ? "is a torch.export.save archive (an ExportedProgram), not an AOTInductor package"
+                         : "is a .pt2 archive with no compiled model in it"));
+  }
+  std::sort(info.models.begin(), info.models.end());
+  try {
+    info.metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, info.models.front());
+  } catch (const c10::Error& e) {
+    throw ModelError(fmt::format("{}: cannot read the package's metadata ({})", path,
+                                 summarize_torch_error(e.what_without_backtrace())));
+  }
+  if (const auto it = info.metadata.find(kManifestName); it != info.metadata.end()) embedded_manifest = it->second;
+  return std::make_unique<AotiPackageNetwork>(path, std::move(info));
+}
+
+std::unique_ptr<Network> load_torchscript(const std::string& path, std::string& embedded_manifest) {
+  torch::jit::ExtraFilesMap extra{{kManifestName, ""}};
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, torch::kCPU, extra);
+  } catch (const std::exception& e) {
+    throw ModelError(
+        fmt::format("{}: cannot load as a TorchScript module ({})", path, summarize_torch_error(e.what())));
+  }
+  embedded_manifest = extra[kManifestName];
+  return std::make_unique<TorchScriptNetwork>(path, std::move(module));
 }
 
 }  // namespace
@@ -32,22 +124,46 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& where)
 ModelFile load_model_file(const std::string& path) {
   ModelFile file;
   file.path = path;
-  torch::jit::ExtraFilesMap extra{{kManifestName, ""}};
-  try {
-    file.module = torch::jit::load(path, torch::kCPU, extra);
-  } catch (const std::exception& e) {
-    throw ModelError(
-        fmt::format("{}: cannot load as a TorchScript module ({})", path, summarize_torch_error(e.what())));
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) throw ModelError(fmt::format("{}: cannot load: no such file", path));
+  if (!std::filesystem::is_regular_file(status)) {
+    throw ModelError(fmt::format("{}: cannot load: not a regular file", path));
   }
+  const auto records = archive_records(path);
+  auto has = [&](const std::string& name) { return std::find(records.begin(), records.end(), name) != records.end(); };
+  std::string embedded;
+  if (has("archive_format")) {
+    const auto kind = read_record(path, "archive_format");
+    if (kind.rfind("pt2", 0) != 0) {
+      throw ModelError(fmt::format("{}: cannot load: an archive of format '{}', expected a TorchScript module "
+                                   "or an AOTInductor package (pt2)",
+                                   path, kind.substr(0, 40)));
+    }
+    file.network = load_aoti_package(path, records, embedded);
+  } else {
+    file.network = load_torchscript(path, embedded);
+  }
+
   const std::string side_path = path + ".json";
   std::optional<nlohmann::json> side;
-  if (std::filesystem::exists(side_path)) {
-    std::ifstream in(side_path);
+  const auto side_status = std::filesystem::status(side_path, ec);
+  if (std::filesystem::exists(side_status)) {
+    // Never open a FIFO (it would block) or a directory; a manifest is a regular file.
+    if (!std::filesystem::is_regular_file(side_status)) {
+      throw ModelError(fmt::format("{}: side manifest is not a regular file", side_path));
+    }
+    if (std::filesystem::file_size(side_path, ec) > kMaxManifestBytes) {
+      throw ModelError(fmt::format("{}: manifest is larger than the {} bytes a manifest may have", side_path,
+                                   kMaxManifestBytes));
+    }
+    std::ifstream in(side_path, std::ios::binary);
+    if (!in) throw ModelError(fmt::format("{}: cannot read side manifest", side_path));
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     side = parse_manifest(text, side_path);
   }
-  if (!extra[kManifestName].empty()) {
-    file.manifest = parse_manifest(extra[kManifestName], path + " (embedded flowlik.json)");
+  if (!embedded.empty()) {
+    file.manifest = parse_manifest(embedded, path + " (embedded flowlik.json)");
     file.manifest_source = "manifest (embedded)";
     if (side && *side != *file.manifest) {
       throw ModelError(fmt::format("{}: differs from the manifest embedded in {}; keep one of them",
@@ -68,34 +184,17 @@ std::pair<ModelFile, Contract> load_model_with_contract(const std::string& path,
 }
 
 VelocityField::VelocityField(ModelFile file, Contract contract, torch::TensorOptions options)
-    : path_(std::move(file.path)), module_(std::move(file.module)), contract_(std::move(contract)),
+    : path_(std::move(file.path)), network_(std::move(file.network)), contract_(std::move(contract)),
       options_(options) {
-  const auto forward = module_.find_method("forward");
-  if (!forward) throw ModelError(fmt::format("{}: module has no forward method", path_));
-  const auto& arguments = forward->function().getSchema().arguments();
-  // arguments[0] is self; a conditional model takes the label last.
-  const size_t expected = contract_.conditional ? 3 : 2;
-  if (arguments.size() != expected + 1) {
-    const auto signature = to_string(contract_.signature);
-    throw ModelError(fmt::format(
-        "{}: forward takes {} arguments, expected {}: forward{} with x [B, *shape]{} (conditioning from {})",
-        path_, arguments.size() - 1, expected,
-        contract_.conditional ? signature.substr(0, signature.size() - 1) + ", y)" : signature,
-        contract_.conditional ? " and labels y [B]" : "", contract_.sources.at("conditioning")));
+  CallSpec call;
+  call.signature = contract_.signature;
+  call.time_input = contract_.time_input;
+  call.conditional = contract_.conditional;
+  try {
+    network_->prepare(call, options_);
+  } catch (const ModelError& e) {
+    throw ModelError(fmt::format("{} (conditioning from {})", e.what(), contract_.sources.at("conditioning")));
   }
-  for (size_t i = 1; i < arguments.size(); ++i) {
-    if (arguments[i].type()->kind() != c10::TypeKind::TensorType) {
-      throw ModelError(fmt::format("{}: forward argument '{}' has type {}, expected Tensor", path_,
-                                   arguments[i].name(), arguments[i].type()->str()));
-    }
-  }
-  module_.eval();
-  for (auto parameter : module_.parameters()) {
-    if (parameter_count_ == 0) parameter_dtype_ = c10::toString(parameter.scalar_type());
-    parameter_count_ += parameter.numel();
-  }
-  module_.to(options_.device(), options_.dtype().toScalarType());
-  for (auto parameter : module_.parameters()) parameter.requires_grad_(false);
 }
 
 VelocityField VelocityField::load(const std::string& path, torch::ScalarType dtype) {
@@ -111,87 +210,80 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
                                 contract_.sources.at("shape")));
   }
   constexpr int64_t kProbeBatch = 2;
-  std::vector<int64_t> batch_shape{kProbeBatch};
-  batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
   shape_ = shape;
   dim_ = 1;
   for (const auto s : shape) dim_ *= s;
-  c10::IValue out;
+  network_->set_shape(shape);
   try {
-    torch::NoGradGuard no_grad;
-    out = call_forward(torch::zeros(batch_shape, options_), 0.5,
-                       contract_.conditional
-                           ? torch::zeros({kProbeBatch}, options_.dtype(torch::kInt64))
-                           : torch::Tensor());
+    const auto x = torch::zeros({kProbeBatch, dim_}, options_);
+    const auto labels = contract_.conditional ? torch::zeros({kProbeBatch}, options_.dtype(torch::kInt64))
+                                              : torch::Tensor();
+    network_->output(x, model_time(x, 0.5), labels);
+  } catch (const ModelError&) {
+    shape_.clear();
+    throw;
   } catch (const std::exception& e) {
     shape_.clear();
+    const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
     throw DataError(fmt::format("{}: forward fails on data of shape {} ({})", path_, shape_string(shape),
-                                summarize_torch_error(e.what())));
-  }
-  if (!out.isTensor()) {
-    throw ModelError(fmt::format("{}: forward returns {}, expected a Tensor (the {})", path_,
-                                 out.type()->str(), to_string(contract_.parameterization)));
-  }
-  const auto v = out.toTensor();
-  if (!v.is_floating_point()) {
-    throw ModelError(fmt::format("{}: forward returns a tensor of dtype {}, expected floating point", path_,
-                                 c10::toString(v.scalar_type())));
-  }
-  if (v.sizes() != c10::IntArrayRef(batch_shape)) {
-    throw ModelError(fmt::format("{}: forward returns shape {} for input of shape {}, expected the same",
-                                 path_, shape_string(v.sizes()), shape_string(batch_shape)));
+                                summarize_torch_error(torch_error ? torch_error->what_without_backtrace()
+                                                                  : e.what())));
   }
 }
 
-c10::IValue VelocityField::call_forward(const torch::Tensor& x, double t,
-                                       const torch::Tensor& labels) const {
-  const double model_time = contract_.time == TimeConvention::kFlow ? t : 1.0 - t;
-  const auto options = x.options().requires_grad(false);
-  const auto time = contract_.time_input == TimeInput::kVector ? torch::full({x.size(0)}, model_time, options)
-                                                               : torch::scalar_tensor(model_time, options);
-  std::vector<c10::IValue> inputs = contract_.signature == Signature::kXT
-                                        ? std::vector<c10::IValue>{x, time}
-                                        : std::vector<c10::IValue>{time, x};
-  if (contract_.conditional) {
-    TORCH_CHECK(labels.defined(), "a conditional model needs labels");
-    inputs.emplace_back(labels);
-  }
-  return module_.forward(inputs);
+torch::Tensor VelocityField::model_time(const torch::Tensor& x, double t) const {
+  const double time = contract_.time == TimeConvention::kFlow ? t : 1.0 - t;
+  return torch::full({x.size(0)}, time, x.options().requires_grad(false));
 }
 
-torch::Tensor VelocityField::network_output(const torch::Tensor& x, double t,
-                                           const torch::Tensor& labels) const {
-  const int64_t batch = x.size(0);
-  std::vector<int64_t> batch_shape{batch};
-  batch_shape.insert(batch_shape.end(), shape_.begin(), shape_.end());
-  return call_forward(x.view(batch_shape), t, labels).toTensor().reshape({batch, dim_});
-}
-
-torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels) const {
-  const auto out = network_output(x, t, labels);
+AffineVelocity VelocityField::affine_velocity(double t) const {
   if (contract_.parameterization == Parameterization::kVelocity) {
     // A diffusion-time velocity is dx/ds with s = 1 - t: dx/dt = -dx/ds.
-    return contract_.time == TimeConvention::kFlow ? out : -out;
+    return {0.0, contract_.time == TimeConvention::kFlow ? 1.0 : -1.0};
   }
   // shared/MATH.md section 4, the table of the four parameterizations.
   const auto k = path_coefficients(*contract_.schedule, t);
   switch (contract_.parameterization) {
     case Parameterization::kData:
-      return (k.sigma_dot / k.sigma) * x + (k.alpha_dot - k.sigma_dot * k.alpha / k.sigma) * out;
+      return {k.sigma_dot / k.sigma, k.alpha_dot - k.sigma_dot * k.alpha / k.sigma};
     case Parameterization::kNoise:
-      return (k.alpha_dot / k.alpha) * x + (k.sigma_dot - k.sigma * k.alpha_dot / k.alpha) * out;
+      return {k.alpha_dot / k.alpha, k.sigma_dot - k.sigma * k.alpha_dot / k.alpha};
     case Parameterization::kScore:
-      return (k.alpha_dot / k.alpha) * x +
-             (k.sigma * k.sigma * k.alpha_dot / k.alpha - k.sigma * k.sigma_dot) * out;
+      return {k.alpha_dot / k.alpha, k.sigma * k.sigma * k.alpha_dot / k.alpha - k.sigma * k.sigma_dot};
     case Parameterization::kV: {
-      // v = alpha E - sigma D and x = alpha D + sigma E with alpha^2 + sigma^2 = 1 give E = sigma x + alpha v.
-      const auto noise = k.sigma * x + k.alpha * out;
-      return (k.alpha_dot / k.alpha) * x + (k.sigma_dot - k.sigma * k.alpha_dot / k.alpha) * noise;
+      // v = alpha E - sigma D and x = alpha D + sigma E with alpha^2 + sigma^2 = 1 give E = sigma x + alpha v;
+      // the velocity is then the noise form's (alpha'/alpha) x + c E with c = sigma' - sigma alpha'/alpha.
+      const double c = k.sigma_dot - k.sigma * k.alpha_dot / k.alpha;
+      return {k.alpha_dot / k.alpha + c * k.sigma, c * k.alpha};
     }
     case Parameterization::kVelocity:
       break;
   }
-  return out;
+  return {0.0, 1.0};
+}
+
+torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels) const {
+  const auto f = affine_velocity(t);
+  const auto out = network_->output(x, model_time(x, t), labels);
+  return f.a == 0.0 ? f.b * out : f.a * x.detach() + f.b * out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(const torch::Tensor& x, double t,
+                                                                        const torch::Tensor& probes,
+                                                                        const torch::Tensor& labels) const {
+  const auto f = affine_velocity(t);
+  auto [out, vjp] = network_->output_and_vjp(x, model_time(x, t), probes, labels);
+  if (f.a == 0.0) return {f.b * out, f.b * vjp};
+  return {f.a * x.detach() + f.b * out, f.a * probes + f.b * vjp};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(const torch::Tensor& x, double t,
+                                                                             const torch::Tensor& idx,
+                                                                             const torch::Tensor& labels) const {
+  const auto f = affine_velocity(t);
+  auto [out, diagonal] = network_->output_and_diagonal(x, model_time(x, t), idx, labels);
+  if (f.a == 0.0) return {f.b * out, f.b * diagonal};
+  return {f.a * x.detach() + f.b * out, f.a + f.b * diagonal};
 }
 
 }  // namespace flowlik

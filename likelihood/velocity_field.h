@@ -1,82 +1,104 @@
-// The flow velocity v(t, x) of an exported network, whatever it predicts (issue 3's model contract widened
-// by issue 4): the network is called as its contract says (argument order, time convention, t as a vector
-// or a scalar) and its output converted to the velocity of the probability-flow ODE in flow time
-// (shared/MATH.md section 4). The conversion is done in tensor operations, so traces taken by autograd
-// through evaluate() include it.
+// The flow velocity v(t, x) of an exported network, whatever it predicts and whatever format it was
+// exported in (TorchScript or an AOTInductor package): the network is called as its contract says and its
+// output converted to the velocity of the probability-flow ODE in flow time (shared/MATH.md section 4).
+// Every parameterization is affine in x and in the network's output, v = a(t) x + b(t) out, so the
+// Jacobian products the trace estimators need convert in closed form: u^T J_v = a u + b u^T J_out and
+// J_v,ii = a + b J_out,ii.
 #pragma once
 
-#include <torch/script.h>
+#include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "likelihood/contract.h"
+#include "likelihood/network.h"
 
 namespace flowlik {
 
-// A TorchScript file and the manifest found with it, before any contract is resolved.
+// A model file and the manifest found with it, before any contract is resolved.
 struct ModelFile {
   std::string path;
-  torch::jit::Module module;
+  std::unique_ptr<Network> network;
   std::optional<nlohmann::json> manifest;
   std::string manifest_source;  // "manifest (embedded)" or "manifest (PATH.json)"; empty without one
 };
 
-// Loads the module and its manifest (the `flowlik.json` extra file, or PATH.json beside it; both present
-// and different is an error). Throws ModelError naming the file at fault.
+// Parses a manifest's text (at most 1 MiB, nested at most kMaxJsonDepth deep). Throws ModelError naming
+// `where`.
+nlohmann::json parse_manifest(const std::string& text, const std::string& where);
+
+// Loads a model, recognising its format from the file's contents (a TorchScript archive, or an
+// AOTInductor package), and its manifest (embedded: the `flowlik.json` extra file of a TorchScript
+// module or the metadata of a package; or PATH.json beside it; both present and different is an error).
+// Throws ModelError naming the file and the fault.
 ModelFile load_model_file(const std::string& path);
 
 // Loads the model file and resolves its contract from the manifest and the options.
 std::pair<ModelFile, Contract> load_model_with_contract(const std::string& path,
                                                         const ContractOptions& options);
 
+// v = a x + b out at one flow time.
+struct AffineVelocity {
+  double a = 0.0;
+  double b = 1.0;
+};
+
 class VelocityField {
  public:
-  // Puts the module in eval mode on the device and in the dtype of `options`, freezes its parameters
-  // (gradients are taken with respect to x only) and checks that forward takes two tensors. Throws
-  // ModelError naming the file.
+  // Puts the network in eval mode on the device and in the dtype of `options` and checks that it can be
+  // called as the contract says. Throws ModelError naming the file.
   VelocityField(ModelFile file, Contract contract, torch::TensorOptions options);
   // The first contract: forward(x, t), velocity in flow time, N(0, I) prior, on the CPU. For tests and tools.
   static VelocityField load(const std::string& path, torch::ScalarType dtype);
 
-  // Runs one small batch of the given per-sample shape through forward and checks that it returns a
-  // floating tensor of the same shape. Fixes the shape used by evaluate(). Throws DataError when forward
-  // rejects the shape or the contract declares another, ModelError when the output breaks the contract.
+  // Runs one small batch of the given per-sample shape through the network and checks that it returns a
+  // floating tensor of the same shape. Fixes the shape used by evaluate(). Throws DataError when the
+  // network rejects the shape or the contract declares another, ModelError when the output breaks the
+  // contract.
   void bind_shape(const std::vector<int64_t>& shape);
 
   // x: [B, D] flattened states at flow time t; labels: [B] int64 for a conditional model, else undefined.
-  // Returns v: [B, D]. Differentiable with respect to x.
+  // Returns v: [B, D], detached.
   torch::Tensor evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels = {}) const;
-  // The network's raw output for x: [B, D] at flow time t, reshaped to [B, D].
-  torch::Tensor network_output(const torch::Tensor& x, double t, const torch::Tensor& labels = {}) const;
+  // v: [B, D] and u_k^T dv/dx for probes u: [K, B, D], as [K, B, D].
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_vjp(const torch::Tensor& x, double t,
+                                                           const torch::Tensor& probes,
+                                                           const torch::Tensor& labels = {}) const;
+  // v: [B, D] and the diagonal entries dv_i/dx_i of the Jacobian for i in idx: [C] int64, as [B, C].
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_diagonal(const torch::Tensor& x, double t,
+                                                                const torch::Tensor& idx,
+                                                                const torch::Tensor& labels = {}) const;
+  // The affine map from the network's output to the velocity at flow time t (shared/MATH.md section 4).
+  AffineVelocity affine_velocity(double t) const;
 
   const std::string& path() const { return path_; }
+  // "torchscript" or "aoti-package".
+  std::string format() const { return network_->format(); }
   const Contract& contract() const { return contract_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t dim() const { return dim_; }
   torch::ScalarType dtype() const { return options_.dtype().toScalarType(); }
   // dtype and device of the states this field takes.
   torch::TensorOptions options() const { return options_; }
-  int64_t parameter_count() const { return parameter_count_; }
-  std::string parameter_dtype() const { return parameter_dtype_; }
+  int64_t parameter_count() const { return network_->parameter_count(); }
+  std::string parameter_dtype() const { return network_->parameter_dtype(); }
 
  private:
-  // Calls forward as the contract says: argument order, model time, t as [B] or 0-d. x: [B, *shape].
-  c10::IValue call_forward(const torch::Tensor& x, double t, const torch::Tensor& labels) const;
+  // The network's time for flow time t, as [B].
+  torch::Tensor model_time(const torch::Tensor& x, double t) const;
 
   std::string path_;
-  // forward() is not const in the TorchScript API although evaluating the model changes nothing.
-  mutable torch::jit::Module module_;
+  std::unique_ptr<Network> network_;
   Contract contract_;
   torch::TensorOptions options_;
   std::vector<int64_t> shape_;
   int64_t dim_ = 0;
-  int64_t parameter_count_ = 0;
-  std::string parameter_dtype_ = "none";
 };
 
 }  // namespace flowlik

@@ -1,5 +1,6 @@
-"""export(): a trained model to a TorchScript file with its contract embedded as `flowlik.json`, checked
-against the original on random inputs before it is handed back."""
+"""export(): a trained model to an AOTInductor package (format "pt2", see pt2.py) or a TorchScript file, with
+its contract embedded as `flowlik.json`, checked against the original on random inputs before it is handed
+back."""
 import contextlib
 import json
 import os
@@ -11,6 +12,10 @@ from flowlik_export.manifest import ContractError, parse_time_range, validate_co
 
 MANIFEST_NAME = "flowlik.json"
 METHODS = ("script", "trace")
+FORMATS = ("pt2", "torchscript")
+PT2_DTYPES = ("float32", "float64")
+PT2_DEVICES = ("cpu", "cuda")
+PT2_FUNCTIONS = ("velocity", "vjp", "diag")
 # Fractions of the time range at which the exported module is checked: both ends, where conversions are
 # most delicate, and points between.
 _CHECK_TIMES = (0.0, 0.1, 0.37, 0.5, 0.81, 1.0)
@@ -19,6 +24,10 @@ _SEED = 20240531
 
 class ExportMismatchError(AssertionError):
     """The exported module's output differs from the original's."""
+
+
+class ExportError(RuntimeError):
+    """torch.export cannot trace the model, or AOTInductor cannot compile it (format "pt2")."""
 
 
 @contextlib.contextmanager
@@ -52,6 +61,26 @@ def _check_example_t(example_t, example_x, time_input):
                             f"got {list(example_t.shape)}")
 
 
+def _pt2_options(dtypes, device, functions):
+    """dtypes, device and functions for format "pt2", defaults filled in, each checked."""
+    dtypes = ("float32",) if dtypes is None else dtypes
+    if (isinstance(dtypes, str) or not dtypes or len(set(dtypes)) != len(dtypes)
+            or not all(d in PT2_DTYPES for d in dtypes)):
+        raise ValueError(f"dtypes: expected distinct names from {', '.join(PT2_DTYPES)}, got {dtypes!r}")
+    device = "cpu" if device is None else device
+    if device not in PT2_DEVICES:
+        raise ValueError(f"device: unknown value '{device}' (valid: {', '.join(PT2_DEVICES)})")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda is not available, and AOTInductor compiles for a device it sees")
+    functions = PT2_FUNCTIONS if functions is None else functions
+    if (isinstance(functions, str) or not functions or len(set(functions)) != len(functions)
+            or not all(f in PT2_FUNCTIONS for f in functions)):
+        raise ValueError(f"functions: expected distinct names from {', '.join(PT2_FUNCTIONS)}, "
+                         f"got {functions!r}")
+    # In the package's order, whatever the order given: the metadata lists them so.
+    return tuple(dtypes), device, tuple(f for f in PT2_FUNCTIONS if f in functions)
+
+
 def _to_torchscript(module, method, example_args):
     if isinstance(module, torch.jit.ScriptModule):
         return module
@@ -82,18 +111,18 @@ def _call(module, x, t, signature, time_input, where, labels=None):
                             f"t a {time_input} ({first})") from e
 
 
-def _check_agreement(original, exported, manifest, example_x, method, check_batches, atol, rtol,
-                     num_classes=None):
-    """Calls both modules as flowlik will on random x at times across the time range; raises on a mismatch."""
-    signature = manifest.get("signature", "(x, t)").replace(" ", "")
-    time_input = manifest.get("time_input", "vector")
-    lo, hi = parse_time_range(manifest.get("time_range", [0.0, 1.0]))
+def _input_scale(example_x):
+    """The std of example_x, the scale of the random check inputs; 1 where it is not a positive number."""
     scale = example_x.detach().double().std().item() if example_x.numel() > 1 else 1.0
-    if not (scale > 0 and scale < float("inf")):
-        scale = 1.0
+    return scale if 0 < scale < float("inf") else 1.0
+
+
+def _check_points(manifest, example_x, check_batches, num_classes=None):
+    """(x, labels, t value, where) at which an export is checked: random x [batch, *shape] scaled like example_x
+    for each batch size, at times across the time range."""
+    lo, hi = parse_time_range(manifest.get("time_range", [0.0, 1.0]))
+    scale = _input_scale(example_x)
     generator = torch.Generator().manual_seed(_SEED)
-    hint = ("; a trace records one path through data-dependent control flow: try method='script'"
-            if method == "trace" else "")
     for batch in check_batches:
         x = torch.randn((batch, *example_x.shape[1:]), generator=generator, dtype=torch.float64) * scale
         x = x.to(dtype=example_x.dtype, device=example_x.device)
@@ -101,32 +130,67 @@ def _check_agreement(original, exported, manifest, example_x, method, check_batc
                   torch.randint(0, num_classes, (batch,), generator=generator).to(example_x.device))
         for fraction in _CHECK_TIMES:
             value = lo + fraction * (hi - lo)
-            t = _time_tensor(value, batch, time_input, x)
-            where = f"(batch {batch}, t = {value:g})"
-            expected = _call(original, x, t, signature, time_input, where + " by the original module", labels)
-            got = _call(exported, x, t, signature, time_input, where + " by the exported module", labels)
-            _check_output(expected, x, where + " by the original module")
-            _check_output(got, x, where + " by the exported module")
-            if not torch.isfinite(got).all():
-                raise ContractError(f"forward: returns non-finite values {where}; flowlik cannot integrate "
-                                    f"it there (declare a time_range that avoids the singular end)")
-            diff = (got.double() - expected.double()).abs()
-            allowed = atol + rtol * expected.double().abs()
-            if not (diff <= allowed).all():
-                raise ExportMismatchError(
-                    f"the exported module differs from the original {where}: max abs diff "
-                    f"{diff.max().item():.3g} (atol {atol:g}, rtol {rtol:g})" + hint)
+            yield x, labels, value, f"(batch {batch}, t = {value:g})"
 
 
-def export(module, path, contract, example_x, example_t=None, *, method="script", check_batches=(1, 3),
-           atol=1e-5, rtol=1e-4, num_classes=None):
-    """Exports `module` to the TorchScript file `path` with `contract` embedded as the manifest flowlik reads.
+def _check_finite(out, where):
+    if not torch.isfinite(out).all():
+        raise ContractError(f"forward: returns non-finite values {where}; flowlik cannot integrate "
+                            f"it there (declare a time_range that avoids the singular end)")
+
+
+def _check_eager(module, manifest, example_x, check_batches, num_classes=None):
+    """Calls `module` as flowlik will at the check points: the contract's checks, before a long compile."""
+    signature = manifest.get("signature", "(x, t)").replace(" ", "")
+    time_input = manifest.get("time_input", "vector")
+    for x, labels, value, where in _check_points(manifest, example_x, check_batches, num_classes):
+        t = _time_tensor(value, x.shape[0], time_input, x)
+        out = _call(module, x, t, signature, time_input, where, labels)
+        _check_output(out, x, where)
+        _check_finite(out, where)
+
+
+def _check_agreement(original, exported, manifest, example_x, method, check_batches, atol, rtol,
+                     num_classes=None):
+    """Calls both modules as flowlik will on random x at times across the time range; raises on a mismatch."""
+    signature = manifest.get("signature", "(x, t)").replace(" ", "")
+    time_input = manifest.get("time_input", "vector")
+    hint = ("; a trace records one path through data-dependent control flow: try method='script'"
+            if method == "trace" else "")
+    for x, labels, value, where in _check_points(manifest, example_x, check_batches, num_classes):
+        t = _time_tensor(value, x.shape[0], time_input, x)
+        expected = _call(original, x, t, signature, time_input, where + " by the original module", labels)
+        got = _call(exported, x, t, signature, time_input, where + " by the exported module", labels)
+        _check_output(expected, x, where + " by the original module")
+        _check_output(got, x, where + " by the exported module")
+        _check_finite(got, where)
+        diff = (got.double() - expected.double()).abs()
+        allowed = atol + rtol * expected.double().abs()
+        if not (diff <= allowed).all():
+            raise ExportMismatchError(
+                f"the exported module differs from the original {where}: max abs diff "
+                f"{diff.max().item():.3g} (atol {atol:g}, rtol {rtol:g})" + hint)
+
+
+def export(module, path, contract, example_x, example_t=None, *, format="pt2", method=None, dtypes=None,
+           device=None, functions=None, cache_dir=None, check_batches=(1, 3), atol=1e-5, rtol=1e-4,
+           num_classes=None):
+    """Exports `module` to `path` with `contract` embedded as the manifest flowlik reads.
 
     module: a torch.nn.Module whose forward takes x [B, *shape] and t as the contract says.
     contract: the manifest fields (see README.md); "shape" is taken from example_x when absent.
     example_x: a batch of inputs [B, *shape], typical of the data (its std scales the random check inputs).
-    example_t: t for tracing; by default the middle of the time range, as a vector [B] or a 0-d tensor.
-    method: "script" (torch.jit.script) or "trace" (torch.jit.trace on the example inputs).
+    example_t: t for method="trace"; by default the middle of the time range, as a vector [B] or a 0-d
+    tensor.
+    format: "pt2" (an AOTInductor package, `path` ending in .pt2: the network's output, its vector-Jacobian
+    products and its Jacobian diagonal, compiled ahead of time; see pt2.py) or "torchscript".
+    method (torchscript only): "script" (torch.jit.script, the default) or "trace" (torch.jit.trace on the
+    example inputs).
+    dtypes (pt2 only): the dtypes compiled, from ("float32", "float64"); ("float32",) by default.
+    device (pt2 only): "cpu" (default) or "cuda", the device the package runs on.
+    functions (pt2 only): the functions compiled, from ("velocity", "vjp", "diag"); all by default.
+    cache_dir (pt2 only): a folder of compiled functions keyed by a hash of their graph, weights, compiler
+    options, torch version and machine; an identical function is taken from it instead of compiled again.
     check_batches, atol, rtol: batch sizes and tolerances of the check of the exported file against
     `module` at several times across the time range.
 
@@ -134,10 +198,23 @@ def export(module, path, contract, example_x, example_t=None, *, method="script"
     number of classes; the check draws labels in [0, num_classes).
 
     Returns the manifest written. Raises ContractError (a ValueError) for a bad contract or a model that
-    breaks it, ExportMismatchError (an AssertionError) when the exported module disagrees with `module`.
+    breaks it, ExportMismatchError (an AssertionError) when the exported file disagrees with `module`,
+    ExportError (a RuntimeError) when torch.export or AOTInductor cannot take the model (pt2).
     """
-    if method not in METHODS:
+    if format not in FORMATS:
+        raise ValueError(f"format: unknown value '{format}' (valid: {', '.join(FORMATS)})")
+    if method is not None and method not in METHODS:
         raise ValueError(f"method: unknown value '{method}' (valid: {', '.join(METHODS)})")
+    if format == "torchscript":
+        for name, value in (("dtypes", dtypes), ("device", device), ("functions", functions),
+                            ("cache_dir", cache_dir)):
+            if value is not None:
+                raise ValueError(f"{name}: applies to format 'pt2' only")
+        method = method or "script"
+    elif method is not None:
+        raise ValueError("method: applies to format 'torchscript' only (pt2 traces with torch.export)")
+    else:
+        dtypes, device, functions = _pt2_options(dtypes, device, functions)
     if not isinstance(example_x, torch.Tensor) or example_x.dim() < 2 or example_x.shape[0] < 1:
         raise ValueError("example_x: expected a tensor [B, *shape] with B >= 1")
     if not example_x.is_floating_point():
@@ -170,6 +247,21 @@ def export(module, path, contract, example_x, example_t=None, *, method="script"
                               example_labels)
 
     path = os.fspath(path)
+    if format == "pt2":
+        if not path.endswith(".pt2"):
+            raise ValueError(f"path: a pt2 package's name must end in .pt2, got '{path}'")
+        if isinstance(module, torch.jit.ScriptModule):
+            raise ValueError("module: a TorchScript module cannot be traced for format 'pt2'; pass the eager "
+                             "nn.Module, or use format=\"torchscript\"")
+        module.eval()
+        # Contract errors (output shape, time form, non-finite values) before a compile of tens of seconds.
+        _check_eager(module, manifest, example_x, check_batches, num_classes)
+        from flowlik_export import pt2  # imported on use: it loads torch._inductor
+
+        pt2.export_package(module, path, manifest, text, example_x, dtypes=dtypes, device=device,
+                           functions=functions, cache_dir=cache_dir, check_batches=check_batches, atol=atol,
+                           rtol=rtol, num_classes=num_classes)
+        return manifest
     module.eval()
     with _quiet_jit():
         scripted = _to_torchscript(module, method, example_args)

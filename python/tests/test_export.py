@@ -62,7 +62,7 @@ def test_an_eager_mlp_round_trips_with_its_manifest(tmp_path):
     path = tmp_path / "mlp.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # export hides torch.jit's deprecation warnings
-        manifest = export(model, path, {"parameterization": "velocity"}, x)
+        manifest = export(model, path, {"parameterization": "velocity"}, x, format="torchscript")
     assert manifest == {"parameterization": "velocity", "shape": [3]}
     loaded, embedded = load_with_manifest(path)
     assert embedded == manifest
@@ -75,9 +75,9 @@ def test_an_eager_mlp_round_trips_with_its_manifest(tmp_path):
 def test_a_trace_that_misses_a_branch_is_caught(tmp_path):
     # Traced at the middle of [0, 1]: the 2x branch; the check at t = 0 and 0.1 takes the other.
     with pytest.raises(ExportMismatchError, match=r"max abs diff [0-9.e+-]+.*method='script'"):
-        export(BranchOnTime(), tmp_path / "b.pt", {}, torch.randn(4, 3), method="trace")
+        export(BranchOnTime(), tmp_path / "b.pt", {}, torch.randn(4, 3), format="torchscript", method="trace")
     # Scripted, the branch is kept and the export passes.
-    export(BranchOnTime(), tmp_path / "s.pt", {}, torch.randn(4, 3), method="script")
+    export(BranchOnTime(), tmp_path / "s.pt", {}, torch.randn(4, 3), format="torchscript", method="script")
 
 
 def _perturb_reloads(monkeypatch, offset):
@@ -98,14 +98,14 @@ def _perturb_reloads(monkeypatch, offset):
 def test_an_exported_module_that_disagrees_is_caught(tmp_path, monkeypatch):
     _perturb_reloads(monkeypatch, 1e-3)
     with pytest.raises(ExportMismatchError, match=r"max abs diff 0\.001"):
-        export(MLP(), tmp_path / "m.pt", {}, torch.randn(4, 3))
+        export(MLP(), tmp_path / "m.pt", {}, torch.randn(4, 3), format="torchscript")
 
 
 def test_the_tolerance_is_applied(tmp_path, monkeypatch):
     _perturb_reloads(monkeypatch, 1e-7)
-    export(MLP(), tmp_path / "ok.pt", {}, torch.randn(4, 3))  # within atol 1e-5
+    export(MLP(), tmp_path / "ok.pt", {}, torch.randn(4, 3), format="torchscript")  # within atol 1e-5
     with pytest.raises(ExportMismatchError):
-        export(MLP(), tmp_path / "tight.pt", {}, torch.randn(4, 3), atol=1e-9, rtol=0)
+        export(MLP(), tmp_path / "tight.pt", {}, torch.randn(4, 3), format="torchscript", atol=1e-9, rtol=0)
 
 
 def test_time_first_signature_and_scalar_time(tmp_path):
@@ -113,7 +113,7 @@ def test_time_first_signature_and_scalar_time(tmp_path):
     contract = {"signature": "(t, x)", "time_input": "scalar"}
     for method in ("script", "trace"):
         path = tmp_path / f"{method}.pt"
-        manifest = export(model, path, contract, x, method=method)
+        manifest = export(model, path, contract, x, format="torchscript", method=method)
         assert manifest == {**contract, "shape": [2, 2]}
         loaded, embedded = load_with_manifest(path)
         assert embedded == manifest
@@ -122,15 +122,15 @@ def test_time_first_signature_and_scalar_time(tmp_path):
 
 
 def test_the_wrong_time_form_is_reported(tmp_path):
-    # MLP indexes t[:, None]: a 0-d t breaks it, and the error names the call.
+    # MLP indexes t[:, None]: a 0-d t breaks it, and the error names the call (before any pt2 compile).
     with pytest.raises(ContractError, match=r"forward: fails .* with t a scalar"):
-        export(MLP(), tmp_path / "m.pt", {"time_input": "scalar"}, torch.randn(4, 3))
+        export(MLP(), tmp_path / "m.pt2", {"time_input": "scalar"}, torch.randn(4, 3))
 
 
 def test_an_example_t_of_the_wrong_form_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"example_t: time_input 'scalar' needs shape \[\]"):
         export(TimeFirstScalar(), tmp_path / "m.pt", {"signature": "(t, x)", "time_input": "scalar"},
-               torch.randn(3, 2, 2), torch.zeros(3), method="trace")
+               torch.randn(3, 2, 2), torch.zeros(3), format="torchscript", method="trace")
 
 
 def test_output_of_the_wrong_shape_is_refused(tmp_path):
@@ -139,7 +139,7 @@ def test_output_of_the_wrong_shape_is_refused(tmp_path):
             return x[:, :1]
 
     with pytest.raises(ContractError, match=r"returns shape \[1, 1\] for x of shape \[1, 3\]"):
-        export(Halves(), tmp_path / "h.pt", {}, torch.randn(4, 3))
+        export(Halves(), tmp_path / "h.pt2", {}, torch.randn(4, 3))
 
 
 def test_integer_output_is_refused(tmp_path):
@@ -148,13 +148,14 @@ def test_integer_output_is_refused(tmp_path):
             return x.round().long()
 
     with pytest.raises(ContractError, match="expected floating point"):
-        export(Rounds(), tmp_path / "r.pt", {}, torch.randn(4, 3))
+        export(Rounds(), tmp_path / "r.pt2", {}, torch.randn(4, 3))
 
 
 def test_a_declared_shape_must_match_the_example(tmp_path):
     with pytest.raises(ContractError, match=r"shape: the contract declares \[4\], example_x has .* \[3\]"):
         export(MLP(), tmp_path / "m.pt", {"shape": [4]}, torch.randn(4, 3))
-    assert export(MLP(), tmp_path / "m.pt", {"shape": [3]}, torch.randn(4, 3))["shape"] == [3]
+    assert export(MLP(), tmp_path / "m.pt", {"shape": [3]}, torch.randn(4, 3),
+                  format="torchscript")["shape"] == [3]
 
 
 VP_NOISE = {"time": "diffusion", "parameterization": "noise", "schedule": "vp:0.1,20",
@@ -245,7 +246,8 @@ def run_flowlik(*args):
 
 def test_flowlik_scores_an_exported_model_with_its_embedded_manifest(tmp_path):
     path, data, report = tmp_path / "mlp.pt", tmp_path / "x.npy", tmp_path / "report.json"
-    export(MLP(), path, {"parameterization": "velocity", "time": "diffusion"}, torch.randn(4, 3))
+    export(MLP(), path, {"parameterization": "velocity", "time": "diffusion"}, torch.randn(4, 3),
+           format="torchscript")
     x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
     np.save(data, x)
     run_flowlik("score", path, "--data", data, "-o", report, "-q")
@@ -262,7 +264,7 @@ def test_flowlik_scores_an_exported_model_with_its_embedded_manifest(tmp_path):
 def test_flowlik_scores_an_exported_noise_model(tmp_path):
     path, data, report = tmp_path / "eps.pt", tmp_path / "x.npy", tmp_path / "report.json"
     export(MLP(d=2), path, {**VP_NOISE, "schedule": {"name": "vp", "beta_min": 0.1, "beta_max": 20}},
-           torch.randn(4, 2), method="trace")
+           torch.randn(4, 2), format="torchscript", method="trace")
     np.save(data, np.random.default_rng(1).standard_normal((5, 2)).astype(np.float32))
     run_flowlik("score", path, "--data", data, "-o", report, "-q")
     contract = json.loads(report.read_text())["model"]["contract"]
@@ -285,12 +287,14 @@ def test_class_conditional_export_round_trips(tmp_path):
     torch.manual_seed(0)
     model = _ConditionalVelocity()
     path = tmp_path / "cond.pt"
-    manifest = export(model, path, {"conditioning": "label"}, torch.randn(5, 4), num_classes=3)
+    manifest = export(model, path, {"conditioning": "label"}, torch.randn(5, 4), format="torchscript",
+                      num_classes=3)
     assert manifest["conditioning"] == "label"
-    loaded = torch.jit.load(str(path))
+    loaded, _ = load_with_manifest(path)
     x, t, y = torch.randn(2, 4), torch.rand(2), torch.tensor([0, 2])
     assert torch.allclose(loaded(x, t, y), model(x, t, y))
     with pytest.raises(ValueError, match="num_classes"):
-        export(model, tmp_path / "c2.pt", {"conditioning": "label"}, torch.randn(5, 4))
+        export(model, tmp_path / "c2.pt", {"conditioning": "label"}, torch.randn(5, 4), format="torchscript")
     with pytest.raises(ValueError, match="conditioning"):
-        export(model, tmp_path / "c3.pt", {"conditioning": "class"}, torch.randn(5, 4), num_classes=3)
+        export(model, tmp_path / "c3.pt", {"conditioning": "class"}, torch.randn(5, 4), format="torchscript",
+               num_classes=3)

@@ -19,6 +19,22 @@ def run_flowlik(*args, check=True, timeout=600):
     return proc
 
 
+def read_per_sample(path):
+    """The rows of a per-sample CSV as dicts; the `# flowlik-run {...}` identity line is skipped."""
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def run_identity(path):
+    """The identity a per-sample CSV records on its first line."""
+    import json
+    with open(path) as f:
+        first = f.readline()
+    assert first.startswith("# flowlik-run "), first
+    return json.loads(first[len("# flowlik-run "):])
+
+
 @pytest.fixture
 def fixtures():
     if not (FIXTURES / "params.json").exists():

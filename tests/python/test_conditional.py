@@ -1,12 +1,11 @@
 """Class-conditional models: labels from a .npy file, scored as log p(x | y) against the closed form."""
-import csv
 import json
 import math
 
 import numpy as np
 import pytest
 
-from conftest import run_flowlik
+from conftest import run_flowlik, read_per_sample
 
 
 def test_scores_log_p_x_given_y_exactly(fixtures, tmp_path):
@@ -23,8 +22,7 @@ def test_scores_log_p_x_given_y_exactly(fixtures, tmp_path):
                 "--per-sample", out, "-o", report, "-q")
     z = (x - mu[y]) / s[y]
     exact = -0.5 * (z**2).sum(1) - np.log(s[y]).sum(1) - math.log(2 * math.pi)
-    with open(out) as f:
-        got = np.array([float(r["log_likelihood"]) for r in csv.DictReader(f)])
+    got = np.array([float(r["log_likelihood"]) for r in read_per_sample(out)])
     # The conditional fields are diagonal Gaussians, so Rademacher probes are exact (see the trace tests),
     # and the check is as tight as the solver.
     np.testing.assert_allclose(got, exact, atol=1e-6)

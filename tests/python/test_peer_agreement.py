@@ -1,6 +1,5 @@
 """Agreement with Meta's flow_matching (ODESolver.compute_likelihood, torchdiffeq underneath) on the same
 exported model (the embedded digits example) and the same model-space data, per sample."""
-import csv
 import pathlib
 import sys
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, run_flowlik
+from conftest import ROOT, run_flowlik, read_per_sample
 
 sys.path.insert(0, str(ROOT / "bench"))
 from peer import flow_matching_log_likelihood  # noqa: E402
@@ -26,8 +25,7 @@ def flowlik_log_likelihood(tmp_path, y, *args):
     data, out = tmp_path / "y.npy", tmp_path / "s.csv"
     np.save(data, y)
     run_flowlik("score", MODEL, "--data", data, "--per-sample", out, "-q", *args)
-    with open(out) as f:
-        return np.array([float(r["log_likelihood"]) for r in csv.DictReader(f)])
+    return np.array([float(r["log_likelihood"]) for r in read_per_sample(out)])
 
 
 def test_float64_tight_tolerance_agrees_closely(tmp_path):

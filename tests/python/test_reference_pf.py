@@ -13,7 +13,6 @@ hence for the data-end density
     log p_{s0}(x) = log p_1(x(1)) + int_{s0}^{1} div f(x(s), s) ds,   x(s0) = x,
 with p_1 taken to be N(0, I) (flowlik's standard prior).
 """
-import csv
 import math
 
 import numpy as np
@@ -21,7 +20,7 @@ import pytest
 import torch
 
 import flowlik_export  # scripts/setup installs it: pip install --no-deps -e python
-from conftest import BIN, run_flowlik
+from conftest import BIN, run_flowlik, read_per_sample
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 S0 = 1e-3
@@ -163,8 +162,7 @@ def flowlik_bin():
 
 
 def read_log_likelihoods(path):
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
+    rows = read_per_sample(path)
     assert [r["status"] for r in rows] == ["ok"] * len(rows)
     return np.array([float(r["log_likelihood"]) for r in rows])
 
@@ -200,7 +198,7 @@ def test_flowlik_matches_the_closed_form_of_a_gaussian_eps_model(flowlik_bin, tm
     c = 0.5
     x = np.random.default_rng(3).standard_normal((8, DIM)) * c
     model, data, out = tmp_path / "gauss.pt", tmp_path / "x.npy", tmp_path / "out.csv"
-    flowlik_export.export(GaussianEps(c).double(), model, CONTRACT, torch.from_numpy(x))
+    flowlik_export.export(GaussianEps(c).double(), model, CONTRACT, torch.from_numpy(x), format="torchscript")
     np.save(data, x)
     got = score_with_flowlik(model, data, out, "--solver", "rk4", "--steps", "2000")
     v0, v1 = gaussian_variance(c, S0), gaussian_variance(c, 1.0)
@@ -222,7 +220,7 @@ def eps_model_and_reference():
 def exported(eps_model_and_reference, tmp_path):
     model, x, reference = eps_model_and_reference
     path, data = tmp_path / "eps.pt", tmp_path / "x.npy"
-    manifest = flowlik_export.export(model, path, CONTRACT, x)
+    manifest = flowlik_export.export(model, path, CONTRACT, x, format="torchscript")
     assert manifest == {**CONTRACT, "shape": [DIM]}
     np.save(data, x.numpy())
     return path, data, reference

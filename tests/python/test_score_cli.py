@@ -1,5 +1,4 @@
 """`flowlik score` end to end: closed-form values, the report and CSV contents, and every input error."""
-import csv
 import hashlib
 import json
 import math
@@ -7,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import run_flowlik
+from conftest import run_flowlik, read_per_sample
 
 
 def gaussian_params(fixtures):
@@ -22,8 +21,7 @@ def gaussian_log_density(x, mu, s):
 
 
 def read_csv(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
+    return read_per_sample(path)
 
 
 @pytest.fixture

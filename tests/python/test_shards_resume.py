@@ -1,5 +1,4 @@
 """Sharding, `flowlik merge`, and --resume after a kill."""
-import csv
 import json
 import os
 import random
@@ -10,15 +9,14 @@ import time
 import numpy as np
 import pytest
 
-from conftest import BIN, run_flowlik
+from conftest import BIN, read_per_sample, run_flowlik, run_identity
 
 COMMON = ["--scale", "centered", "--solver", "rk4", "--steps", "8", "--trace", "hutchinson", "--probes", "2",
           "--batch-size", "4", "-q"]
 
 
 def rows(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
+    return read_per_sample(path)
 
 
 @pytest.fixture
@@ -103,23 +101,28 @@ def test_resume_after_a_kill_loses_nothing(fixtures, data, tmp_path):
     assert slow != COMMON
     cmd = [str(BIN), "score", str(fixtures / "mixture.pt"), "--data", str(data), *slow, "--per-sample",
            str(per_sample)]
-    stop_after = random.Random().randint(1, 15)
+    # Rows go to the journal s.csv.partial while the run goes on; s.csv appears only when it is complete.
+    journal = tmp_path / "s.csv.partial"
+    stop_after = random.Random().randint(2, 16)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if per_sample.exists() and per_sample.read_text().count("\n") > stop_after:
+        if journal.exists() and journal.read_text().count("\n") > stop_after:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not per_sample.exists(), "a killed run must not leave a per-sample file that looks complete"
     # A row cut off mid-write, as a kill can leave: dropped and scored again.
-    with open(per_sample, "a") as f:
+    with open(journal, "a") as f:
         f.write("22,-3.1")
-    done_before = per_sample.read_text().count("\n") - 1
+    done_before = journal.read_text().count("\n") - 2  # the identity line and the header
+    assert run_identity(journal)["options"]["solver"] == "rk4"
     resumed = run_flowlik(*cmd[1:], "--resume", "-o", report, "-q")
     assert resumed.returncode == 0
     got = rows(per_sample)
+    assert not journal.exists()
     assert sorted(int(r["index"]) for r in got) == list(range(23))
     by_index = {int(r["index"]): float(r["log_likelihood"]) for r in got}
     # Against an uninterrupted run with the same options.

@@ -1,4 +1,4 @@
-#include "cli/sample_csv.h"
+#include "io/sample_csv.h"
 
 #include <fmt/format.h>
 
@@ -7,13 +7,16 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
+#include "io/json_depth.h"
 #include "likelihood/error.h"
 
-namespace flowlik::cli {
+namespace flowlik {
 namespace {
 
+constexpr std::string_view kIdentityPrefix = "# flowlik-run ";
 constexpr const char* kHeader =
     "index,log_likelihood,bpd,nfe,status,model_log_likelihood,log_det,prior_log_density,"
     "estimator_stderr,detail";
@@ -59,12 +62,34 @@ std::vector<std::string> split_csv_line(const std::string& line) {
 
 }  // namespace
 
-SampleCsvWriter::SampleCsvWriter(const std::string& path, bool append)
-    : path_(path), out_(path, append ? std::ios::app : std::ios::trunc) {
+std::string journal_path(const std::string& path) { return path + ".partial"; }
+
+SampleCsvWriter::SampleCsvWriter(const std::string& path, const nlohmann::json& identity,
+                                 bool append)
+    : path_(path),
+      journal_(journal_path(path)),
+      out_(journal_, append ? std::ios::app : std::ios::trunc) {
   if (!out_) {
-    throw OutputError(fmt::format("{}: cannot open per-sample file ({})", path, std::strerror(errno)));
+    throw OutputError(
+        fmt::format("{}: cannot open per-sample file ({})", journal_, std::strerror(errno)));
   }
-  if (!append) out_ << kHeader << '\n';
+  if (!append) {
+    out_ << kIdentityPrefix << identity.dump() << '\n' << kHeader << '\n';
+    out_.flush();
+    if (!out_)
+      throw OutputError(fmt::format("{}: write failed ({})", journal_, std::strerror(errno)));
+  }
+}
+
+void SampleCsvWriter::commit() {
+  out_.close();
+  if (!out_)
+    throw OutputError(fmt::format("{}: write failed ({})", journal_, std::strerror(errno)));
+  std::error_code ec;
+  std::filesystem::rename(journal_, path_, ec);
+  if (ec)
+    throw OutputError(
+        fmt::format("{}: cannot rename {} into place ({})", path_, journal_, ec.message()));
 }
 
 void SampleCsvWriter::write(const SampleResult& r) {
@@ -73,18 +98,22 @@ void SampleCsvWriter::write(const SampleResult& r) {
        << csv_number(r.log_det) << ',' << csv_number(r.prior_log_density) << ','
        << csv_number(r.estimator_std_error) << ',' << csv_text(r.detail) << '\n';
   out_.flush();
-  if (!out_) throw OutputError(fmt::format("{}: write failed ({})", path_, std::strerror(errno)));
+  if (!out_)
+    throw OutputError(fmt::format("{}: write failed ({})", journal_, std::strerror(errno)));
 }
 
 SampleCsv read_sample_csv(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(fmt::format("{}: cannot open per-sample file ({})", path, std::strerror(errno)));
+  if (!in)
+    throw DataError(
+        fmt::format("{}: cannot open per-sample file ({})", path, std::strerror(errno)));
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
   SampleCsv csv;
   size_t pos = 0;
   int64_t line_number = 0;
+  int64_t header_line = 1;
   auto fail = [&](const std::string& what) {
     throw DataError(fmt::format("{}: line {}: {}", path, line_number, what));
   };
@@ -96,8 +125,19 @@ SampleCsv read_sample_csv(const std::string& path) {
       break;
     }
     const std::string line = text.substr(pos, end - pos);
-    if (line_number == 1) {
-      if (line != kHeader) fail(fmt::format("not a flowlik per-sample header (expected '{}')", kHeader));
+    if (line_number == 1 && line.starts_with(kIdentityPrefix)) {
+      if (json_nesting_depth(line) > kMaxJsonDepth) fail("the run identity nests too deep");
+      try {
+        csv.identity = nlohmann::json::parse(line.substr(kIdentityPrefix.size()));
+      } catch (const nlohmann::json::exception&) {
+        fail("the run identity is not valid JSON");
+      }
+      if (!csv.identity->is_object()) fail("the run identity is not a JSON object");
+      header_line = 2;
+    } else if (line_number == header_line) {
+      if (line != kHeader)
+        fail(fmt::format("not a flowlik per-sample header (expected '{}')", kHeader));
+      csv.has_header = true;
     } else {
       const auto f = split_csv_line(line);
       if (f.size() != 10) fail(fmt::format("expected 10 fields, found {}", f.size()));
@@ -105,7 +145,8 @@ SampleCsv read_sample_csv(const std::string& path) {
         if (s.empty()) return std::nan("");
         double v = NAN;
         const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec != std::errc() || p != s.data() + s.size()) fail(fmt::format("{} '{}' is not a number", column, s));
+        if (ec != std::errc() || p != s.data() + s.size())
+          fail(fmt::format("{} '{}' is not a number", column, s));
         return v;
       };
       auto integer = [&](const std::string& s, const char* column) {
@@ -135,7 +176,8 @@ SampleCsv read_sample_csv(const std::string& path) {
       r.prior_log_density = number(f[7], "prior_log_density");
       r.estimator_std_error = number(f[8], "estimator_stderr");
       r.detail = f[9];
-      if (r.status == SampleStatus::kOk && !(std::isfinite(r.log_likelihood) && std::isfinite(r.bpd))) {
+      if (r.status == SampleStatus::kOk &&
+          !(std::isfinite(r.log_likelihood) && std::isfinite(r.bpd))) {
         fail("status ok without a finite log_likelihood and bpd");
       }
       csv.rows.push_back(r);
@@ -143,8 +185,8 @@ SampleCsv read_sample_csv(const std::string& path) {
     pos = end + 1;
     csv.complete_bytes = pos;
   }
-  if (line_number == 0) fail("empty file");
+  if (line_number < header_line) fail("no header line");
   return csv;
 }
 
-}  // namespace flowlik::cli
+}  // namespace flowlik

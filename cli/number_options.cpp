@@ -1,0 +1,60 @@
+#include "cli/number_options.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <string>
+
+#include "likelihood/text_number.h"
+
+namespace flowlik::cli {
+
+CLI::Validator integer_in(int64_t lo, int64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        const auto value = parse_int64(text);
+        if (!value) return fmt::format("expected an integer, got '{}'", text);
+        if (*value < lo || *value > hi) {
+          return fmt::format("{} is out of range [{}, {}]", text, lo, hi);
+        }
+        return {};
+      },
+      fmt::format("INT in [{}, {}]", lo, hi));
+}
+
+CLI::Validator unsigned_integer() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+          return fmt::format("expected an integer in [0, 2^64 - 1], got '{}'", text);
+        }
+        return {};
+      },
+      "UINT");
+}
+
+CLI::Validator positive_finite(double hi) {
+  return CLI::Validator(
+      [hi](std::string& text) -> std::string {
+        const auto value = parse_finite_double(text);
+        if (!value) return fmt::format("expected a finite number, got '{}'", text);
+        if (!(*value > 0.0 && *value <= hi))
+          return fmt::format("{} is out of range (0, {}]", text, hi);
+        return {};
+      },
+      "POSITIVE");
+}
+
+CLI::Validator finite_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (!parse_finite_double(text))
+          return fmt::format("expected a finite number, got '{}'", text);
+        return {};
+      },
+      "NUMBER");
+}
+
+}  // namespace flowlik::cli

@@ -1,0 +1,123 @@
+#include "io/report_reader.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "io/json_depth.h"
+#include "likelihood/error.h"
+
+namespace flowlik {
+namespace {
+
+constexpr uintmax_t kMaxReportBytes = uintmax_t{256} << 20;
+
+std::string type_name(const nlohmann::json* value) {
+  if (!value) return "nothing";
+  return value->type_name();
+}
+
+}  // namespace
+
+ReportReader::ReportReader(const std::string& path, std::string_view what)
+    : path_(path), what_(what) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::is_regular_file(status)) {
+    throw DataError(fmt::format("{}: {} is not a regular file", path, what_));
+  }
+  if (std::filesystem::file_size(path, ec) > kMaxReportBytes) {
+    throw DataError(fmt::format("{}: {} is larger than {} bytes", path, what_, kMaxReportBytes));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(fmt::format("{}: cannot open {}", path, what_));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const auto text = buffer.str();
+  if (json_nesting_depth(text) > kMaxJsonDepth) {
+    throw DataError(fmt::format("{}: {} nests deeper than {} levels", path, what_, kMaxJsonDepth));
+  }
+  try {
+    json_ = nlohmann::json::parse(text);
+  } catch (
+      const nlohmann::json::exception& e) {  // parse errors, and numbers out of a double's range
+    const std::string message = e.what();
+    throw DataError(
+        fmt::format("{}: {} is not valid JSON ({})", path, what_, message.substr(0, 200)));
+  }
+  if (!json_.is_object()) throw DataError(fmt::format("{}: {} is not a JSON object", path, what_));
+}
+
+void ReportReader::fail(std::string_view key, std::string_view expected,
+                        const nlohmann::json* found) const {
+  throw DataError(fmt::format("{}: {} key '{}': expected {}, found {}", path_, what_, key, expected,
+                              type_name(found)));
+}
+
+bool ReportReader::contains(std::string_view key) const {
+  const nlohmann::json* node = &json_;
+  size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    const auto part =
+        std::string(key.substr(start, dot == std::string_view::npos ? key.npos : dot - start));
+    if (!node->is_object() || !node->contains(part)) return false;
+    node = &node->at(part);
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+const nlohmann::json& ReportReader::value(std::string_view key) const {
+  const nlohmann::json* node = &json_;
+  size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    const auto part =
+        std::string(key.substr(start, dot == std::string_view::npos ? key.npos : dot - start));
+    if (!node->is_object()) fail(key.substr(0, start == 0 ? 0 : start - 1), "an object", node);
+    const auto it = node->find(part);
+    if (it == node->end()) fail(key, "a value", nullptr);
+    node = &*it;
+    if (dot == std::string_view::npos) return *node;
+    start = dot + 1;
+  }
+}
+
+int64_t ReportReader::integer(std::string_view key) const {
+  const auto& v = value(key);
+  if (!v.is_number_integer()) fail(key, "an integer", &v);
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    fail(key, "an integer below 2^63", &v);
+  }
+  return v.get<int64_t>();
+}
+
+double ReportReader::number(std::string_view key) const {
+  const auto& v = value(key);
+  if (!v.is_number()) fail(key, "a number", &v);
+  return v.get<double>();
+}
+
+std::optional<double> ReportReader::number_or_null(std::string_view key) const {
+  const auto& v = value(key);
+  if (v.is_null()) return std::nullopt;
+  if (!v.is_number()) fail(key, "a number or null", &v);
+  return v.get<double>();
+}
+
+std::string ReportReader::string(std::string_view key) const {
+  const auto& v = value(key);
+  if (!v.is_string()) fail(key, "a string", &v);
+  return v.get<std::string>();
+}
+
+const nlohmann::json& ReportReader::object(std::string_view key) const {
+  const auto& v = value(key);
+  if (!v.is_object()) fail(key, "an object", &v);
+  return v;
+}
+
+}  // namespace flowlik

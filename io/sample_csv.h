@@ -1,0 +1,53 @@
+// Per-sample results as CSV, one row per sample, written as each completes so that nothing done is
+// lost, and read back strictly for --resume and `flowlik merge`.
+//
+// While a run goes on, rows go to the journal PATH.partial, which --resume continues; the journal
+// is renamed to PATH when every sample has been written, so PATH is always a complete file. The
+// first line records the identity of the run that wrote the rows (model and data digests, contract,
+// preprocessing, seed, solver, estimator, shard) as a comment, `# flowlik-run {...}`, so that
+// --resume never mixes rows of two runs.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "likelihood/score.h"
+
+namespace flowlik {
+
+// PATH.partial, where the rows of a run in progress are kept.
+std::string journal_path(const std::string& path);
+
+class SampleCsvWriter {
+ public:
+  // Starts a new journal for `path` with the run's identity and the header, flushed at once so that
+  // a run killed before its first row leaves a journal --resume accepts; or (append) adds rows to
+  // the existing journal. Throws OutputError naming the file if it cannot be opened.
+  SampleCsvWriter(const std::string& path, const nlohmann::json& identity, bool append = false);
+  void write(const SampleResult& result);
+  // Renames the journal to `path`: called once every sample of the run has been written.
+  void commit();
+
+ private:
+  std::string path_;
+  std::string journal_;
+  std::ofstream out_;
+};
+
+struct SampleCsv {
+  std::optional<nlohmann::json>
+      identity;                    // of the run that wrote the rows; absent in files of flowlik 0.1
+  std::vector<SampleResult> rows;  // in file order
+  bool has_header = false;         // the header line is complete
+  uint64_t complete_bytes = 0;     // length of the header and every complete row
+  bool partial_tail = false;       // the file ends in a row cut off mid-write (no final newline)
+};
+
+// Throws DataError naming the file and line for a wrong header or a malformed complete row.
+SampleCsv read_sample_csv(const std::string& path);
+
+}  // namespace flowlik

@@ -1,0 +1,58 @@
+// A network as flowlik calls it, whatever format it was exported in: its raw output and the
+// Jacobian products the trace estimators need. A TorchScript module answers the products by
+// autograd; an AOTInductor package (.pt2) has no autograd at run time and carries them compiled
+// (python/flowlik_export). The conversion of the output into a flow velocity is not here: it is
+// affine in x and the output (shared/MATH.md section 4), so VelocityField applies it, and converts
+// the products, in closed form for every format alike.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "likelihood/contract.h"
+
+namespace flowlik {
+
+// How the network is called, from the contract and the data.
+struct CallSpec {
+  Signature signature = Signature::kXT;
+  TimeInput time_input = TimeInput::kVector;
+  bool conditional = false;
+  std::vector<int64_t> shape;  // per sample; x is reshaped to [B, *shape] for the call
+};
+
+class Network {
+ public:
+  virtual ~Network() = default;
+
+  // "torchscript" or "aoti-package", for reports.
+  virtual std::string format() const = 0;
+  // Puts the network on the device and in the dtype of `options` and checks that it can be called
+  // as `call` says. Throws ModelError naming the file.
+  virtual void prepare(const CallSpec& call, torch::TensorOptions options) = 0;
+  virtual void set_shape(const std::vector<int64_t>& shape) = 0;
+
+  // x: [B, D] flattened; t: [B] model time (all equal for a scalar-time model); labels: [B] int64
+  // for a conditional model, else undefined. All return tensors are detached. out: [B, D].
+  virtual torch::Tensor output(const torch::Tensor& x, const torch::Tensor& t,
+                               const torch::Tensor& labels) const = 0;
+  // out: [B, D] and u_k^T (d out / dx) per sample for probes u: [K, B, D], as [K, B, D].
+  virtual std::pair<torch::Tensor, torch::Tensor> output_and_vjp(
+      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
+      const torch::Tensor& labels) const = 0;
+  // out: [B, D] and the Jacobian's diagonal entries d out_i / d x_i for i in idx: [C] (int64), as
+  // [B, C].
+  virtual std::pair<torch::Tensor, torch::Tensor> output_and_diagonal(
+      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
+      const torch::Tensor& labels) const = 0;
+
+  virtual int64_t parameter_count() const = 0;  // -1 when the format does not say
+  virtual std::string parameter_dtype() const = 0;
+};
+
+}  // namespace flowlik

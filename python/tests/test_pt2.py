@@ -1,0 +1,339 @@
+"""flowlik_export.export(format="pt2"): the package's compiled functions agree with the network and with
+autograd, every parameterization's raw output converts to the closed-form velocity and trace, the metadata
+round-trips, and a model torch.export cannot take is refused naming the line at fault.
+
+AOTInductor compiles each function for tens of seconds: the compiled functions are cached in
+$FLOWLIK_PT2_CACHE (default: a folder under the system's temporary directory), keyed by a hash of their
+graph, weights and torch version, so a rerun compiles only what changed. Ten functions are compiled cold.
+"""
+import json
+import logging
+import os
+import pathlib
+import sys
+import tempfile
+import warnings
+
+import pytest
+import torch
+
+from flowlik_export import ContractError, ExportError, ExportMismatchError, export
+from flowlik_export import pt2
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+sys.path.insert(0, str(ROOT / "examples" / "digits"))
+
+import export_pt2 as digits  # noqa: E402
+from make_fixtures import GmmPath  # noqa: E402
+
+DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+MIXTURE = {"weights": [0.5, 0.3, 0.2], "means": [[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]],
+           "scales": [[0.4, 0.6], [0.7, 0.3], [0.5, 0.5]]}
+
+
+@pytest.fixture(scope="session")
+def cache_dir():
+    default = os.path.join(tempfile.gettempdir(), f"flowlik-pt2-cache-{os.getuid()}")
+    return os.environ.get("FLOWLIK_PT2_CACHE") or default
+
+
+def run(path, function, dtype, *inputs):
+    return pt2.load_function(path, function, dtype).run(list(inputs))
+
+
+def metadata_of(path, model_name):
+    """The metadata as C++ reads it, without loading the model."""
+    return torch._C._aoti.AOTIModelPackageLoader.load_metadata_from_package(str(path), model_name)
+
+
+# --------------------------------------------------------------------------- the digits model
+@pytest.fixture(scope="module")
+def digits_package(tmp_path_factory, cache_dir):
+    """The digits network exported as pt2 (float32), with the warnings its export raised."""
+    scripted, manifest = digits.load_torchscript(str(ROOT / "examples" / "digits" / "model.pt"))
+    model = digits.velocity_mlp().eval()
+    model.load_state_dict(scripted.state_dict())
+    x = digits.test_inputs(manifest)[:16].float()
+    path = tmp_path_factory.mktemp("digits") / "model.pt2"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = export(model, path, manifest, x, cache_dir=cache_dir)
+    return path, model, manifest, written, caught
+
+
+def test_the_digits_model_exports_with_its_manifest_and_no_deprecation_warning(digits_package):
+    path, _, manifest, written, caught = digits_package
+    assert written == manifest
+    assert [str(w.message) for w in caught if issubclass(w.category, DEPRECATIONS)] == []
+    for function in ("velocity", "vjp", "diag"):
+        metadata = metadata_of(path, f"{function}_float32")
+        assert json.loads(metadata.pop("flowlik.json")) == manifest
+        assert {k: v for k, v in metadata.items() if k.startswith("flowlik.")} == {
+            "flowlik.format": "1",
+            "flowlik.dtype": "float32",
+            "flowlik.device": "cpu",
+            "flowlik.functions": "velocity,vjp,diag",
+            "flowlik.torch_version": torch.__version__,
+            "flowlik.parameters": "238656",  # as flowlik reports model.pt's
+            "flowlik.parameter_dtype": "Float",
+        }
+        assert metadata["AOTI_DEVICE_KEY"] == "cpu"
+
+
+def test_the_digits_package_agrees_with_autograd_at_any_batch_probe_and_chunk_size(digits_package):
+    path, model, _, _, _ = digits_package
+    g = torch.Generator().manual_seed(5)
+    for b, k, idx in [(1, 1, [7]), (17, 4, list(range(64))), (2, 2, [63, 0, 5])]:
+        x = torch.randn((b, 64), generator=g)
+        t = torch.rand((b,), generator=g)
+        probes = torch.randn((k, b, 64), generator=g)
+        idx = torch.tensor(idx)
+        (out,) = run(path, "velocity", "float32", x, t)
+        out_v, vjp = run(path, "vjp", "float32", x, t, probes)
+        out_d, diag = run(path, "diag", "float32", x, t, idx)
+        assert out.shape == (b, 64) and vjp.shape == (k, b, 64) and diag.shape == (b, len(idx))
+
+        # Autograd on the eager network, not torch.func: an independent computation of the same numbers.
+        xr = x.clone().requires_grad_(True)
+        expected = model(xr.reshape(b, 8, 8), t).reshape(b, 64)
+        for o in (out, out_v, out_d):
+            torch.testing.assert_close(o, expected.detach(), rtol=1e-4, atol=1e-5)
+        for j in range(k):
+            (grad,) = torch.autograd.grad(expected, xr, probes[j], retain_graph=True)
+            torch.testing.assert_close(vjp[j], grad, rtol=1e-4, atol=1e-5)
+        for c, i in enumerate(idx.tolist()):
+            (row,) = torch.autograd.grad(expected[:, i].sum(), xr, retain_graph=True)
+            torch.testing.assert_close(diag[:, c], row[:, i], rtol=1e-4, atol=1e-5)
+
+
+def test_the_committed_digits_package_matches_model_pt():
+    path = ROOT / "examples" / "digits" / "model.pt2"
+    scripted, manifest = digits.load_torchscript(str(ROOT / "examples" / "digits" / "model.pt"))
+    worst = digits.check_against_torchscript(str(path), scripted, digits.test_inputs(manifest), digits.ATOL)
+    assert worst["float64"] < 1e-10, worst  # the same arithmetic in float64, up to summation order
+    for dtype in ("float32", "float64"):
+        metadata = metadata_of(path, f"diag_{dtype}")
+        assert json.loads(metadata["flowlik.json"]) == manifest
+        assert metadata["flowlik.dtype"] == dtype and metadata["flowlik.functions"] == "velocity,vjp,diag"
+
+
+# --------------------------------------------------------------------------- parameterizations
+def velocity_coefficients(parameterization, alpha, sigma, alpha_dot, sigma_dot):
+    """(a, b) with v = a x + b out for a network predicting `parameterization` (shared/MATH.md section 4;
+    v-prediction through D = alpha x - sigma v, E = sigma x + alpha v on a variance-preserving path)."""
+    if parameterization == "velocity":
+        return torch.zeros_like(alpha), torch.ones_like(alpha)
+    if parameterization == "data":
+        return sigma_dot / sigma, alpha_dot - sigma_dot * alpha / sigma
+    if parameterization == "noise":
+        return alpha_dot / alpha, sigma_dot - sigma * alpha_dot / alpha
+    if parameterization == "score":
+        return alpha_dot / alpha, sigma * sigma * alpha_dot / alpha - sigma * sigma_dot
+    return alpha_dot * alpha + sigma_dot * sigma, sigma_dot * alpha - alpha_dot * sigma
+
+
+@pytest.mark.parametrize("parameterization", ["velocity", "data", "noise", "score", "v"])
+def test_each_parameterization_converts_outside_the_graph(tmp_path, cache_dir, parameterization):
+    # The package holds the network's raw output; v = a x + b out and tr dv/dx = a D + b tr d out/dx must
+    # give the closed-form velocity of the mixture and the trace of its Jacobian.
+    w, mu, s = MIXTURE["weights"], MIXTURE["means"], MIXTURE["scales"]
+    network = GmmPath(w, mu, s, "vp", (0.1, 20.0), parameterization, "flow")
+    contract = {"parameterization": parameterization, "schedule": "vp:0.1,20", "time_range": [1e-3, 0.999]}
+    path = tmp_path / f"{parameterization}.pt2"
+    export(network, path, contract, torch.randn(4, 2, dtype=torch.float64), dtypes=("float64",),
+           functions=("diag",), cache_dir=cache_dir)
+    assert metadata_of(path, "diag_float64")["flowlik.functions"] == "diag"
+
+    velocity = GmmPath(w, mu, s, "vp", (0.1, 20.0), "velocity", "flow")
+    g = torch.Generator().manual_seed(3)
+    for t_value in (0.05, 0.5, 0.95):
+        x = 2 * torch.randn((3, 2), generator=g, dtype=torch.float64)
+        t = torch.full((3,), t_value, dtype=torch.float64)
+        out, diag = run(path, "diag", "float64", x, t, torch.arange(2))
+        torch.testing.assert_close(out, network(x, t), rtol=0, atol=1e-12)
+        a, b = velocity_coefficients(parameterization, *network.coefficients(t[:, None]))
+        torch.testing.assert_close(a * x + b * out, velocity(x, t), rtol=1e-9, atol=1e-9)
+        trace = torch.stack([torch.autograd.functional.jacobian(lambda z: velocity(z[None], t[i:i + 1])[0],
+                                                                x[i]).trace() for i in range(3)])
+        torch.testing.assert_close(a[:, 0] * 2 + b[:, 0] * diag.sum(1), trace, rtol=1e-9, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- the wrapper's conventions
+class ScalarTimeFirstConditional(torch.nn.Module):
+    """forward(t, x, y): t a 0-d tensor, x [B, 2, 2], y [B] class labels."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.linear = torch.nn.Linear(4, 4)
+        self.embed = torch.nn.Embedding(3, 4)
+
+    def forward(self, t, x, y):
+        if t.dim() != 0:
+            raise RuntimeError("expected a scalar t")
+        h = torch.tanh(self.linear(x.reshape(x.shape[0], 4))) * (1 + t) + self.embed(y)
+        return h.reshape(x.shape)
+
+
+SCALAR_CONTRACT = {"signature": "(t, x)", "time_input": "scalar", "conditioning": "label"}
+
+
+def export_scalar_model(path, cache_dir, **options):
+    x = torch.randn(4, 2, 2, dtype=torch.float64)
+    return export(ScalarTimeFirstConditional().double(), path, SCALAR_CONTRACT, x, dtypes=("float64",),
+                  functions=("vjp",), num_classes=3, cache_dir=cache_dir, **options)
+
+
+def test_scalar_time_time_first_signature_and_labels(tmp_path, cache_dir):
+    model = ScalarTimeFirstConditional().double()
+    path = tmp_path / "scalar.pt2"
+    assert export_scalar_model(path, cache_dir) == {**SCALAR_CONTRACT, "shape": [2, 2]}
+    x = torch.randn(5, 4, dtype=torch.float64)
+    t = torch.full((5,), 0.3, dtype=torch.float64)  # a scalar-time model sees t[0]: all entries equal
+    y = torch.tensor([0, 2, 1, 1, 0])
+    probes = torch.randn(2, 5, 4, dtype=torch.float64)
+    out, vjp = run(path, "vjp", "float64", x, t, probes, y)
+    xr = x.clone().requires_grad_(True)
+    expected = model(t[0], xr.reshape(5, 2, 2), y).reshape(5, 4)
+    torch.testing.assert_close(out, expected.detach(), rtol=0, atol=1e-12)
+    for k in range(2):
+        (grad,) = torch.autograd.grad(expected, xr, probes[k], retain_graph=True)
+        torch.testing.assert_close(vjp[k], grad, rtol=0, atol=1e-12)
+
+
+def test_a_second_export_takes_the_compiled_functions_from_the_cache(tmp_path, cache_dir, caplog):
+    export_scalar_model(tmp_path / "first.pt2", cache_dir)
+    with caplog.at_level(logging.INFO, logger="flowlik_export.pt2"):
+        export_scalar_model(tmp_path / "second.pt2", cache_dir)
+    assert "vjp_float64: compiled files from the cache" in caplog.text
+    assert "compiled in" not in caplog.text
+
+
+def test_the_compiled_code_checks_its_inputs_when_asked(tmp_path, cache_dir, monkeypatch):
+    # flowlik's loader can set AOTI_RUNTIME_CHECK_INPUTS=1: then a wrong dtype or stride is an error, not
+    # garbage, and the sizes the trace assumed away (B = K = 1) still pass.
+    path = tmp_path / "checked.pt2"
+    export_scalar_model(path, cache_dir)
+    monkeypatch.setenv("AOTI_RUNTIME_CHECK_INPUTS", "1")
+    vjp = pt2.load_function(path, "vjp", "float64")
+    x, t, y = torch.randn(1, 4, dtype=torch.float64), torch.zeros(1, dtype=torch.float64), torch.tensor([2])
+    out, grads = vjp.run([x, t, torch.randn(1, 1, 4, dtype=torch.float64), y])
+    assert out.shape == (1, 4) and grads.shape == (1, 1, 4)
+    with pytest.raises(RuntimeError, match="unmatched dtype"):
+        vjp.run([x.float(), t.float(), torch.randn(1, 1, 4), y])
+    with pytest.raises(RuntimeError, match="unmatched stride"):
+        vjp.run([torch.randn(4, 3, dtype=torch.float64).t(), t.expand(3), torch.randn(1, 3, 4).double(),
+                 y.expand(3)])
+
+
+def _perturb_loads(monkeypatch, offset=0.0, metadata=None):
+    """Makes the exporter's reload return the package's functions plus `offset`, with `metadata` changed."""
+    real = pt2.load_function
+
+    class Perturbed:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def run(self, inputs):
+            return [out + offset for out in self.inner.run(inputs)]
+
+        def get_metadata(self):
+            return {**self.inner.get_metadata(), **(metadata or {})}
+
+    monkeypatch.setattr(pt2, "load_function", lambda *a: Perturbed(real(*a)))
+
+
+def test_a_package_that_disagrees_is_caught(tmp_path, cache_dir, monkeypatch):
+    _perturb_loads(monkeypatch, offset=1e-3)
+    with pytest.raises(ExportMismatchError, match=r"vjp_float64 \(out\) differs from eager torch.func "
+                                                  r"\(batch 1, t = 0\): max abs diff 0\.001"):
+        export_scalar_model(tmp_path / "off.pt2", cache_dir)
+
+
+def test_metadata_that_does_not_read_back_is_caught(tmp_path, cache_dir, monkeypatch):
+    _perturb_loads(monkeypatch, metadata={"flowlik.dtype": "float16"})
+    with pytest.raises(ExportMismatchError, match=r"metadata of vjp_float64 reads back as "
+                                                  r"\{'flowlik.dtype': 'float16'\}"):
+        export_scalar_model(tmp_path / "meta.pt2", cache_dir)
+
+
+# --------------------------------------------------------------------------- refusals
+class BranchOnTime(torch.nn.Module):
+    """Data-dependent Python control flow: torch.export cannot trace it."""
+
+    def forward(self, x, t):
+        if bool(t[0] < 0.25):
+            return x
+        return 2.0 * x
+
+
+def test_a_model_torch_export_cannot_take_is_named_with_its_line(tmp_path):
+    path = tmp_path / "branch.pt2"
+    with pytest.raises(ExportError) as error:
+        export(BranchOnTime(), path, {}, torch.randn(4, 3))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("forward: cannot be traced for the pt2 function velocity (Could not guard on "
+                              "data-dependent expression"), message
+    assert "test_pt2.py" in message and "in forward: if bool(t[0] < 0.25):" in message, message
+    assert message.endswith('export with format="torchscript" instead'), message
+    assert not path.exists()
+    export(BranchOnTime(), tmp_path / "branch.pt", {}, torch.randn(4, 3), format="torchscript")
+
+
+class BranchOnBatchSize(torch.nn.Module):
+    """Python control flow on the batch size: make_fx's symbolic trace assumes sizes >= 2 and keeps the branch
+    it takes at the traced size, with no guard to say so."""
+
+    def forward(self, x, t):
+        if x.shape[0] > 1:
+            return 2.0 * x
+        return x
+
+
+def test_a_branch_on_the_batch_size_is_caught_by_the_check_at_batch_1(tmp_path, cache_dir):
+    with pytest.raises(ExportMismatchError, match=r"velocity_float32 \(out\) differs from eager torch.func "
+                                                  r"\(batch 1, t = 0\)"):
+        export(BranchOnBatchSize(), tmp_path / "b.pt2", {}, torch.randn(4, 3), functions=("velocity",),
+               cache_dir=cache_dir)
+
+
+def test_the_exporter_lets_the_models_own_warnings_through(tmp_path):
+    class WarnsAndHalves(torch.nn.Module):
+        def forward(self, x, t):
+            warnings.warn("this model's own deprecation", FutureWarning)
+            return x[:, :1]
+
+    with pytest.warns(FutureWarning, match="this model's own deprecation"):
+        with pytest.raises(ContractError, match=r"returns shape \[1, 1\] for x of shape \[1, 3\]"):
+            export(WarnsAndHalves(), tmp_path / "w.pt2", {}, torch.randn(4, 3))
+
+
+@pytest.mark.parametrize("options,expected", [
+    ({"format": "onnx"}, "format: unknown value 'onnx' (valid: pt2, torchscript)"),
+    ({"method": "trace"}, "method: applies to format 'torchscript' only"),
+    ({"dtypes": ("float16",)}, "dtypes: expected distinct names from float32, float64, got ('float16',)"),
+    ({"dtypes": "float32"}, "dtypes: expected distinct names from float32, float64, got 'float32'"),
+    ({"dtypes": ("float64", "float64")}, "dtypes: expected distinct names"),
+    ({"device": "tpu"}, "device: unknown value 'tpu' (valid: cpu, cuda)"),
+    ({"functions": ("hessian",)}, "functions: expected distinct names from velocity, vjp, diag"),
+    ({"format": "torchscript", "dtypes": ("float64",)}, "dtypes: applies to format 'pt2' only"),
+    ({"format": "torchscript", "cache_dir": "c"}, "cache_dir: applies to format 'pt2' only"),
+])
+def test_bad_pt2_arguments_are_named(tmp_path, options, expected):
+    path = tmp_path / ("m.pt" if options.get("format") == "torchscript" else "m.pt2")
+    with pytest.raises(ValueError) as error:
+        export(BranchOnTime(), path, {}, torch.randn(4, 3), **options)
+    assert str(error.value).startswith(expected), str(error.value)
+    assert not path.exists()
+
+
+def test_a_pt2_path_and_module_are_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"path: a pt2 package's name must end in \.pt2, got '.*m\.pt'"):
+        export(BranchOnTime(), tmp_path / "m.pt", {}, torch.randn(4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script's own deprecation
+        scripted = torch.jit.script(BranchOnTime())
+    with pytest.raises(ValueError, match="module: a TorchScript module cannot be traced for format 'pt2'"):
+        export(scripted, tmp_path / "m.pt2", {}, torch.randn(4, 3))

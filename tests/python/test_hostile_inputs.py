@@ -1,0 +1,388 @@
+"""What a hostile user found (issue 12), one test per finding: nothing lost, nothing silently wrong, no crash
+or hang, and the right outcome for a legitimate but unusual model."""
+import json
+import math
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import read_per_sample, run_flowlik, run_identity
+
+FAST = ["--solver", "rk4", "--steps", "4", "-q"]
+
+
+@pytest.fixture
+def gaussian(fixtures, tmp_path):
+    """A copy of the Gaussian fixture and continuous data for it, in a folder of the test's own."""
+    model = tmp_path / "model.pt"
+    shutil.copy(fixtures / "gaussian.pt", model)
+    data = tmp_path / "d.npy"
+    np.save(data, np.random.default_rng(1).standard_normal((6, 2, 3)))
+    return model, data
+
+
+def digest(path):
+    return path.read_bytes()
+
+
+# --- data loss -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option", ["-o", "--per-sample", "--html", "--junit", "--markdown", "--history"])
+@pytest.mark.parametrize("victim", ["data", "model"])
+def test_an_output_naming_an_input_is_refused_and_the_input_kept(gaussian, option, victim):
+    model, data = gaussian
+    target = data if victim == "data" else model
+    before = digest(target)
+    proc = run_flowlik("score", model, "--data", data, *FAST, option, target, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert option in proc.stderr and "would be destroyed" in proc.stderr
+    assert digest(target) == before
+
+
+def test_a_link_to_an_input_is_the_input(gaussian, tmp_path):
+    model, data = gaussian
+    hard, soft = tmp_path / "hard.npy", tmp_path / "soft.json"
+    os.link(data, hard)
+    os.symlink(data, soft)
+    before = digest(data)
+    for link in (hard, soft):
+        proc = run_flowlik("score", model, "--data", data, *FAST, "-o", link, check=False)
+        assert proc.returncode == 2 and "-o" in proc.stderr
+    assert digest(data) == before
+
+
+def test_one_file_for_two_outputs_is_refused(gaussian, tmp_path):
+    model, data = gaussian
+    x = tmp_path / "x"
+    proc = run_flowlik("score", model, "--data", data, *FAST, "-o", x, "--per-sample", x, check=False)
+    assert proc.returncode == 2 and "--per-sample" in proc.stderr and "-o" in proc.stderr
+    assert not x.exists()
+
+
+def test_baseline_and_output_the_same_file_is_refused(gaussian, tmp_path):
+    model, data = gaussian
+    base = tmp_path / "base.json"
+    run_flowlik("score", model, "--data", data, *FAST, "-o", base)
+    before = digest(base)
+    proc = run_flowlik("score", model, "--data", data, *FAST, "--baseline", base, "--max-regression", "0.1",
+                       "-o", base, check=False)
+    assert proc.returncode == 2 and "--baseline" in proc.stderr
+    assert digest(base) == before
+
+
+def test_compare_refuses_to_write_over_a_model(fixtures, gaussian, tmp_path):
+    model, data = gaussian
+    other = tmp_path / "b.pt"
+    shutil.copy(fixtures / "gaussian_b.pt", other)
+    before = digest(other)
+    proc = run_flowlik("compare", model, other, "--data", data, *FAST, "-o", other, check=False)
+    assert proc.returncode == 2 and "would be destroyed" in proc.stderr
+    assert digest(other) == before
+
+
+def test_merge_refuses_to_write_over_its_inputs(gaussian, tmp_path):
+    model, data = gaussian
+    reports = []
+    for i in range(2):
+        reports.append(tmp_path / f"s{i}.json")
+        run_flowlik("score", model, "--data", data, *FAST, "--shard", f"{i}/2", "-o", reports[-1],
+                    "--per-sample", tmp_path / f"s{i}.csv")
+    before = [digest(r) for r in reports] + [digest(tmp_path / "s0.csv")]
+    proc = run_flowlik("merge", *reports, "-o", reports[0], check=False)
+    assert proc.returncode == 2 and "would be destroyed" in proc.stderr
+    proc = run_flowlik("merge", *reports, "-o", tmp_path / "m.json", "--per-sample", tmp_path / "s0.csv",
+                       check=False)
+    assert proc.returncode == 2 and "--per-sample" in proc.stderr
+    assert [digest(r) for r in reports] + [digest(tmp_path / "s0.csv")] == before
+
+
+def test_a_run_that_fails_late_leaves_the_earlier_report_whole(fixtures, gaussian, tmp_path):
+    model, data = gaussian
+    report = tmp_path / "r.json"
+    run_flowlik("score", model, "--data", data, *FAST, "-o", report)
+    before = digest(report)
+    # A baseline of other data is found out only after scoring, when the gate is computed.
+    other = tmp_path / "other.npy"
+    np.save(other, np.zeros((3, 2, 3)))
+    base = tmp_path / "base.json"
+    run_flowlik("score", model, "--data", other, *FAST, "-o", base)
+    proc = run_flowlik("score", model, "--data", data, *FAST, "--baseline", base, "--max-regression", "0.1",
+                       "-o", report, check=False)
+    assert proc.returncode == 3 and "other data" in proc.stderr
+    assert digest(report) == before
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # no temporary file left behind
+
+
+def test_a_journal_killed_before_its_first_row_is_resumed(gaussian, tmp_path):
+    model, data = gaussian
+    per_sample = tmp_path / "s.csv"
+    journal = tmp_path / "s.csv.partial"
+    run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample)
+    complete = per_sample.read_text()
+    per_sample.unlink()
+    for cut in ("", "".join(complete.splitlines(keepends=True)[:2]), complete.splitlines()[0][:9]):
+        journal.write_text(cut)  # empty, identity and header only, or cut inside the identity
+        run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample, "--resume")
+        assert per_sample.read_text() == complete and not journal.exists()
+        per_sample.unlink()
+
+
+# --- silently wrong ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change, key", [
+    (["--seed", "1"], "options.seed"),
+    (["--max-rows", "7"], "options.max_rows"),
+    (["--trace", "hutchinson"], "options.trace"),
+    (["--scale-model"], "model_sha256"),
+    (["--other-data"], "data_sha256"),
+])
+def test_resume_refuses_rows_of_another_run(fixtures, gaussian, tmp_path, change, key):
+    model, data = gaussian
+    per_sample = tmp_path / "s.csv"
+    run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample)
+    args = ["score", model, "--data", data, *FAST]
+    if change == ["--scale-model"]:
+        other = tmp_path / "other.pt"
+        shutil.copy(fixtures / "gaussian_b.pt", other)
+        args[1] = other
+    elif change == ["--other-data"]:
+        other = tmp_path / "other.npy"
+        np.save(other, np.zeros((6, 2, 3)))
+        args[3] = other
+    else:
+        args += change
+    before = digest(per_sample)
+    proc = run_flowlik(*args, "--per-sample", per_sample, "--resume", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "another run" in proc.stderr and f"'{key}'" in proc.stderr
+    assert digest(per_sample) == before
+
+
+def test_resume_accepts_another_batch_size_and_thread_count(gaussian, tmp_path):
+    model, data = gaussian
+    per_sample = tmp_path / "s.csv"
+    run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample)
+    assert run_identity(per_sample)["options"]["solver"] == "rk4"
+    run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample, "--resume",
+                "--batch-size", "2", "--threads", "1")
+
+
+def test_compare_refuses_models_that_see_the_data_differently(fixtures, tmp_path):
+    data = tmp_path / "k.npy"
+    np.save(data, np.random.default_rng(3).integers(0, 17, size=(5, 2), dtype=np.uint8))
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    for path, manifest in ((a, {"data": {"levels": 17, "scale": "centered"}}),
+                           (b, {"data": {"levels": 256, "scale": "unit"}})):
+        shutil.copy(fixtures / "mixture.pt", path)
+        path.with_name(path.name + ".json").write_text(json.dumps(manifest))
+    proc = run_flowlik("compare", a, b, "--data", data, *FAST, check=False)
+    assert proc.returncode == 2 and "levels" in proc.stderr and "different data" in proc.stderr
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--seed", "-1"), ("--seed", "18446744073709551616"), ("--batch-size", "1e20"),
+    ("--batch-size", "0"), ("--rtol", "nan"), ("--atol", "nan"), ("--rtol", "inf"), ("--threads", "100000"),
+    ("--threads", "-1"), ("--probes", "1.5"), ("--max-nfe", "99999999999999999999"),
+])
+def test_out_of_range_numbers_are_usage_errors(gaussian, option, value):
+    model, data = gaussian
+    proc = run_flowlik("score", model, "--data", data, *FAST, f"{option}={value}", check=False)
+    assert proc.returncode == 2 and option in proc.stderr, proc.stderr
+
+
+def test_a_not_finite_regression_limit_is_a_usage_error(gaussian, tmp_path):
+    model, data = gaussian
+    base = tmp_path / "base.json"
+    run_flowlik("score", model, "--data", data, *FAST, "-o", base)
+    proc = run_flowlik("score", model, "--data", data, *FAST, "--baseline", base, "--max-regression=nan",
+                       check=False)
+    assert proc.returncode == 2 and "--max-regression" in proc.stderr
+
+
+# --- crashes and hangs ---------------------------------------------------------------------------------
+
+def test_a_deeply_nested_side_manifest_is_refused(gaussian):
+    model, data = gaussian
+    model.with_name(model.name + ".json").write_text("[" * 300000 + "]" * 300000)
+    proc = run_flowlik("score", model, "--data", data, *FAST, check=False)
+    assert proc.returncode == 4 and "deeper" in proc.stderr
+
+
+def test_a_fifo_or_directory_as_side_manifest_is_refused_at_once(gaussian):
+    model, data = gaussian
+    side = model.with_name(model.name + ".json")
+    os.mkfifo(side)
+    start = time.monotonic()
+    proc = run_flowlik("score", model, "--data", data, *FAST, check=False, timeout=60)
+    assert proc.returncode == 4 and "not a regular file" in proc.stderr
+    assert time.monotonic() - start < 60
+    side.unlink()
+    side.mkdir()
+    proc = run_flowlik("score", model, "--data", data, *FAST, check=False)
+    assert proc.returncode == 4 and "not a regular file" in proc.stderr
+
+
+def test_a_huge_manifest_value_gives_a_short_message(gaussian):
+    model, data = gaussian
+    model.with_name(model.name + ".json").write_text(json.dumps({"schedule": "x" * 900_000}))
+    proc = run_flowlik("score", model, "--data", data, *FAST, check=False)
+    assert proc.returncode == 4
+    assert len(proc.stderr) < 2000 and proc.stderr.count("\n") == 1
+
+
+def test_threads_at_the_limit_runs(gaussian):
+    model, data = gaussian
+    run_flowlik("score", model, "--data", data, *FAST, "--threads", "2")
+
+
+@pytest.fixture
+def shard_reports(gaussian, tmp_path):
+    model, data = gaussian
+    reports = []
+    for i in range(2):
+        reports.append(tmp_path / f"s{i}.json")
+        run_flowlik("score", model, "--data", data, *FAST, "--shard", f"{i}/2", "-o", reports[-1],
+                    "--per-sample", tmp_path / f"s{i}.csv")
+    return reports
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda r: r["shard"].pop("count"), "shard.count"),
+    (lambda r: r["shard"].update(count="2"), "shard.count"),
+    (lambda r: r["data"].update(N=[6]), "data.N"),
+    (lambda r: r.update(shard=[]), "'shard'"),
+    (lambda r: r.pop("wall_time_s"), "wall_time_s"),
+    (lambda r: r.update(per_sample=7), "per_sample"),
+])
+def test_merge_names_a_missing_or_mistyped_key(shard_reports, tmp_path, edit, key):
+    r = json.loads(shard_reports[1].read_text())
+    edit(r)
+    shard_reports[1].write_text(json.dumps(r))
+    proc = run_flowlik("merge", *shard_reports, "-o", tmp_path / "m.json", check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert key in proc.stderr and "internal" not in proc.stderr
+
+
+@pytest.mark.parametrize("shard", [{"index": 0, "count": 2**62, "first": 0, "end": 3},
+                                   {"index": 1, "count": 2, "first": -5, "end": 2**62},
+                                   {"index": 1, "count": 2, "first": 3, "end": 2}])
+def test_merge_refuses_absurd_shard_ranges(shard_reports, tmp_path, shard):
+    r = json.loads(shard_reports[1].read_text())
+    r["shard"].update(shard)
+    shard_reports[1].write_text(json.dumps(r))
+    proc = run_flowlik("merge", *shard_reports, "-o", tmp_path / "m.json", check=False)
+    assert proc.returncode == 3 and "internal" not in proc.stderr and "memory" not in proc.stderr
+
+
+def test_inspect_answers_in_seconds_on_a_convolutional_model(tmp_path):
+    class Conv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Conv2d(4, 32, 3, padding=1)
+            self.b = torch.nn.Conv2d(32, 32, 3, padding=1)
+            self.c = torch.nn.Conv2d(32, 3, 3, padding=1)
+
+        def forward(self, x, t):
+            h = torch.cat([x, t.view(-1, 1, 1, 1).expand(-1, 1, 32, 32)], 1)
+            return self.c(torch.nn.functional.silu(self.b(torch.nn.functional.silu(self.a(h)))))
+
+    model = tmp_path / "conv.pt"
+    torch.jit.save(torch.jit.trace(Conv().eval(), (torch.randn(2, 3, 32, 32), torch.rand(2))), model)
+    start = time.monotonic()
+    proc = run_flowlik("inspect", model, "--shape", "3,32,32", "--json", check=False, timeout=120)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    cost = json.loads(proc.stdout)["cost"]
+    assert elapsed < 90
+    assert cost["exact_ms_per_evaluation"] > cost["hutchinson_ms_per_evaluation"] > 0
+    assert cost["score_seconds_per_sample"]["exact"] > 0
+    assert cost["exact_peak_memory_bytes"] > 0
+    assert cost["exact_measured_rows"] == 64
+
+
+# --- right model, wrong outcome ------------------------------------------------------------------------
+
+def test_a_constant_velocity_scores_as_a_translation(tmp_path):
+    class Constant(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.full_like(x, 0.75)
+
+    model = tmp_path / "constant.pt"
+    torch.jit.save(torch.jit.script(Constant()), model)
+    x = np.random.default_rng(2).standard_normal((5, 3))
+    data = tmp_path / "x.npy"
+    np.save(data, x)
+    # dx/dt = 0.75 from t = 0 to 1: x0 = x1 - 0.75, divergence 0, so log p1(x1) = log N(x1 - 0.75; 0, I).
+    z = x - 0.75
+    exact = -0.5 * (z**2).sum(1) - 1.5 * math.log(2 * math.pi)
+    for trace in ("exact", "hutchinson"):
+        out = tmp_path / f"{trace}.csv"
+        run_flowlik("score", model, "--data", data, "--dtype", "float64", "--trace", trace, "-q",
+                    "--per-sample", out)
+        rows = read_per_sample(out)
+        assert [r["status"] for r in rows] == ["ok"] * 5
+        np.testing.assert_allclose([float(r["log_likelihood"]) for r in rows], exact, atol=1e-9)
+
+
+def test_an_empty_shard_writes_a_report_and_merges(gaussian, tmp_path):
+    model, _ = gaussian
+    one = tmp_path / "one.npy"
+    np.save(one, np.zeros((1, 2, 3)))
+    reports = []
+    for i in range(2):
+        reports.append(tmp_path / f"e{i}.json")
+        run_flowlik("score", model, "--data", one, *FAST, "--shard", f"{i}/2", "-o", reports[-1],
+                    "--per-sample", tmp_path / f"e{i}.csv")
+    assert json.loads(reports[0].read_text())["samples"]["total"] == 0
+    run_flowlik("merge", *reports, "-o", tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text())["samples"] == {"total": 1, "ok": 1, "excluded": 0}
+
+
+def test_a_shard_whose_samples_all_fail_writes_its_report(fixtures, tmp_path):
+    data = tmp_path / "d.npy"
+    np.save(data, np.array([[0.1, 0.2], [0.3, 0.1], [500.0, 500.0], [600.0, 600.0]]))
+    reports = []
+    for i in range(2):
+        reports.append(tmp_path / f"s{i}.json")
+        proc = run_flowlik("score", fixtures / "throws_for_large_input.pt", "--data", data, *FAST, "--shard",
+                           f"{i}/2", "-o", reports[-1], "--per-sample", tmp_path / f"s{i}.csv", check=False)
+        assert proc.returncode == (0 if i == 0 else 6), proc.stderr
+    failed = json.loads(reports[1].read_text())
+    assert failed["samples"] == {"total": 2, "ok": 0, "excluded": 2}
+    assert failed["metrics"]["bpd"]["mean"] is None
+    run_flowlik("merge", *reports, "-o", tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text())["samples"]["ok"] == 2
+
+
+def test_a_failed_sample_counts_the_evaluations_it_burnt(fixtures, tmp_path):
+    data = tmp_path / "d.npy"
+    np.save(data, np.random.default_rng(4).standard_normal((2, 2)) * 3)
+    out = tmp_path / "s.csv"
+    proc = run_flowlik("score", fixtures / "mixture.pt", "--data", data, "--max-nfe", "5", "--rtol", "1e-10",
+                       "--atol", "1e-10", "--per-sample", out, "-q", check=False)
+    assert proc.returncode == 6
+    rows = read_per_sample(out)
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    # The batch of two burnt 6 evaluations, then each sample 6 more alone.
+    assert [int(r["nfe"]) for r in rows] == [12, 12]
+
+
+def test_a_native_op_error_reads_as_its_message(tmp_path):
+    class IndexesOutOfRange(torch.nn.Module):
+        def forward(self, x, t):
+            if bool(x.abs().max() > 100):
+                return x.index_select(1, torch.tensor([1000]))
+            return -x
+
+    model = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.script(IndexesOutOfRange()), model)
+    data = tmp_path / "d.npy"
+    np.save(data, np.full((1, 2), 500.0))
+    out = tmp_path / "s.csv"
+    run_flowlik("score", model, "--data", data, "--per-sample", out, "-q", check=False)
+    detail = read_per_sample(out)[0]["detail"]
+    assert "out of data bounds" in detail.lower() and "frame #" not in detail and "0x" not in detail, detail

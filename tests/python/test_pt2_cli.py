@@ -1,0 +1,95 @@
+"""AOTInductor packages (.pt2) end to end: the embedded digits model scored from its .pt2 and its
+TorchScript export agrees per sample, every report field is there for both formats, and bad packages give
+the model-error exit code with one line naming the file."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, read_per_sample, run_flowlik
+
+DIGITS = ROOT / "examples" / "digits"
+
+
+@pytest.fixture(scope="module")
+def digits_subset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("digits") / "first48.npy"
+    np.save(path, np.load(DIGITS / "test.npy")[:48])
+    return path
+
+
+def per_sample(tmp_path, model, data, *args):
+    out = tmp_path / f"{model.suffix[1:]}.csv"
+    report = tmp_path / f"{model.suffix[1:]}.json"
+    run_flowlik("score", model, "--data", data, "--per-sample", out, "-o", report, "-q", *args)
+    rows = read_per_sample(out)
+    assert {r["status"] for r in rows} == {"ok"}
+    return np.array([float(r["log_likelihood"]) for r in rows]), json.loads(report.read_text())
+
+
+# Float64: the two formats' arithmetic differs by rounding (about 1e-15 in the velocity), dopri5 takes the
+# same steps, and the values agree to 1e-9. Float32, fixed steps: the log-density of a digit (about -110
+# nats) is accumulated in float32, whose spacing there is 7.6e-6, so the formats agree to a few units in
+# the last place (measured 1.7e-5), not to the 1e-5 asked in issue 11. Float32 with dopri5: the step size is
+# shared by a batch, and rounding differences flip an accept/reject now and then, so values move within the
+# solver tolerance (measured up to 9e-3 nats at rtol = atol = 1e-5); see README "Reproducibility".
+@pytest.mark.parametrize("dtype, solver, tolerance", [
+    ("float64", ["--solver", "dopri5"], 1e-9),
+    ("float32", ["--solver", "rk4", "--steps", "50"], 5e-5),
+    ("float32", ["--solver", "dopri5"], 0.03),
+])
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+def test_both_formats_agree_per_sample_on_digits(tmp_path, digits_subset, dtype, solver, tolerance, trace):
+    args = ["--dtype", dtype, "--trace", trace, "--threads", "1", *solver]
+    a, ra = per_sample(tmp_path, DIGITS / "model.pt", digits_subset, *args)
+    b, rb = per_sample(tmp_path, DIGITS / "model.pt2", digits_subset, *args)
+    assert ra["model"]["format"] == "torchscript" and rb["model"]["format"] == "aoti-package"
+    assert np.abs(a - b).max() <= tolerance, np.abs(a - b).max()
+    # Every other part of the report is the same kind of thing for both formats.
+    assert ra.keys() == rb.keys() and ra["model"]["contract"] == rb["model"]["contract"]
+    assert ra["preprocessing"] == rb["preprocessing"]
+
+
+def test_inspect_reads_a_package(tmp_path):
+    r = json.loads(run_flowlik("inspect", DIGITS / "model.pt2", "--json").stdout)
+    assert r["format"] == "aoti-package"
+    assert r["contract"]["sources"]["data"] == "manifest (embedded)"
+    assert r["smoke"]["one_sample"]["status"] == "ok" and r["cost"]["exact_ms_per_evaluation"] > 0
+
+
+def test_compare_across_formats_is_zero_in_expectation(tmp_path, digits_subset):
+    out = tmp_path / "c.json"
+    run_flowlik("compare", DIGITS / "model.pt", DIGITS / "model.pt2", "--data", digits_subset, "-q",
+                "--dtype", "float64", "-o", out)
+    d = json.loads(out.read_text())["paired"][0]["bpd_diff"]
+    assert abs(d["mean"]) < 1e-9
+
+
+@pytest.mark.parametrize("fixture, words", [
+    ("exported_program.pt2", ["ExportedProgram", 'format="pt2"']),
+    ("velocity_only.pt2", ["no compiled 'vjp' function"]),
+])
+def test_bad_packages_are_model_errors(fixtures, tmp_path, fixture, words):
+    data = tmp_path / "g.npy"
+    np.save(data, np.zeros((2, 2, 3)))
+    proc = run_flowlik("score", fixtures / fixture, "--data", data, check=False)
+    assert proc.returncode == 4
+    assert proc.stderr.count("\n") == 1 and str(fixtures / fixture) in proc.stderr
+    for w in words:
+        assert w in proc.stderr
+
+
+def test_a_truncated_package_is_a_model_error(tmp_path):
+    cut = tmp_path / "cut.pt2"
+    data = (DIGITS / "model.pt2").read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    proc = run_flowlik("score", cut, "--data", DIGITS / "test.npy", check=False)
+    assert proc.returncode == 4 and "not a complete PyTorch zip archive" in proc.stderr
+
+
+def test_a_package_for_another_dtype_says_how_to_re_export(fixtures, tmp_path):
+    data = tmp_path / "g.npy"
+    np.save(data, np.zeros((2, 2, 3)))
+    proc = run_flowlik("score", fixtures / "gaussian_velocity.pt2", "--data", data, check=False)
+    assert proc.returncode == 4 and "compiled for float64 only" in proc.stderr and "dtypes=" in proc.stderr

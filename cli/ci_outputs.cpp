@@ -62,6 +62,10 @@ void write_markdown(const std::string& path, const std::vector<ModelRow>& models
     md += fmt::format("| {} | `{}` | {:.4f} | {:.4f} | {:.3f} | {}/{} | {:.1f} |\n", i, models[i].name,
                       s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean, s.ok, s.total, s.nfe_mean);
   }
+  md += "\nStandard error by source:\n\n";
+  for (size_t i = 0; i < models.size(); ++i) {
+    md += fmt::format("- {}: {}\n", i, describe_error_sources(*models[i].summary));
+  }
   if (!paired.empty()) {
     md += "\n| pair | Δ bpd (b − a) | ± paired stderr | 95% interval | n |\n|---|---|---|---|---|\n";
     for (const auto& p : paired) {

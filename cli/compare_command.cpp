@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "cli/ci_outputs.h"
 #include "cli/html_report.h"
 #include "likelihood/history.h"
@@ -13,6 +15,8 @@
 
 namespace flowlik::cli {
 namespace {
+
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 
 nlohmann::json mean_json(const MeanEstimate& m) {
   return {{"mean", m.mean}, {"stderr", m.std_error}, {"ci95", {m.ci_low, m.ci_high}}, {"n", m.count}};
@@ -89,7 +93,17 @@ int run_compare(const CompareArguments& args) {
                                 {"b", p.b},
                                 {"description", "b minus a, over samples scored ok under both"},
                                 {"log_likelihood_diff", mean_json(p.log_likelihood_diff)},
-                                {"bpd_diff", mean_json(p.bpd_diff)}});
+                                {"bpd_diff", mean_json(p.bpd_diff)},
+                                {"bpd_diff_stderr_by_source",
+                                 {{"total", number_or_null(p.bpd_diff.std_error)},
+                                  {"data", number_or_null(p.data_std_error_bpd)},
+                                  {"dequantization", number_or_null(p.dequant_std_error_bpd)},
+                                  {"estimator_upper_bound", number_or_null(p.estimator_std_error_bpd_upper)},
+                                  {"how",
+                                   "dequantization: per sample the variance between draws of the per-draw "
+                                   "difference / M, sqrt(sum) / n (null with one draw); estimator: the two "
+                                   "models' parts in quadrature, an upper bound since their probes are common; "
+                                   "data: total less dequantization, in quadrature"}}}});
   }
   for (const auto& g : gates) {
     report["gates"].push_back(gate_json(g));

@@ -11,6 +11,7 @@
 #include "cli/markup.h"
 #include "io/output_file.h"
 #include "likelihood/error.h"
+#include "likelihood/report.h"
 
 namespace flowlik::cli {
 namespace {
@@ -117,7 +118,11 @@ void write_html_report(const std::string& path, const std::vector<HtmlModel>& mo
                         i, escape_markup(models[i].name), s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean, s.ok,
                         s.total, s.nfe_mean);
   }
-  html += "</table>";
+  html += "</table><p>Standard error by source:</p><ul>";
+  for (size_t i = 0; i < models.size(); ++i) {
+    html += fmt::format("<li>{}: {}</li>", i, escape_markup(describe_error_sources(*models[i].summary)));
+  }
+  html += "</ul>";
   for (const auto& g : gates) {
     html += fmt::format("<p class='{}'>{}</p>", g.passed ? "pass" : "fail", escape_markup(g.message));
   }

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +15,7 @@
 #include "io/sample_csv.h"
 #include "likelihood/file_digest.h"
 #include "likelihood/history.h"
+#include "cli/number_options.h"
 #include "cli/shard.h"
 #include "likelihood/comparison.h"
 #include "likelihood/dataset.h"
@@ -86,6 +89,79 @@ std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
   return std::move(csv.rows);
 }
 
+// --target-stderr: a first pass on a seeded subset estimates the three parts of the variance of the mean
+// bpd, per sample (shared/MATH.md section 7), and finds the samples n, draws M and probes K that reach the
+// target at least cost:
+//   Var(mean) = (s_data^2 + s_draw^2 / M + s_probe^2 / (M K)) / n,  cost = n M K evaluations' rows
+// (K = 1 for the exact trace, whose cost does not depend on it), with n at most the dataset's size.
+nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& args, const RunSetup& setup,
+                             const Dataset& data, double target) {
+  constexpr int64_t kPilotSamples = 32;
+  constexpr int64_t kMaxDraws = 64;
+  constexpr int64_t kMaxProbes = 64;
+  const int64_t n0 = std::min<int64_t>(kPilotSamples, data.size);
+  // Evenly spread over the dataset from an offset set by the seed: the same subset for the same seed.
+  std::vector<int64_t> subset;
+  const int64_t offset = static_cast<int64_t>(args.seed % static_cast<uint64_t>(std::max<int64_t>(data.size, 1)));
+  for (int64_t i = 0; i < n0; ++i) subset.push_back((offset + i * data.size / n0) % data.size);
+  std::sort(subset.begin(), subset.end());
+  Preprocessing pre = *model.preprocessing;
+  const bool discrete = pre.discrete;
+  if (discrete) pre.draws = std::max<int64_t>(pre.draws, 2);
+  TraceSpec spec = setup.trace_spec;
+  const bool hutchinson = spec.method == "hutchinson";
+  if (hutchinson) spec.probes = std::max<int64_t>(spec.probes, 2);
+  const auto trace = make_trace_estimator(spec);
+  std::vector<SampleResult> results;
+  score_dataset(*model.field, *trace, data, pre, ScoreOptions{model.solver, args.batch_size}, subset,
+                [&](const SampleResult& r) { results.push_back(r); });
+  const auto pilot = summarize_results(results, data.dim);
+  nlohmann::json advice = {{"target_stderr_bpd", target},
+                           {"pilot", {{"samples", n0}, {"draws", pre.draws}, {"probes", hutchinson ? spec.probes : 0},
+                                      {"ok", pilot.ok}, {"stderr_by_source", metrics_json(pilot)["stderr_by_source"]["bpd"]}}}};
+  if (pilot.ok < 2) {
+    advice["advice"] = nullptr;
+    advice["note"] = "fewer than two pilot samples were scored ok; no advice";
+    return advice;
+  }
+  const double n = static_cast<double>(pilot.ok);
+  const auto per_sample = [&](double se) { return std::isfinite(se) ? se * se * n : 0.0; };
+  // Per-sample variances at the pilot's M0 and K0, scaled to one draw and one probe.
+  const double m0 = static_cast<double>(pre.draws);
+  const double k0 = hutchinson ? static_cast<double>(spec.probes) : 1.0;
+  const double s_data = per_sample(pilot.data_std_error_bpd);
+  const double s_draw = discrete ? per_sample(pilot.dequant_std_error_bpd) * m0 : 0.0;
+  const double s_probe = hutchinson ? per_sample(pilot.estimator_std_error_bpd) * m0 * k0 : 0.0;
+  nlohmann::json best;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (int64_t m = 1; m <= (discrete ? kMaxDraws : 1); ++m) {
+    for (int64_t k = 1; k <= (hutchinson ? kMaxProbes : 1); ++k) {
+      const double per = s_data + s_draw / m + s_probe / (m * k);
+      const double samples = std::ceil(per / (target * target));
+      if (samples > static_cast<double>(data.size)) continue;
+      const double cost = std::max(samples, 2.0) * m * k;
+      if (cost < best_cost) {
+        best_cost = cost;
+        best = {{"samples", static_cast<int64_t>(std::max(samples, 2.0))}, {"draws", m},
+                {"probes", hutchinson ? k : 0}, {"cost_rows_per_evaluation_step", cost}};
+      }
+    }
+  }
+  advice["per_sample_variance_bpd2"] = {{"data", s_data}, {"one_draw", s_draw}, {"one_probe", s_probe}};
+  if (best.is_null()) {
+    advice["advice"] = nullptr;
+    advice["note"] = fmt::format(
+        "unreachable with the {} samples of the data: the data's own part alone gives a standard error of "
+        "{:.4g} bpd over all of them",
+        data.size, std::sqrt(s_data / static_cast<double>(data.size)));
+  } else {
+    advice["advice"] = best;
+    advice["note"] = "cost counts rows of function evaluations (samples x draws x probes); the number of "
+                     "evaluations per solve is taken as the same for every choice";
+  }
+  return advice;
+}
+
 }  // namespace
 
 CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
@@ -96,6 +172,10 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
   cmd->add_option("--shard", a.shard,
                   "score block I of N (0 <= I < N); default from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE");
   cmd->add_flag("--resume", a.resume, "keep the samples already in --per-sample and score the rest");
+  cmd->add_option("--target-stderr", a.target_stderr,
+                  "advise the samples, draws and probes that reach this standard error of the mean bpd at "
+                  "least cost, from a first pass on a seeded subset (the run itself is not changed)")
+      ->check(positive_finite());
   cmd->add_option("--baseline", a.baseline, "a previous report of the same data to compare against")
       ->check(CLI::ExistingFile)
       ->group("Regression gate (nightly CI)");
@@ -133,6 +213,23 @@ int run_score(const ScoreCommandArguments& args) {
   const auto [first, end] = shard.range(data.size);
   auto identity = run_identity(model, args.scoring, setup, data, data_sha256);
   identity["shard"] = {{"index", shard.index}, {"count", shard.count}, {"first", first}, {"end", end}};
+
+  nlohmann::json advice;
+  if (args.target_stderr) {
+    advice = budget_advice(model, args.scoring, setup, data, *args.target_stderr);
+    if (!args.scoring.quiet) {
+      if (advice["advice"].is_null()) {
+        fmt::print(stderr, "flowlik: --target-stderr {}: {}\n", *args.target_stderr, advice["note"].get<std::string>());
+      } else {
+        const auto& a = advice["advice"];
+        fmt::print(stderr,
+                   "flowlik: --target-stderr {}: advice: {} samples, --dequant-draws {}, --probes {} (from a first "
+                   "pass on {} samples; this run keeps its own options)\n",
+                   *args.target_stderr, a["samples"].get<int64_t>(), a["draws"].get<int64_t>(),
+                   a["probes"].get<int64_t>(), advice["pilot"]["samples"].get<int64_t>());
+      }
+    }
+  }
 
   std::vector<SampleResult> done;
   bool append = false;
@@ -178,6 +275,7 @@ int run_score(const ScoreCommandArguments& args) {
     report["per_sample"] = std::filesystem::absolute(args.per_sample).string();
   }
   if (args.resume) report["resumed_samples"] = resumed;
+  if (!advice.is_null()) report["budget_advice"] = advice;
   for (const auto& g : gates) {
     report["gates"].push_back(gate_json(g));
   }

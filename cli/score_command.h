@@ -15,6 +15,7 @@ struct ScoreCommandArguments {
   std::optional<std::string> shard;  // "I/N"
   bool resume = false;
   std::string baseline;                  // a previous report to gate against
+  std::optional<double> target_stderr;   // bpd: advise samples, draws and probes that reach it
   GateArguments gate;
 };
 

@@ -27,6 +27,7 @@ struct ScoreArguments {
   ContractOptions contract;
   std::optional<int64_t> levels;
   std::optional<std::string> scale;
+  int64_t dequant_draws = 1;  // M uniform dequantization draws per sample, combined by logmeanexp
   std::string solver = "dopri5";
   double rtol = 1e-5;
   double atol = 1e-5;

@@ -14,7 +14,8 @@ class ExactTrace final : public TraceEstimator {
   explicit ExactTrace(int64_t max_rows) : max_rows_(max_rows) {}
 
   int64_t num_estimates() const override { return 1; }
-  torch::Tensor draw_probes(std::span<const int64_t>, int64_t, torch::TensorOptions) const override {
+  torch::Tensor draw_probes(std::span<const int64_t>, int64_t, torch::TensorOptions,
+                            std::span<const int64_t> = {}) const override {
     return {};
   }
   VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,

@@ -7,14 +7,17 @@
 namespace flowlik {
 
 torch::Tensor HutchinsonTrace::draw_probes(std::span<const int64_t> samples, int64_t dim,
-                                           torch::TensorOptions options) const {
+                                           torch::TensorOptions options,
+                                           std::span<const int64_t> draws) const {
   const auto batch = static_cast<int64_t>(samples.size());
   auto probes = torch::empty({probes_, batch, dim}, torch::kFloat64);
   auto* data = probes.data_ptr<double>();
   for (int64_t k = 0; k < probes_; ++k) {
     for (int64_t b = 0; b < batch; ++b) {
+      // Draw 0 keeps the keys of a single-draw run: M = 1 gives the same numbers as before draws existed.
+      const auto draw = draws.empty() ? 0 : static_cast<uint64_t>(draws[b]);
       const RandomKey key{seed_, RandomStream::kProbe, static_cast<uint64_t>(samples[b]),
-                          static_cast<uint64_t>(k)};
+                          draw * static_cast<uint64_t>(probes_) + static_cast<uint64_t>(k)};
       std::span<double> out(data + (k * batch + b) * dim, static_cast<size_t>(dim));
       if (noise_ == ProbeNoise::kRademacher) {
         fill_rademacher(key, out);

@@ -19,7 +19,8 @@ class HutchinsonTrace final : public TraceEstimator {
   int64_t num_estimates() const override { return probes_; }
   // [K, B, D]
   torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
-                            torch::TensorOptions options) const override;
+                            torch::TensorOptions options,
+                            std::span<const int64_t> draws = {}) const override;
   VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
                             const torch::Tensor& probes, const torch::Tensor& labels) const override;
   std::string name() const override { return "hutchinson"; }

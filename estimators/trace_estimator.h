@@ -28,8 +28,10 @@ class TraceEstimator {
   // The inputs held fixed for a whole solve (Hutchinson's probes), drawn for these dataset indices so that
   // a sample's probes do not depend on the batch it is in; drawn on the CPU, returned with `options`. May
   // be an undefined tensor.
+  // `draws`: the dequantization draw of each row (empty: draw 0 for all); each draw has its own probes.
   virtual torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
-                                    torch::TensorOptions options) const = 0;
+                                    torch::TensorOptions options,
+                                    std::span<const int64_t> draws = {}) const = 0;
 
   // x: [B, D] at flow time t; probes: as from draw_probes for the same B samples; labels: [B] int64 for a
   // conditional model, else undefined.

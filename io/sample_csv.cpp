@@ -19,7 +19,32 @@ namespace {
 constexpr std::string_view kIdentityPrefix = "# flowlik-run ";
 constexpr const char* kHeader =
     "index,log_likelihood,bpd,nfe,status,model_log_likelihood,log_det,prior_log_density,"
+    "estimator_stderr,dequant_stderr,draws,detail";
+// The header of flowlik 0.1, read (by merge and --resume of old journals' rows) but no longer written.
+constexpr const char* kHeaderV1 =
+    "index,log_likelihood,bpd,nfe,status,model_log_likelihood,log_det,prior_log_density,"
     "estimator_stderr,detail";
+
+// Per-draw values, ';'-separated in one field.
+std::string csv_draws(const std::vector<double>& values) {
+  std::string out;
+  for (size_t m = 0; m < values.size(); ++m) {
+    if (m > 0) out += ';';
+    out += fmt::format("{}", values[m]);
+  }
+  return out;
+}
+
+std::vector<std::string> split_on_semicolons(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (true) {
+    const auto at = text.find(';', start);
+    items.push_back(text.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) return items;
+    start = at + 1;
+  }
+}
 
 // Shortest text that reads back as the same double; empty for a value that does not exist.
 std::string csv_number(double value) {
@@ -96,7 +121,8 @@ void SampleCsvWriter::write(const SampleResult& r) {
   out_ << r.index << ',' << csv_number(r.log_likelihood) << ',' << csv_number(r.bpd) << ',' << r.nfe
        << ',' << to_string(r.status) << ',' << csv_number(r.model_log_likelihood) << ','
        << csv_number(r.log_det) << ',' << csv_number(r.prior_log_density) << ','
-       << csv_number(r.estimator_std_error) << ',' << csv_text(r.detail) << '\n';
+       << csv_number(r.estimator_std_error) << ',' << csv_number(r.dequant_std_error) << ','
+       << csv_draws(r.draw_log_likelihoods) << ',' << csv_text(r.detail) << '\n';
   out_.flush();
   if (!out_)
     throw OutputError(fmt::format("{}: write failed ({})", journal_, std::strerror(errno)));
@@ -114,6 +140,7 @@ SampleCsv read_sample_csv(const std::string& path) {
   size_t pos = 0;
   int64_t line_number = 0;
   int64_t header_line = 1;
+  size_t fields = 12;
   auto fail = [&](const std::string& what) {
     throw DataError(fmt::format("{}: line {}: {}", path, line_number, what));
   };
@@ -135,12 +162,15 @@ SampleCsv read_sample_csv(const std::string& path) {
       if (!csv.identity->is_object()) fail("the run identity is not a JSON object");
       header_line = 2;
     } else if (line_number == header_line) {
-      if (line != kHeader)
+      if (line == kHeaderV1) {
+        fields = 10;
+      } else if (line != kHeader) {
         fail(fmt::format("not a flowlik per-sample header (expected '{}')", kHeader));
+      }
       csv.has_header = true;
     } else {
       const auto f = split_csv_line(line);
-      if (f.size() != 10) fail(fmt::format("expected 10 fields, found {}", f.size()));
+      if (f.size() != fields) fail(fmt::format("expected {} fields, found {}", fields, f.size()));
       auto number = [&](const std::string& s, const char* column) -> double {
         if (s.empty()) return std::nan("");
         double v = NAN;
@@ -175,7 +205,15 @@ SampleCsv read_sample_csv(const std::string& path) {
       r.log_det = number(f[6], "log_det");
       r.prior_log_density = number(f[7], "prior_log_density");
       r.estimator_std_error = number(f[8], "estimator_stderr");
-      r.detail = f[9];
+      if (fields == 12) {
+        r.dequant_std_error = number(f[9], "dequant_stderr");
+        if (!f[10].empty()) {
+          for (const auto& item : split_on_semicolons(f[10])) {
+            r.draw_log_likelihoods.push_back(number(item, "draws"));
+          }
+        }
+      }
+      r.detail = f[fields - 1];
       if (r.status == SampleStatus::kOk &&
           !(std::isfinite(r.log_likelihood) && std::isfinite(r.bpd))) {
         fail("status ok without a finite log_likelihood and bpd");

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "likelihood/error.h"
@@ -15,16 +16,49 @@ PairedDifference paired_difference(std::span<const SampleResult> a, std::span<co
                                    int64_t a_index, int64_t b_index) {
   std::vector<double> ll;
   std::vector<double> bpd;
+  double dequant_var = 0.0;    // sum over samples, nats^2
+  double estimator_var = 0.0;  // sum over samples, nats^2
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
     if (a[i].status != SampleStatus::kOk || b[i].status != SampleStatus::kOk) continue;
     ll.push_back(b[i].log_likelihood - a[i].log_likelihood);
     bpd.push_back(b[i].bpd - a[i].bpd);
+    const auto& da = a[i].draw_log_likelihoods;
+    const auto& db = b[i].draw_log_likelihoods;
+    if (da.size() >= 2 && da.size() == db.size()) {
+      const auto m = static_cast<double>(da.size());
+      double mean = 0.0;
+      for (size_t k = 0; k < da.size(); ++k) mean += (db[k] - da[k]) / m;
+      double squares = 0.0;
+      for (size_t k = 0; k < da.size(); ++k) squares += (db[k] - da[k] - mean) * (db[k] - da[k] - mean);
+      dequant_var += squares / (m - 1.0) / m;
+    } else {
+      dequant_var = NAN;
+    }
+    estimator_var += a[i].estimator_std_error * a[i].estimator_std_error +
+                     b[i].estimator_std_error * b[i].estimator_std_error;  // NaN propagates
   }
   if (ll.empty()) {
     throw Error(ExitCode::kAllFailed,
                 fmt::format("no sample was scored by both model {} and model {}", a_index, b_index));
   }
-  return {a_index, b_index, estimate_mean(ll), estimate_mean(bpd), bpd};
+  PairedDifference d{a_index, b_index, estimate_mean(ll), estimate_mean(bpd), bpd};
+  const double n = static_cast<double>(ll.size());
+  // bpd = -ll / (D ln 2): a sample's own ratio gives 1 / (D ln 2) without passing D here.
+  double to_bpd = NAN;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].status == SampleStatus::kOk && a[i].log_likelihood != 0.0) {
+      to_bpd = std::abs(a[i].bpd / a[i].log_likelihood);
+      break;
+    }
+  }
+  d.dequant_std_error_bpd = std::sqrt(dequant_var) / n * to_bpd;
+  d.estimator_std_error_bpd_upper = std::sqrt(estimator_var) / n * to_bpd;
+  if (std::isfinite(d.bpd_diff.std_error)) {
+    const auto known = [](double v) { return std::isfinite(v) ? v * v : 0.0; };
+    d.data_std_error_bpd = std::sqrt(std::max(0.0, d.bpd_diff.std_error * d.bpd_diff.std_error -
+                                                       known(d.dequant_std_error_bpd)));
+  }
+  return d;
 }
 
 MeanEstimate unpaired_difference(const MeanEstimate& now, const MeanEstimate& base) {

@@ -18,6 +18,15 @@ struct PairedDifference {
   MeanEstimate log_likelihood_diff;
   MeanEstimate bpd_diff;
   std::vector<double> bpd_values;  // the per-sample differences behind bpd_diff
+  // Parts of bpd_diff's standard error (shared/MATH.md section 7, common random numbers). Dequantization:
+  // per sample, the variance between draws of the per-draw difference, / M (logmeanexp linearized with
+  // equal weights); sqrt(sum) / n; NaN with one draw. Estimator: the common probes make the per-probe
+  // differences needed for it unavailable from per-sample results, so an upper bound is given, the two
+  // models' estimator parts in quadrature as if their probes were independent; NaN without probes' spread.
+  // Data: what is left of the total, in quadrature.
+  double dequant_std_error_bpd = NAN;
+  double estimator_std_error_bpd_upper = NAN;
+  double data_std_error_bpd = NAN;
 };
 
 // Over the samples scored ok under both models. `a` and `b` hold one result per dataset index, in the

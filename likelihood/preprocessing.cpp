@@ -45,7 +45,7 @@ std::string describe_scale(const Preprocessing& pre) {
 }
 
 ModelInput to_model_space(const torch::Tensor& values, std::span<const int64_t> samples,
-                          const Preprocessing& pre) {
+                          const Preprocessing& pre, std::span<const int64_t> draws) {
   const int64_t batch = values.size(0);
   const int64_t dim = values.size(1);
   if (!pre.discrete) return {values, torch::zeros({batch}, values.options())};
@@ -53,7 +53,8 @@ ModelInput to_model_space(const torch::Tensor& values, std::span<const int64_t> 
   auto noise = torch::empty({batch, dim}, torch::kFloat64);
   auto* data = noise.data_ptr<double>();
   for (int64_t b = 0; b < batch; ++b) {
-    const RandomKey key{pre.seed, RandomStream::kDequantization, static_cast<uint64_t>(samples[b]), 0};
+    const auto draw = draws.empty() ? 0 : static_cast<uint64_t>(draws[b]);
+    const RandomKey key{pre.seed, RandomStream::kDequantization, static_cast<uint64_t>(samples[b]), draw};
     fill_uniform(key, std::span<double>(data + b * dim, static_cast<size_t>(dim)));
   }
   const auto x01 = (values + noise) / static_cast<double>(pre.levels);  // [B, D] in [0, 1)

@@ -22,6 +22,7 @@ struct Preprocessing {
   ScaleMap scale = ScaleMap::kUnit;   // discrete only
   double logit_lambda = 0.0;          // kLogit only
   uint64_t seed = 0;                  // dequantization noise
+  int64_t draws = 1;                  // M dequantization draws per sample (shared/MATH.md section 6)
   std::string levels_source;          // for reports: "option --levels", "manifest (...)", "default"
   std::string scale_source;
 };
@@ -37,9 +38,10 @@ struct ModelInput {
 };
 
 // values: [B, D] float64 holding the raw data (integer levels for discrete data); samples: their dataset
-// indices, which key the dequantization noise.
+// indices and draws: which dequantization draw each row is (empty: draw 0 for all), which together key
+// the dequantization noise, so that draw m of sample i is the same in every batch, shard and model.
 ModelInput to_model_space(const torch::Tensor& values, std::span<const int64_t> samples,
-                          const Preprocessing& pre);
+                          const Preprocessing& pre, std::span<const int64_t> draws = {});
 
 // The offset between the model's log-density of y and the log-likelihood of the raw data:
 // log_likelihood = model_log_likelihood + log_det - data_log_offset(pre, D).

@@ -1,5 +1,7 @@
 #include "likelihood/report.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 namespace flowlik {
@@ -26,7 +28,11 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
   }
   return {{"kind", "discrete"},
           {"levels", pre.levels},
-          {"dequantization", "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample)"},
+          {"dequantization", "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample, draw)"},
+          {"draws", pre.draws},
+          {"bound", pre.draws > 1 ? "importance-weighted over M draws: log P(k) >= logmeanexp_m [log p_model(y_m) + "
+                                    "log|det dy/dx01|_m] - D ln K (shared/MATH.md section 6)"
+                                  : "one draw: log P(k) >= log p_model(y) + log|det dy/dx01| - D ln K"},
           {"scale", describe_scale(pre)},
           {"sources", {{"levels", pre.levels_source}, {"scale", pre.scale_source}}},
           {"seed", pre.seed},
@@ -40,10 +46,39 @@ nlohmann::json samples_json(const ScoreSummary& s) {
   return {{"total", s.total}, {"ok", s.ok}, {"excluded", s.total - s.ok}};
 }
 
+std::string describe_error_sources(const ScoreSummary& s) {
+  auto part = [](double v, const char* missing) {
+    return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string(missing);
+  };
+  return fmt::format("{} = data {} + dequantization {} + estimator {} (bpd, in quadrature)",
+                     part(s.bpd.std_error, "n/a"), part(s.data_std_error_bpd, "n/a"),
+                     part(s.dequant_std_error_bpd, "not estimated (one draw)"),
+                     part(s.estimator_std_error_bpd, "not estimated (exact trace or one probe)"));
+}
+
 nlohmann::json metrics_json(const ScoreSummary& s) {
+  const auto sources = [&](double total, double data, double dequant, double estimator) {
+    return nlohmann::json{{"total", number_or_null(total)},
+                          {"data", number_or_null(data)},
+                          {"dequantization", number_or_null(dequant)},
+                          {"estimator", number_or_null(estimator)}};
+  };
   return {
       {"log_likelihood", mean_json(s.log_likelihood)},
       {"bpd", mean_json(s.bpd)},
+      {"stderr_by_source",
+       {{"log_likelihood", sources(s.log_likelihood.std_error, s.data_std_error_log_likelihood,
+                                   s.dequant_std_error_log_likelihood, s.estimator_std_error_log_likelihood)},
+        {"bpd", sources(s.bpd.std_error, s.data_std_error_bpd, s.dequant_std_error_bpd, s.estimator_std_error_bpd)},
+        {"how",
+         {{"total", "sd of the per-sample values / sqrt(n)"},
+          {"dequantization",
+           "per sample, the variance between its M >= 2 draws (less the probes' share), times sum_m w_m^2 with "
+           "w the logmeanexp weights (delta method); sqrt(sum over samples) / n; null with one draw"},
+          {"estimator",
+           "per sample, the variance between its K >= 2 Hutchinson probes / K, weighted as above; sqrt(sum) / n; "
+           "null for the exact trace or one probe"},
+          {"data", "sqrt(total^2 - dequantization^2 - estimator^2), an unestimated part counting as 0"}}}}},
       {"estimator_stderr",
        {{"log_likelihood", number_or_null(s.estimator_std_error_log_likelihood)},
         {"bpd", number_or_null(s.estimator_std_error_bpd)}}},

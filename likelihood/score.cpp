@@ -21,9 +21,19 @@ class BatchScorer {
 
   // spent: evaluations already spent on these samples by a failed solve of a larger batch.
   void score(std::span<const int64_t> batch, int64_t spent = 0) {
-    const auto index = torch::tensor(std::vector<int64_t>(batch.begin(), batch.end()));
-    const auto input = to_model_space(data_.values.index_select(0, index), batch, pre_);
-    const auto probes = trace_.draw_probes(batch, data_.dim, field_.options());
+    // Row b * M + m is sample b under dequantization draw m: the M draws are solved together.
+    const int64_t draws = std::max<int64_t>(pre_.draws, 1);
+    std::vector<int64_t> row_samples;
+    std::vector<int64_t> row_draws;
+    for (const auto sample : batch) {
+      for (int64_t m = 0; m < draws; ++m) {
+        row_samples.push_back(sample);
+        row_draws.push_back(m);
+      }
+    }
+    const auto index = torch::tensor(row_samples);
+    const auto input = to_model_space(data_.values.index_select(0, index), row_samples, pre_, row_draws);
+    const auto probes = trace_.draw_probes(row_samples, data_.dim, field_.options(), row_draws);
     const auto labels = data_.labels.defined()
                             ? data_.labels.index_select(0, index).to(field_.options().device())
                             : torch::Tensor();
@@ -45,39 +55,72 @@ class BatchScorer {
       return;
     }
     solution.nfe += spent;
-    emit(batch, input, solution);
+    emit(batch, draws, input, solution);
   }
 
  private:
-  void emit(std::span<const int64_t> batch, const ModelInput& input, const FlowSolution& solution) {
-    // [B] and [B, K], on the CPU: one model log-likelihood per trace estimate (shared/MATH.md section 2).
+  // Rows are b * M + m (see score). Per draw, the K trace estimates give K model log-likelihoods
+  // (shared/MATH.md section 2); per sample the M draws combine as logmeanexp, the importance-weighted
+  // bound of shared/MATH.md section 6 (M = 1: the single draw's value).
+  void emit(std::span<const int64_t> batch, int64_t draws, const ModelInput& input,
+            const FlowSolution& solution) {
+    const int64_t rows = static_cast<int64_t>(batch.size()) * draws;
+    // [R] and [R, K], on the CPU.
     const auto prior = normal_log_density(solution.x_prior, field_.contract().prior_scale).cpu();
-    const auto estimates = prior.unsqueeze(1) + solution.log_density_change.to(torch::kCPU, torch::kFloat64);
-    const auto model_ll = estimates.mean(1);
+    const auto estimates =
+        prior.unsqueeze(1) + solution.log_density_change.to(torch::kCPU, torch::kFloat64);
     const int64_t probes = estimates.size(1);
-    const auto spread = probes >= 2 ? (estimates.std(1) / std::sqrt(static_cast<double>(probes)))
-                                    : torch::full_like(model_ll, NAN);
+    const auto model_ll = estimates.mean(1);  // [R]
+    // The variance of a draw's mean over K probes: s^2 / K, from the spread between probes.
+    const auto probe_var = probes >= 2 ? estimates.var(1) / static_cast<double>(probes)
+                                       : torch::full_like(model_ll, NAN);
     const double offset = data_log_offset(pre_, data_.dim);
-    // One copy out of the tensors per batch, not one .item() per value.
-    const auto prior_v = prior.contiguous();
-    const auto model_ll_v = model_ll.contiguous();
-    const auto spread_v = spread.contiguous();
-    const auto log_det_v = input.log_det.contiguous();
-    const auto prior_a = prior_v.accessor<double, 1>();
-    const auto model_ll_a = model_ll_v.accessor<double, 1>();
-    const auto spread_a = spread_v.accessor<double, 1>();
-    const auto log_det_a = log_det_v.accessor<double, 1>();
+    const auto draw_ll = (model_ll + input.log_det.to(torch::kFloat64) - offset).view({-1, draws});  // [B, M]
+    const auto combined = torch::logsumexp(draw_ll, 1) - std::log(static_cast<double>(draws));      // [B]
+    // Delta method for logmeanexp: L ~ sum_m w_m l_m with w = softmax(l), so a part of l's variance that is
+    // independent across draws reaches L as sum_m w_m^2 var(l_m).
+    const auto weights = torch::softmax(draw_ll, 1);
+    const auto weight_squares = (weights * weights).sum(1);                               // [B]
+    const auto estimator_var = (weights * weights * probe_var.view({-1, draws})).sum(1);  // [B]
+    torch::Tensor dequant_var = torch::full({static_cast<int64_t>(batch.size())}, NAN, torch::kFloat64);
+    if (draws >= 2) {
+      // The spread between draws holds the probes' spread too; what is left is the dequantization's.
+      auto between = draw_ll.var(1);
+      if (probes >= 2) between = (between - probe_var.view({-1, draws}).mean(1)).clamp_min(0.0);
+      dequant_var = between * weight_squares;
+    }
+    const auto draw_ll_c = draw_ll.contiguous();
+    const auto combined_c = combined.contiguous();
+    const auto estimator_c = estimator_var.contiguous();
+    const auto dequant_c = dequant_var.contiguous();
+    const auto prior_c = prior.contiguous();
+    const auto model_c = model_ll.contiguous();
+    const auto log_det_c = input.log_det.to(torch::kFloat64).contiguous();
+    const auto draw_a = draw_ll_c.accessor<double, 2>();
+    const auto combined_a = combined_c.accessor<double, 1>();
+    const auto estimator_a = estimator_c.accessor<double, 1>();
+    const auto dequant_a = dequant_c.accessor<double, 1>();
+    const auto prior_a = prior_c.accessor<double, 1>();
+    const auto model_a = model_c.accessor<double, 1>();
+    const auto log_det_a = log_det_c.accessor<double, 1>();
+    (void)rows;
     for (size_t b = 0; b < batch.size(); ++b) {
       const auto i = static_cast<int64_t>(b);
+      const int64_t first_row = i * draws;
       SampleResult result;
       result.index = batch[b];
       result.nfe = solution.nfe;
-      result.prior_log_density = prior_a[i];
-      result.model_log_likelihood = model_ll_a[i];
-      result.log_det = log_det_a[i];
-      result.log_likelihood = result.model_log_likelihood + result.log_det - offset;
+      // The first draw's parts; with M >= 2 the per-draw log-likelihoods are kept as well.
+      result.prior_log_density = prior_a[first_row];
+      result.model_log_likelihood = model_a[first_row];
+      result.log_det = log_det_a[first_row];
+      result.log_likelihood = combined_a[i];
       result.bpd = bits_per_dim(result.log_likelihood, data_.dim);
-      result.estimator_std_error = spread_a[i];
+      result.estimator_std_error = std::sqrt(estimator_a[i]);
+      result.dequant_std_error = std::sqrt(dequant_a[i]);
+      if (draws >= 2) {
+        for (int64_t m = 0; m < draws; ++m) result.draw_log_likelihoods.push_back(draw_a[i][m]);
+      }
       if (!std::isfinite(result.log_likelihood)) {
         result.status = SampleStatus::kNonFinite;
         result.detail = "log-likelihood is not finite";
@@ -132,6 +175,7 @@ ScoreSummary summarize_results(std::span<const SampleResult> results, int64_t di
   std::vector<double> log_likelihoods;
   std::vector<double> bpds;
   double estimator_variance = 0.0;
+  double dequant_variance = 0.0;
   double nfe_sum = 0.0;
   for (const auto& r : results) {
     nfe_sum += static_cast<double>(r.nfe);
@@ -140,6 +184,7 @@ ScoreSummary summarize_results(std::span<const SampleResult> results, int64_t di
     log_likelihoods.push_back(r.log_likelihood);
     bpds.push_back(r.bpd);
     estimator_variance += r.estimator_std_error * r.estimator_std_error;  // NaN propagates: K < 2
+    dequant_variance += r.dequant_std_error * r.dequant_std_error;  // NaN propagates: M < 2
   }
   summary.ok = static_cast<int64_t>(log_likelihoods.size());
   summary.nfe_mean = nfe_sum / std::max<int64_t>(summary.total, 1);
@@ -151,8 +196,18 @@ ScoreSummary summarize_results(std::span<const SampleResult> results, int64_t di
   summary.log_likelihood = estimate_mean(log_likelihoods);
   summary.bpd = estimate_mean(bpds);
   summary.estimator_std_error_log_likelihood = std::sqrt(estimator_variance) / summary.ok;
-  summary.estimator_std_error_bpd =
-      summary.estimator_std_error_log_likelihood / (static_cast<double>(dim) * std::log(2.0));
+  const double to_bpd = 1.0 / (static_cast<double>(dim) * std::log(2.0));
+  summary.estimator_std_error_bpd = summary.estimator_std_error_log_likelihood * to_bpd;
+  summary.dequant_std_error_log_likelihood = std::sqrt(dequant_variance) / summary.ok;
+  summary.dequant_std_error_bpd = summary.dequant_std_error_log_likelihood * to_bpd;
+  const auto known = [](double v) { return std::isfinite(v) ? v * v : 0.0; };
+  const double total = summary.log_likelihood.std_error;
+  if (std::isfinite(total)) {
+    summary.data_std_error_log_likelihood =
+        std::sqrt(std::max(0.0, total * total - known(summary.dequant_std_error_log_likelihood) -
+                                    known(summary.estimator_std_error_log_likelihood)));
+    summary.data_std_error_bpd = summary.data_std_error_log_likelihood * to_bpd;
+  }
   return summary;
 }
 

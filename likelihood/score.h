@@ -5,6 +5,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "estimators/trace_estimator.h"
 #include "likelihood/error.h"
@@ -34,6 +35,8 @@ struct SampleResult {
   double log_det = NAN;              // L = log |det df/dx01| of the preprocessing map
   double prior_log_density = NAN;    // log p0(x0)
   double estimator_std_error = NAN;  // of log_likelihood, from the spread of K >= 2 Hutchinson probes
+  double dequant_std_error = NAN;    // of log_likelihood, from the spread between M >= 2 dequantization draws
+  std::vector<double> draw_log_likelihoods;  // with M >= 2: each draw's bound, log p(y_m) + L_m - D ln K
   int64_t nfe = 0;                   // function evaluations spent on this sample's solve, failed ones included
 };
 
@@ -55,6 +58,14 @@ struct ScoreSummary {
   // data's: sqrt(sum_i se_i^2) / n. NaN unless every sample has K >= 2 probes.
   double estimator_std_error_log_likelihood = NAN;
   double estimator_std_error_bpd = NAN;
+  // The same for the dequantization noise, from the spread between M >= 2 draws: sqrt(sum_i se_i^2) / n.
+  // NaN unless every sample has M >= 2 draws.
+  double dequant_std_error_log_likelihood = NAN;
+  double dequant_std_error_bpd = NAN;
+  // What is left of the total standard error for the data themselves, in quadrature:
+  // sqrt(total^2 - dequantization^2 - estimator^2), a part that was not estimated counting as 0.
+  double data_std_error_log_likelihood = NAN;
+  double data_std_error_bpd = NAN;
   double nfe_mean = 0.0;
   int64_t nfe_max = 0;
 };

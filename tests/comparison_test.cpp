@@ -30,3 +30,30 @@ TEST(ComparisonTest, UnpairedDifferenceWithoutErrorsFallsBackToTheNormal) {
 
 }  // namespace
 }  // namespace flowlik
+
+namespace flowlik {
+namespace {
+
+SampleResult with_draws(double ll, std::vector<double> draws) {
+  SampleResult r;
+  r.log_likelihood = ll;
+  r.bpd = -ll / std::log(2.0);  // D = 1
+  r.draw_log_likelihoods = std::move(draws);
+  return r;
+}
+
+TEST(ComparisonTest, PairedDequantizationPartFromPerDrawDifferences) {
+  // Per-draw differences (b - a): sample 0 {1, 3} (variance 2, / M = 1), sample 1 {2, 2} (0).
+  // Dequantization part: sqrt(1 + 0) / 2 nats = 0.5 / ln 2 bpd.
+  const std::vector<SampleResult> a = {with_draws(0.0 - 1.0, {0.0, 0.0}),
+                                       with_draws(-2.0, {1.0, 1.0})};
+  const std::vector<SampleResult> b = {with_draws(1.0, {1.0, 3.0}), with_draws(0.5, {3.0, 3.0})};
+  const auto d = paired_difference(a, b, 0, 1);
+  EXPECT_NEAR(d.dequant_std_error_bpd, 0.5 / std::log(2.0), 1e-12);
+  const auto same = paired_difference(a, a, 0, 0);
+  EXPECT_EQ(same.dequant_std_error_bpd, 0.0);
+  EXPECT_EQ(same.data_std_error_bpd, 0.0);
+}
+
+}  // namespace
+}  // namespace flowlik

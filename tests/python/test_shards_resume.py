@@ -138,7 +138,7 @@ def test_resume_refuses_a_corrupt_file(fixtures, data, tmp_path):
     per_sample = tmp_path / "s.csv"
     run_flowlik("score", fixtures / "mixture.pt", "--data", data, *COMMON, "--per-sample", per_sample)
     lines = per_sample.read_text().splitlines(keepends=True)
-    lines[3] = "2,not-a-number,1,1,ok,,,,,\n"
+    lines[3] = "2,not-a-number,1,1,ok,,,,,,,\n"  # the 12 columns of the current header
     per_sample.write_text("".join(lines))
     proc = run_flowlik("score", fixtures / "mixture.pt", "--data", data, *COMMON, "--per-sample", per_sample,
                        "--resume", check=False)

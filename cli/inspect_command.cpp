@@ -36,21 +36,13 @@ std::vector<int64_t> parse_shape(const std::string& text) {
 constexpr int64_t kDefaultMaxRows = 1 << 14;  // `flowlik score`'s --max-rows
 constexpr int64_t kDefaultBatch = 32;          // and --batch-size
 
-// Peak resident memory of this process since the last reset_peak_memory(), from /proc (Linux); -1 where
-// it cannot be read.
-int64_t peak_resident_bytes() {
+// A size in bytes from /proc/self/status (Linux): "VmRSS" now, "VmHWM" the peak since the last
+// reset_peak_memory(); -1 where it cannot be read.
+int64_t status_bytes(const std::string& key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.starts_with("VmHWM:")) return std::stoll(line.substr(6)) * 1024;
-  }
-  return -1;
-}
-int64_t resident_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6)) * 1024;
+    if (line.starts_with(key + ":")) return std::stoll(line.substr(key.size() + 1)) * 1024;
   }
   return -1;
 }
@@ -96,10 +88,10 @@ Cost measure_cost(const VelocityField& field, const torch::Tensor& x, const torc
   cost.exact_rows = std::min<int64_t>(field.dim(), 64);
   const HutchinsonTrace chunk(ProbeNoise::kRademacher, cost.exact_rows, 0);
   const auto probes = chunk.draw_probes(sample, field.dim(), field.options());
-  const int64_t before = resident_bytes();
+  const int64_t before = status_bytes("VmRSS");
   reset_peak_memory();
   const double chunk_ms = milliseconds([&] { chunk.evaluate(field, x, t_mid, probes, labels); });
-  const int64_t peak = peak_resident_bytes();
+  const int64_t peak = status_bytes("VmHWM");
   const double rows = static_cast<double>(cost.exact_rows);
   cost.exact_ms = chunk_ms * static_cast<double>(field.dim()) / rows;
   if (before >= 0 && peak >= before) {

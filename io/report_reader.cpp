@@ -56,34 +56,31 @@ void ReportReader::fail(std::string_view key, std::string_view expected,
                               type_name(found)));
 }
 
-bool ReportReader::contains(std::string_view key) const {
+bool ReportReader::contains(std::string_view key) const { return find(key) != nullptr; }
+
+const nlohmann::json* ReportReader::find(std::string_view key) const {
   const nlohmann::json* node = &json_;
   size_t start = 0;
   while (true) {
     const auto dot = key.find('.', start);
     const auto part =
         std::string(key.substr(start, dot == std::string_view::npos ? key.npos : dot - start));
-    if (!node->is_object() || !node->contains(part)) return false;
+    if (!node->is_object() || !node->contains(part)) return nullptr;
     node = &node->at(part);
-    if (dot == std::string_view::npos) return true;
+    if (dot == std::string_view::npos) return node;
     start = dot + 1;
   }
 }
 
 const nlohmann::json& ReportReader::value(std::string_view key) const {
-  const nlohmann::json* node = &json_;
-  size_t start = 0;
-  while (true) {
-    const auto dot = key.find('.', start);
-    const auto part =
-        std::string(key.substr(start, dot == std::string_view::npos ? key.npos : dot - start));
-    if (!node->is_object()) fail(key.substr(0, start == 0 ? 0 : start - 1), "an object", node);
-    const auto it = node->find(part);
-    if (it == node->end()) fail(key, "a value", nullptr);
-    node = &*it;
-    if (dot == std::string_view::npos) return *node;
-    start = dot + 1;
+  if (const auto* node = find(key)) return *node;
+  // Missing, or a value on the way is not an object: name the shortest such prefix.
+  for (auto dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.', dot + 1)) {
+    const auto* node = find(key.substr(0, dot));
+    if (!node) break;
+    if (!node->is_object()) fail(key.substr(0, dot), "an object", node);
   }
+  fail(key, "a value", nullptr);
 }
 
 int64_t ReportReader::integer(std::string_view key) const {

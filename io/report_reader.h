@@ -30,6 +30,8 @@ class ReportReader {
   const nlohmann::json& object(std::string_view key) const;
 
  private:
+  // The value at a dotted key, or null when some part of the path is missing or not an object.
+  const nlohmann::json* find(std::string_view key) const;
   [[noreturn]] void fail(std::string_view key, std::string_view expected,
                          const nlohmann::json* found) const;
 

@@ -12,6 +12,7 @@
 
 #include "io/json_depth.h"
 #include "likelihood/error.h"
+#include "likelihood/text_number.h"
 
 namespace flowlik {
 namespace {
@@ -35,16 +36,6 @@ std::string csv_draws(const std::vector<double>& values) {
   return out;
 }
 
-std::vector<std::string> split_on_semicolons(const std::string& text) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (true) {
-    const auto at = text.find(';', start);
-    items.push_back(text.substr(start, at == std::string::npos ? std::string::npos : at - start));
-    if (at == std::string::npos) return items;
-    start = at + 1;
-  }
-}
 
 // Shortest text that reads back as the same double; empty for a value that does not exist.
 std::string csv_number(double value) {
@@ -208,7 +199,7 @@ SampleCsv read_sample_csv(const std::string& path) {
       if (fields == 12) {
         r.dequant_std_error = number(f[9], "dequant_stderr");
         if (!f[10].empty()) {
-          for (const auto& item : split_on_semicolons(f[10])) {
+          for (const auto& item : split_on(f[10], ';')) {
             r.draw_log_likelihoods.push_back(number(item, "draws"));
           }
         }

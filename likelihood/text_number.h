@@ -11,17 +11,20 @@
 
 namespace flowlik {
 
-// "a,b,c" -> {"a", "b", "c"}; "" -> {""}: empty items stay, so the caller can name them as bad numbers.
-inline std::vector<std::string> split_on_commas(const std::string& text) {
+// "a,b,c" -> {"a", "b", "c"} (with separator ','); "" -> {""}: empty items stay, so the caller can name
+// them as bad numbers.
+inline std::vector<std::string> split_on(const std::string& text, char separator) {
   std::vector<std::string> items;
   size_t start = 0;
   while (true) {
-    const auto comma = text.find(',', start);
-    items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) return items;
-    start = comma + 1;
+    const auto at = text.find(separator, start);
+    items.push_back(text.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) return items;
+    start = at + 1;
   }
 }
+
+inline std::vector<std::string> split_on_commas(const std::string& text) { return split_on(text, ','); }
 
 inline std::optional<double> parse_finite_double(const std::string& text) {
   double value = 0.0;

@@ -12,11 +12,6 @@
 #include "likelihood/error.h"
 
 namespace flowlik::cli {
-namespace {
-
-void write_text(const std::string& path, const std::string& text) { write_file_atomically(path, text); }
-
-}  // namespace
 
 void add_gate_options(CLI::App& cmd, GateArguments& a, const std::string& limit_help) {
   const std::string group = "Regression gate (nightly CI)";
@@ -49,7 +44,7 @@ void write_junit(const std::string& path, const std::vector<GateResult>& gates) 
     xml += "    </testcase>\n";
   }
   xml += "  </testsuite>\n</testsuites>\n";
-  write_text(path, xml);
+  write_file_atomically(path, xml);
 }
 
 void write_markdown(const std::string& path, const std::vector<ModelRow>& models,
@@ -78,7 +73,7 @@ void write_markdown(const std::string& path, const std::vector<ModelRow>& models
     md += "\n";
     for (const auto& g : gates) md += fmt::format("- {} {}\n", g.passed ? "✅" : "❌", g.message);
   }
-  write_text(path, md);
+  write_file_atomically(path, md);
 }
 
 }  // namespace flowlik::cli

@@ -16,8 +16,6 @@
 namespace flowlik::cli {
 namespace {
 
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
-
 nlohmann::json mean_json(const MeanEstimate& m) {
   return {{"mean", m.mean}, {"stderr", m.std_error}, {"ci95", {m.ci_low, m.ci_high}}, {"n", m.count}};
 }
@@ -42,10 +40,7 @@ int run_compare(const CompareArguments& args) {
   const std::vector<NamedFile> outputs = {{"-o", args.scoring.output},   {"--html", args.scoring.html},
                                           {"--junit", args.gate.junit},  {"--markdown", args.gate.markdown},
                                           {"--history", args.scoring.history}};
-  check_outputs_distinct(run_inputs(args.models, args.scoring), outputs);
-  for (const auto& out : outputs) {
-    if (!out.path.empty()) check_can_create(out.path, out.option == "-o" ? "report" : "file");
-  }
+  check_run_outputs(run_inputs(args.models, args.scoring), outputs);
   const Dataset data = load_scoring_data(args.scoring);
   const auto data_sha256 = sha256_file(data.path);
 

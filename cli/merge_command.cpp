@@ -93,10 +93,7 @@ int run_merge(const MergeArguments& args) {
       {"-o", args.output},
       {"--per-sample", args.per_sample},
       {"--per-sample (its journal)", args.per_sample.empty() ? "" : journal_path(args.per_sample)}};
-  check_outputs_distinct(inputs, outputs);
-  for (const auto& out : outputs) {
-    if (!out.path.empty()) check_can_create(out.path, out.option == "-o" ? "report" : "file");
-  }
+  check_run_outputs(inputs, outputs);
 
   const auto& first = reports.front();
   const auto& first_json = first.report.json();

@@ -201,10 +201,7 @@ int run_score(const ScoreCommandArguments& args) {
       {"--per-sample (its journal)", args.per_sample.empty() ? "" : journal_path(args.per_sample)},
       {"--html", args.scoring.html},        {"--junit", args.gate.junit},
       {"--markdown", args.gate.markdown},   {"--history", args.scoring.history}};
-  check_outputs_distinct(inputs, outputs);
-  for (const auto& out : outputs) {
-    if (!out.path.empty()) check_can_create(out.path, out.option == "-o" ? "report" : "file");
-  }
+  check_run_outputs(inputs, outputs);
 
   // Load.
   const Dataset data = load_scoring_data(args.scoring);

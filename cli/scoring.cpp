@@ -263,6 +263,13 @@ std::vector<NamedFile> run_inputs(std::span<const std::string> models, const Sco
   return inputs;
 }
 
+void check_run_outputs(std::span<const NamedFile> inputs, std::span<const NamedFile> outputs) {
+  check_outputs_distinct(inputs, outputs);
+  for (const auto& out : outputs) {
+    if (!out.path.empty()) check_can_create(out.path, out.option == "-o" ? "report" : "file");
+  }
+}
+
 nlohmann::json run_identity(const PreparedModel& model, const ScoreArguments& args, const RunSetup& setup,
                             const Dataset& data, const std::string& data_sha256) {
   auto options = options_json(args, model.solver, setup.trace_spec, 0);

@@ -81,6 +81,10 @@ PreparedModel prepare_model(const std::string& model_path, const ScoreArguments&
 // the labels.
 std::vector<NamedFile> run_inputs(std::span<const std::string> models, const ScoreArguments& args);
 
+// Before any work: no output names an input or another output, and every output can be created (the
+// report named "report" in messages, the others "file"). Throws UsageError or OutputError.
+void check_run_outputs(std::span<const NamedFile> inputs, std::span<const NamedFile> outputs);
+
 // What makes two runs' per-sample values the same quantity: model and data digests, contract,
 // preprocessing, seed, solver and estimator options (not the batch size or thread count, which change
 // how fast a run is, not what it measures), and the shard. Recorded in the per-sample file; --resume

@@ -7,10 +7,6 @@
 namespace flowlik {
 namespace {
 
-// JSON has no NaN; a quantity that does not exist (a standard error from one sample) is null.
-nlohmann::json number_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
-}
 
 nlohmann::json mean_json(const MeanEstimate& m) {
   return {{"mean", number_or_null(m.mean)},
@@ -40,6 +36,10 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
           {"description",
            "log_likelihood = log p_model(y) + log|det dy/dx01| - D ln K (a lower bound on log P(k)); "
            "bpd = -log_likelihood / (D ln 2)"}};
+}
+
+nlohmann::json number_or_null(double value) {
+  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
 }
 
 nlohmann::json samples_json(const ScoreSummary& s) {

@@ -105,6 +105,8 @@ nlohmann::json options_json(const ScoreArguments& args, const SolverSpec& solver
   if (is_adaptive(solver.kind)) {
     o["rtol"] = solver.rtol;
     o["atol"] = solver.atol;
+    o["error_norm"] = to_string(solver.norm);
+    o["step_control"] = "per-sample";
   } else {
     o["steps"] = solver.steps;
   }
@@ -167,12 +169,16 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
                  "dequantization draws per sample, combined as the importance-weighted bound")
       ->capture_default_str()
       ->check(integer_in(1, kMaxProbes));
-  cmd.add_option("--solver", a.solver, "dopri5 (adaptive), rk4, midpoint, euler (fixed step)")
+  cmd.add_option("--solver", a.solver,
+                 "dopri5, tsit5, bosh3, rkf78 (adaptive, steps per sample); rk4, midpoint, euler (fixed step)")
       ->capture_default_str();
-  cmd.add_option("--rtol", a.rtol, "relative tolerance (dopri5)")->capture_default_str()
+  cmd.add_option("--rtol", a.rtol, "relative tolerance (adaptive solvers)")->capture_default_str()
       ->check(positive_finite(1.0));
-  cmd.add_option("--atol", a.atol, "absolute tolerance (dopri5)")->capture_default_str()
+  cmd.add_option("--atol", a.atol, "absolute tolerance (adaptive solvers)")->capture_default_str()
       ->check(positive_finite(1.0));
+  cmd.add_option("--error-norm", a.error_norm,
+                 "error norm of adaptive solvers, per sample: rms, max (Odeint's) or mixed (torchdiffeq's)")
+      ->capture_default_str();
   cmd.add_option("--steps", a.steps, "steps of a fixed-step solver")->capture_default_str()
       ->check(integer_in(1, kMaxCount));
   cmd.add_option("--max-nfe", a.max_nfe, "fail a solve that needs more function evaluations")
@@ -202,6 +208,7 @@ RunSetup parse_run_setup(const ScoreArguments& args) {
   setup.solver.kind = parse_solver(args.solver);
   setup.solver.rtol = args.rtol;
   setup.solver.atol = args.atol;
+  setup.solver.norm = parse_error_norm(args.error_norm);
   setup.solver.steps = args.steps;
   setup.solver.max_nfe = args.max_nfe;
   setup.trace_spec = TraceSpec{args.trace, args.noise, args.probes, args.seed, args.max_rows};

@@ -31,6 +31,7 @@ struct ScoreArguments {
   std::string solver = "dopri5";
   double rtol = 1e-5;
   double atol = 1e-5;
+  std::string error_norm = "rms";
   int64_t steps = 100;
   int64_t max_nfe = 100000;
   std::string trace = "exact";

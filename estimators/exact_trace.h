@@ -18,7 +18,8 @@ class ExactTrace final : public TraceEstimator {
                             std::span<const int64_t> = {}) const override {
     return {};
   }
-  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
+  using TraceEstimator::evaluate;
+  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, const torch::Tensor& t,
                             const torch::Tensor& probes, const torch::Tensor& labels) const override;
   std::string name() const override { return "exact"; }
 

@@ -30,10 +30,12 @@ torch::Tensor HutchinsonTrace::draw_probes(std::span<const int64_t> samples, int
 }
 
 VelocityAndTrace HutchinsonTrace::evaluate(const VelocityField& field, const torch::Tensor& x,
-                                           double t, const torch::Tensor& probes,
+                                           const torch::Tensor& t, const torch::Tensor& probes,
                                            const torch::Tensor& labels) const {
   auto [velocity, vjp] = field.velocity_and_vjp(x, t, probes, labels);  // [B, D], [K, B, D]
-  const auto estimates = (vjp * probes).sum(2).t().contiguous();       // u^T J u: [B, K]
+  // u^T J u: [B, K], summed in float64 so that the reduction's order (which may follow the batch's
+  // size) does not show in a float32 result.
+  const auto estimates = (vjp * probes).to(torch::kFloat64).sum(2).t().contiguous().to(vjp.scalar_type());
   return {velocity, estimates};
 }
 

@@ -21,7 +21,8 @@ class HutchinsonTrace final : public TraceEstimator {
   torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
                             torch::TensorOptions options,
                             std::span<const int64_t> draws = {}) const override;
-  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
+  using TraceEstimator::evaluate;
+  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, const torch::Tensor& t,
                             const torch::Tensor& probes, const torch::Tensor& labels) const override;
   std::string name() const override { return "hutchinson"; }
 

@@ -33,10 +33,16 @@ class TraceEstimator {
                                     torch::TensorOptions options,
                                     std::span<const int64_t> draws = {}) const = 0;
 
-  // x: [B, D] at flow time t; probes: as from draw_probes for the same B samples; labels: [B] int64 for a
-  // conditional model, else undefined.
-  virtual VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
-                                    const torch::Tensor& probes, const torch::Tensor& labels) const = 0;
+  // x: [B, D], row b at flow time t[b] (t: [B] float64 on the CPU); probes: as from draw_probes for the
+  // same B samples; labels: [B] int64 for a conditional model, else undefined.
+  virtual VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x,
+                                    const torch::Tensor& t, const torch::Tensor& probes,
+                                    const torch::Tensor& labels) const = 0;
+  // The same with every row at flow time t.
+  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
+                            const torch::Tensor& probes, const torch::Tensor& labels) const {
+    return evaluate(field, x, torch::full({x.size(0)}, t, torch::kFloat64), probes, labels);
+  }
 
   // For reports: "exact", "hutchinson".
   virtual std::string name() const = 0;

@@ -1,10 +1,12 @@
 #include "likelihood/cnf_solver.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <boost/numeric/odeint/stepper/explicit_generic_rk.hpp>
 
 #include "likelihood/error.h"
+#include "likelihood/per_sample_solver.h"
 #include "likelihood/tensor_state.h"
 #include "likelihood/torch_error.h"
 
@@ -57,14 +59,6 @@ class AugmentedDynamics {
 void integrate(const SolverSpec& spec, const AugmentedDynamics& dynamics, State& state) {
   const double span = spec.t_prior - spec.t_data;
   switch (spec.kind) {
-    case SolverKind::kDopri5: {
-      // The first trial step; the controller grows or shrinks it from there.
-      const double first_step = span / 100.0;
-      odeint::integrate_adaptive(
-          odeint::make_controlled(spec.atol, spec.rtol, TensorStepper<odeint::runge_kutta_dopri5>()),
-          dynamics, state, spec.t_data, spec.t_prior, first_step);
-      return;
-    }
     case SolverKind::kRk4:
       odeint::integrate_n_steps(TensorStepper<odeint::runge_kutta4>(), dynamics, state, spec.t_data,
                                 span / spec.steps, spec.steps);
@@ -77,23 +71,70 @@ void integrate(const SolverSpec& spec, const AugmentedDynamics& dynamics, State&
       odeint::integrate_n_steps(TensorStepper<odeint::euler>(), dynamics, state, spec.t_data,
                                 span / spec.steps, spec.steps);
       return;
+    default:
+      throw std::logic_error("integrate: " + to_string(spec.kind) + " is adaptive");
   }
+}
+
+// The rows of an adaptive solve, in one batch; the first failure throws.
+FlowSolution integrate_per_sample(const VelocityField& field, const TraceEstimator& trace,
+                                const torch::Tensor& x_data, const torch::Tensor& probes,
+                                const SolverSpec& spec, const torch::Tensor& labels) {
+  const int64_t batch = x_data.size(0);
+  std::vector<RowSolution> rows(static_cast<size_t>(batch));
+  bool fed = false;
+  const RowFeed feed = [&](int64_t) {
+    if (fed) return SolveRows{};
+    fed = true;
+    return SolveRows{x_data, probes, labels};
+  };
+  const RowSink sink = [&](RowSolution row) { rows[static_cast<size_t>(row.row)] = std::move(row); };
+  solve_rows(field, trace, spec, batch, feed, sink);
+  FlowSolution solution;
+  std::vector<torch::Tensor> x_prior;
+  std::vector<torch::Tensor> change;
+  for (const auto& row : rows) {
+    solution.nfe = std::max(solution.nfe, row.nfe);
+    if (!row.ok) throw IntegrationFailure(row.failure, row.nfe);
+    x_prior.push_back(row.x_prior);
+    change.push_back(row.log_density_change);
+  }
+  solution.x_prior = torch::stack(x_prior);
+  solution.log_density_change = torch::stack(change);
+  return solution;
 }
 
 }  // namespace
 
+namespace {
+constexpr SolverKind kSolverKinds[] = {SolverKind::kDopri5, SolverKind::kTsit5,    SolverKind::kBosh3,
+                                       SolverKind::kRkf78,  SolverKind::kRk4,      SolverKind::kMidpoint,
+                                       SolverKind::kEuler};
+constexpr ErrorNorm kErrorNorms[] = {ErrorNorm::kMax, ErrorNorm::kRms, ErrorNorm::kMixed};
+
+// The one factory for a closed set named on the command line: the value of that name, or a UsageError
+// naming the option and listing the valid names.
+template <class Kind, size_t N>
+Kind parse_name(const std::string& name, const Kind (&kinds)[N], const char* option, const char* what) {
+  std::vector<std::string> names;
+  for (const auto kind : kinds) {
+    if (to_string(kind) == name) return kind;
+    names.push_back(to_string(kind));
+  }
+  throw UsageError(fmt::format("{}: unknown {} '{}' (valid: {})", option, what, name, fmt::join(names, ", ")));
+}
+}  // namespace
+
 SolverKind parse_solver(const std::string& name) {
-  if (name == "dopri5") return SolverKind::kDopri5;
-  if (name == "rk4") return SolverKind::kRk4;
-  if (name == "midpoint") return SolverKind::kMidpoint;
-  if (name == "euler") return SolverKind::kEuler;
-  throw UsageError(
-      fmt::format("--solver: unknown solver '{}' (valid: dopri5, rk4, midpoint, euler)", name));
+  return parse_name(name, kSolverKinds, "--solver", "solver");
 }
 
 std::string to_string(SolverKind kind) {
   switch (kind) {
     case SolverKind::kDopri5: return "dopri5";
+    case SolverKind::kTsit5: return "tsit5";
+    case SolverKind::kBosh3: return "bosh3";
+    case SolverKind::kRkf78: return "rkf78";
     case SolverKind::kRk4: return "rk4";
     case SolverKind::kMidpoint: return "midpoint";
     case SolverKind::kEuler: return "euler";
@@ -101,11 +142,28 @@ std::string to_string(SolverKind kind) {
   return "unknown";
 }
 
-bool is_adaptive(SolverKind kind) { return kind == SolverKind::kDopri5; }
+bool is_adaptive(SolverKind kind) {
+  return kind == SolverKind::kDopri5 || kind == SolverKind::kTsit5 || kind == SolverKind::kBosh3 ||
+         kind == SolverKind::kRkf78;
+}
+
+ErrorNorm parse_error_norm(const std::string& name) {
+  return parse_name(name, kErrorNorms, "--error-norm", "error norm");
+}
+
+std::string to_string(ErrorNorm norm) {
+  switch (norm) {
+    case ErrorNorm::kMax: return "max";
+    case ErrorNorm::kRms: return "rms";
+    case ErrorNorm::kMixed: return "mixed";
+  }
+  return "unknown";
+}
 
 FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
                                 const torch::Tensor& x_data, const torch::Tensor& probes,
                                 const SolverSpec& spec, const torch::Tensor& labels) {
+  if (is_adaptive(spec.kind)) return integrate_per_sample(field, trace, x_data, probes, spec, labels);
   const int64_t batch = x_data.size(0);
   State state = torch::cat(
       {x_data, torch::zeros({batch, trace.num_estimates()}, x_data.options())}, 1);

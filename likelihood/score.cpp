@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <vector>
 
 #include "likelihood/error.h"
+#include "likelihood/per_sample_solver.h"
 #include "likelihood/prior.h"
 
 namespace flowlik {
@@ -18,6 +20,46 @@ class BatchScorer {
   BatchScorer(const VelocityField& field, const TraceEstimator& trace, const Dataset& data,
               const Preprocessing& pre, const ScoreOptions& options, const SampleSink& sink)
       : field_(field), trace_(trace), data_(data), pre_(pre), options_(options), sink_(sink) {}
+
+  // An adaptive solve: every row (sample b under draw m) has its own steps, and rows stream through a batch
+  // of options.batch_size rows (continuous batching). Samples are passed to the sink in the order of
+  // `indices`, each once all its draws have finished.
+  void score_per_sample(std::span<const int64_t> indices) {
+    const int64_t draws = std::max<int64_t>(pre_.draws, 1);
+    const auto total_rows = static_cast<int64_t>(indices.size()) * draws;
+    int64_t fed = 0;
+    std::map<int64_t, double> log_dets;  // per row fed and not yet emitted
+    std::map<int64_t, std::vector<RowSolution>> finished;  // per sample position, its finished rows
+    size_t next_to_emit = 0;
+    const RowFeed feed = [&](int64_t max_rows) {
+      const int64_t count = std::min(max_rows, total_rows - fed);
+      if (count <= 0) return SolveRows{};
+      std::vector<int64_t> row_samples;
+      std::vector<int64_t> row_draws;
+      for (int64_t r = fed; r < fed + count; ++r) {
+        row_samples.push_back(indices[static_cast<size_t>(r / draws)]);
+        row_draws.push_back(r % draws);
+      }
+      auto rows = prepare(row_samples, row_draws);
+      const auto log_det = rows.input.log_det.to(torch::kFloat64).contiguous();
+      for (int64_t r = 0; r < count; ++r) log_dets[fed + r] = log_det.data_ptr<double>()[r];
+      fed += count;
+      return SolveRows{rows.input.y.to(field_.options()), rows.probes, rows.labels};
+    };
+    const RowSink sink = [&](RowSolution row) {
+      const int64_t position = row.row / draws;
+      auto& rows = finished[position];
+      rows.push_back(std::move(row));
+      while (next_to_emit < indices.size()) {
+        const auto it = finished.find(static_cast<int64_t>(next_to_emit));
+        if (it == finished.end() || static_cast<int64_t>(it->second.size()) < draws) break;
+        emit_sample(indices[next_to_emit], draws, it->second, log_dets);
+        finished.erase(it);
+        ++next_to_emit;
+      }
+    };
+    solve_rows(field_, trace_, options_.solver, options_.batch_size, feed, sink);
+  }
 
   // spent: evaluations already spent on these samples by a failed solve of a larger batch.
   void score(std::span<const int64_t> batch, int64_t spent = 0) {
@@ -31,12 +73,7 @@ class BatchScorer {
         row_draws.push_back(m);
       }
     }
-    const auto index = torch::tensor(row_samples);
-    const auto input = to_model_space(data_.values.index_select(0, index), row_samples, pre_, row_draws);
-    const auto probes = trace_.draw_probes(row_samples, data_.dim, field_.options(), row_draws);
-    const auto labels = data_.labels.defined()
-                            ? data_.labels.index_select(0, index).to(field_.options().device())
-                            : torch::Tensor();
+    const auto [input, probes, labels] = prepare(row_samples, row_draws);
     FlowSolution solution;
     try {
       solution =
@@ -59,6 +96,54 @@ class BatchScorer {
   }
 
  private:
+  struct PreparedRows {
+    ModelInput input;
+    torch::Tensor probes;
+    torch::Tensor labels;
+  };
+
+  // The model-space inputs, probes and labels of these rows (sample, draw), each keyed by its own sample
+  // and draw so that it is the same in any batch.
+  PreparedRows prepare(const std::vector<int64_t>& row_samples, const std::vector<int64_t>& row_draws) const {
+    const auto index = torch::tensor(row_samples);
+    auto input = to_model_space(data_.values.index_select(0, index), row_samples, pre_, row_draws);
+    auto probes = trace_.draw_probes(row_samples, data_.dim, field_.options(), row_draws);
+    auto labels = data_.labels.defined() ? data_.labels.index_select(0, index).to(field_.options().device())
+                                         : torch::Tensor();
+    return {std::move(input), std::move(probes), std::move(labels)};
+  }
+
+  // One sample from its M finished rows.
+  void emit_sample(int64_t sample, int64_t draws, std::vector<RowSolution>& rows,
+                   std::map<int64_t, double>& log_dets) {
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.row < b.row; });
+    int64_t nfe = 0;
+    const RowSolution* failed = nullptr;
+    std::vector<torch::Tensor> x_prior;
+    std::vector<torch::Tensor> change;
+    std::vector<double> log_det;
+    for (const auto& row : rows) {
+      nfe += row.nfe;
+      if (!row.ok && failed == nullptr) failed = &row;
+      x_prior.push_back(row.x_prior);
+      change.push_back(row.log_density_change);
+      log_det.push_back(log_dets.at(row.row));
+      log_dets.erase(row.row);
+    }
+    if (failed != nullptr) {
+      SampleResult result;
+      result.index = sample;
+      result.status = SampleStatus::kFailed;
+      result.detail = failed->failure;
+      result.nfe = nfe;
+      sink_(result);
+      return;
+    }
+    const int64_t one[] = {sample};
+    ModelInput input{torch::Tensor(), torch::tensor(log_det, torch::kFloat64)};
+    emit(one, draws, input, FlowSolution{torch::stack(x_prior), torch::stack(change), nfe});
+  }
+
   // Rows are b * M + m (see score). Per draw, the K trace estimates give K model log-likelihoods
   // (shared/MATH.md section 2); per sample the M draws combine as logmeanexp, the importance-weighted
   // bound of shared/MATH.md section 6 (M = 1: the single draw's value).
@@ -152,6 +237,10 @@ void score_dataset(const VelocityField& field, const TraceEstimator& trace, cons
                    const Preprocessing& pre, const ScoreOptions& options,
                    std::span<const int64_t> indices, const SampleSink& sink) {
   BatchScorer scorer(field, trace, data, pre, options, sink);
+  if (is_adaptive(options.solver.kind)) {
+    scorer.score_per_sample(indices);
+    return;
+  }
   const auto batch_size = static_cast<size_t>(options.batch_size);
   for (size_t first = 0; first < indices.size(); first += batch_size) {
     scorer.score(indices.subspan(first, std::min(batch_size, indices.size() - first)));

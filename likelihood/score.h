@@ -19,7 +19,7 @@ namespace flowlik {
 
 struct ScoreOptions {
   SolverSpec solver;
-  int64_t batch_size = 32;
+  int64_t batch_size = 32;  // samples (rows, with dequantization draws) solved together
 };
 
 enum class SampleStatus { kOk, kFailed, kNonFinite };
@@ -42,9 +42,12 @@ struct SampleResult {
 
 using SampleSink = std::function<void(const SampleResult&)>;
 
-// Scores data[indices] in batches of options.batch_size, calling `sink` once per sample in the order of
-// `indices`. A batch whose solve fails is retried one sample at a time, so one bad sample costs only
-// itself; a sample that still fails, or whose result is not finite, is passed on with its status set.
+// Scores data[indices], calling `sink` once per sample in the order of `indices`. An adaptive solver
+// solves each sample (each of its dequantization draws) with its own steps, options.batch_size rows at a
+// time, a finished row making room for the next (likelihood/per_sample_solver.h): a sample's result and
+// NFE do not depend on the batch size, the order or the shard, and a sample fails alone. A fixed-step
+// solver solves batches of options.batch_size samples; a batch whose solve fails is retried one sample at
+// a time. A sample that fails, or whose result is not finite, is passed on with its status set.
 void score_dataset(const VelocityField& field, const TraceEstimator& trace, const Dataset& data,
                    const Preprocessing& pre, const ScoreOptions& options,
                    std::span<const int64_t> indices, const SampleSink& sink);

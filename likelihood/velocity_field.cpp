@@ -218,7 +218,7 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
     const auto x = torch::zeros({kProbeBatch, dim_}, options_);
     const auto labels = contract_.conditional ? torch::zeros({kProbeBatch}, options_.dtype(torch::kInt64))
                                               : torch::Tensor();
-    network_->output(x, model_time(x, 0.5), labels);
+    network_->output(x, model_time(x, torch::full({kProbeBatch}, 0.5, torch::kFloat64)), labels);
   } catch (const ModelError&) {
     shape_.clear();
     throw;
@@ -231,9 +231,9 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   }
 }
 
-torch::Tensor VelocityField::model_time(const torch::Tensor& x, double t) const {
-  const double time = contract_.time == TimeConvention::kFlow ? t : 1.0 - t;
-  return torch::full({x.size(0)}, time, x.options().requires_grad(false));
+torch::Tensor VelocityField::model_time(const torch::Tensor& x, const torch::Tensor& t) const {
+  const auto time = contract_.time == TimeConvention::kFlow ? t : 1.0 - t;
+  return time.to(x.options().requires_grad(false));
 }
 
 AffineVelocity VelocityField::affine_velocity(double t) const {
@@ -262,28 +262,125 @@ AffineVelocity VelocityField::affine_velocity(double t) const {
   return {0.0, 1.0};
 }
 
+AffineVelocityRows VelocityField::affine_velocity(const torch::Tensor& t, const torch::Tensor& x) const {
+  const auto times = t.to(torch::kFloat64).contiguous();
+  const auto rows = times.size(0);
+  auto a = torch::empty({rows, 1}, torch::kFloat64);
+  auto b = torch::empty({rows, 1}, torch::kFloat64);
+  const auto* tp = times.data_ptr<double>();
+  auto* ap = a.data_ptr<double>();
+  auto* bp = b.data_ptr<double>();
+  bool a_is_zero = true;
+  for (int64_t i = 0; i < rows; ++i) {
+    const auto f = affine_velocity(tp[i]);
+    ap[i] = f.a;
+    bp[i] = f.b;
+    a_is_zero = a_is_zero && f.a == 0.0;
+  }
+  const auto options = x.options().requires_grad(false);
+  return {a.to(options), b.to(options), a_is_zero};
+}
+
+std::vector<torch::Tensor> VelocityField::call_by_time(
+    const torch::Tensor& t, const std::vector<int64_t>& batch_dims,
+    const std::function<std::vector<torch::Tensor>(const torch::Tensor& rows)>& call) const {
+  const auto times = t.to(torch::kFloat64);
+  if (contract_.time_input == TimeInput::kVector || times.numel() == 0 ||
+      (times == times[0]).all().item<bool>()) {
+    return call(torch::Tensor());
+  }
+  // A scalar-time model takes one time per call: one call per distinct time, results put back in order.
+  const auto distinct = std::get<0>(torch::_unique2(times, /*sorted=*/true));
+  std::vector<torch::Tensor> results;
+  for (int64_t i = 0; i < distinct.size(0); ++i) {
+    const auto rows = (times == distinct[i]).nonzero().view({-1});
+    auto part = call(rows);
+    if (results.empty()) {
+      for (size_t j = 0; j < part.size(); ++j) {
+        auto sizes = part[j].sizes().vec();
+        sizes[batch_dims[j]] = times.size(0);
+        results.push_back(torch::empty(sizes, part[j].options()));
+      }
+    }
+    for (size_t j = 0; j < part.size(); ++j) {
+      results[j].index_copy_(batch_dims[j], rows.to(part[j].device()), part[j]);
+    }
+  }
+  return results;
+}
+
+namespace {
+// The rows of a batch-first tensor (or of dimension `dim`), all of them when `rows` is undefined.
+torch::Tensor rows_of(const torch::Tensor& value, const torch::Tensor& rows, int64_t dim = 0) {
+  if (!rows.defined() || !value.defined()) return value;
+  return value.index_select(dim, rows.to(value.device()));
+}
+}  // namespace
+
+torch::Tensor VelocityField::evaluate(const torch::Tensor& x, const torch::Tensor& t,
+                                      const torch::Tensor& labels) const {
+  const auto f = affine_velocity(t, x);
+  const auto out = call_by_time(t, {0}, [&](const torch::Tensor& rows) {
+    const auto xr = rows_of(x, rows);
+    return std::vector<torch::Tensor>{network_->output(xr, model_time(xr, rows_of(t, rows)), rows_of(labels, rows))};
+  })[0];
+  return f.a_is_zero ? f.b * out : f.a * x.detach() + f.b * out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(const torch::Tensor& x,
+                                                                        const torch::Tensor& t,
+                                                                        const torch::Tensor& probes,
+                                                                        const torch::Tensor& labels) const {
+  const auto f = affine_velocity(t, x);
+  const auto parts = call_by_time(t, {0, 1}, [&](const torch::Tensor& rows) {
+    const auto xr = rows_of(x, rows);
+    auto [out, vjp] = network_->output_and_vjp(xr, model_time(xr, rows_of(t, rows)), rows_of(probes, rows, 1),
+                                               rows_of(labels, rows));
+    return std::vector<torch::Tensor>{out, vjp};
+  });
+  const auto& out = parts[0];  // [B, D]
+  const auto& vjp = parts[1];  // [K, B, D]
+  if (f.a_is_zero) return {f.b * out, f.b * vjp};
+  return {f.a * x.detach() + f.b * out, f.a * probes + f.b * vjp};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(const torch::Tensor& x,
+                                                                             const torch::Tensor& t,
+                                                                             const torch::Tensor& idx,
+                                                                             const torch::Tensor& labels) const {
+  const auto f = affine_velocity(t, x);
+  const auto parts = call_by_time(t, {0, 0}, [&](const torch::Tensor& rows) {
+    const auto xr = rows_of(x, rows);
+    auto [out, diagonal] =
+        network_->output_and_diagonal(xr, model_time(xr, rows_of(t, rows)), idx, rows_of(labels, rows));
+    return std::vector<torch::Tensor>{out, diagonal};
+  });
+  const auto& out = parts[0];       // [B, D]
+  const auto& diagonal = parts[1];  // [B, C]
+  if (f.a_is_zero) return {f.b * out, f.b * diagonal};
+  return {f.a * x.detach() + f.b * out, f.a + f.b * diagonal};
+}
+
+namespace {
+torch::Tensor same_time(const torch::Tensor& x, double t) {
+  return torch::full({x.size(0)}, t, torch::kFloat64);
+}
+}  // namespace
+
 torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels) const {
-  const auto f = affine_velocity(t);
-  const auto out = network_->output(x, model_time(x, t), labels);
-  return f.a == 0.0 ? f.b * out : f.a * x.detach() + f.b * out;
+  return evaluate(x, same_time(x, t), labels);
 }
 
 std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(const torch::Tensor& x, double t,
                                                                         const torch::Tensor& probes,
                                                                         const torch::Tensor& labels) const {
-  const auto f = affine_velocity(t);
-  auto [out, vjp] = network_->output_and_vjp(x, model_time(x, t), probes, labels);
-  if (f.a == 0.0) return {f.b * out, f.b * vjp};
-  return {f.a * x.detach() + f.b * out, f.a * probes + f.b * vjp};
+  return velocity_and_vjp(x, same_time(x, t), probes, labels);
 }
 
 std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(const torch::Tensor& x, double t,
                                                                              const torch::Tensor& idx,
                                                                              const torch::Tensor& labels) const {
-  const auto f = affine_velocity(t);
-  auto [out, diagonal] = network_->output_and_diagonal(x, model_time(x, t), idx, labels);
-  if (f.a == 0.0) return {f.b * out, f.b * diagonal};
-  return {f.a * x.detach() + f.b * out, f.a + f.b * diagonal};
+  return velocity_and_diagonal(x, same_time(x, t), idx, labels);
 }
 
 }  // namespace flowlik

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,13 @@ struct AffineVelocity {
   double b = 1.0;
 };
 
+// The same per row, for rows at their own flow times: a, b as [B, 1] in the states' dtype and device.
+struct AffineVelocityRows {
+  torch::Tensor a;
+  torch::Tensor b;
+  bool a_is_zero = true;  // every a is 0: v = b out, without touching x
+};
+
 class VelocityField {
  public:
   // Puts the network in eval mode on the device and in the dtype of `options` and checks that it can be
@@ -63,19 +71,31 @@ class VelocityField {
   // contract.
   void bind_shape(const std::vector<int64_t>& shape);
 
-  // x: [B, D] flattened states at flow time t; labels: [B] int64 for a conditional model, else undefined.
-  // Returns v: [B, D], detached.
-  torch::Tensor evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels = {}) const;
+  // x: [B, D] flattened states, row b at flow time t[b] (t: [B] float64 on the CPU; every row may have its
+  // own time, as under per-sample step control); labels: [B] int64 for a conditional model, else
+  // undefined. Returns v: [B, D], detached. A scalar-time model is called once per distinct time.
+  torch::Tensor evaluate(const torch::Tensor& x, const torch::Tensor& t,
+                         const torch::Tensor& labels = {}) const;
   // v: [B, D] and u_k^T dv/dx for probes u: [K, B, D], as [K, B, D].
-  std::pair<torch::Tensor, torch::Tensor> velocity_and_vjp(const torch::Tensor& x, double t,
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_vjp(const torch::Tensor& x, const torch::Tensor& t,
                                                            const torch::Tensor& probes,
                                                            const torch::Tensor& labels = {}) const;
   // v: [B, D] and the diagonal entries dv_i/dx_i of the Jacobian for i in idx: [C] int64, as [B, C].
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_diagonal(const torch::Tensor& x, const torch::Tensor& t,
+                                                                const torch::Tensor& idx,
+                                                                const torch::Tensor& labels = {}) const;
+  // The same with every row at flow time t.
+  torch::Tensor evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels = {}) const;
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_vjp(const torch::Tensor& x, double t,
+                                                           const torch::Tensor& probes,
+                                                           const torch::Tensor& labels = {}) const;
   std::pair<torch::Tensor, torch::Tensor> velocity_and_diagonal(const torch::Tensor& x, double t,
                                                                 const torch::Tensor& idx,
                                                                 const torch::Tensor& labels = {}) const;
   // The affine map from the network's output to the velocity at flow time t (shared/MATH.md section 4).
   AffineVelocity affine_velocity(double t) const;
+  // The same for rows at flow times t: [B] float64, as [B, 1] tensors like x.
+  AffineVelocityRows affine_velocity(const torch::Tensor& t, const torch::Tensor& x) const;
 
   const std::string& path() const { return path_; }
   // "torchscript" or "aoti-package".
@@ -90,8 +110,14 @@ class VelocityField {
   std::string parameter_dtype() const { return network_->parameter_dtype(); }
 
  private:
-  // The network's time for flow time t, as [B].
-  torch::Tensor model_time(const torch::Tensor& x, double t) const;
+  // The network's time for flow times t: [B] float64, as [B] in x's dtype and device.
+  torch::Tensor model_time(const torch::Tensor& x, const torch::Tensor& t) const;
+  // Calls `call(rows)` on the whole batch, or, for a scalar-time model whose rows are at different times,
+  // once per distinct time on the rows at that time, and puts the results back in row order. `call`
+  // returns tensors whose dimension `batch_dims[i]` is the batch.
+  std::vector<torch::Tensor> call_by_time(
+      const torch::Tensor& t, const std::vector<int64_t>& batch_dims,
+      const std::function<std::vector<torch::Tensor>(const torch::Tensor& rows)>& call) const;
 
   std::string path_;
   std::unique_ptr<Network> network_;

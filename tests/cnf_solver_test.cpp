@@ -162,7 +162,7 @@ TEST(CnfSolverTest, SolverFactoryRejectsUnknownNames) {
     FAIL() << "expected UsageError";
   } catch (const UsageError& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("--solver: unknown solver 'adams'"));
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("valid: dopri5, rk4, midpoint, euler"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("valid: dopri5, tsit5, bosh3, rkf78, rk4, midpoint, euler"));
   }
 }
 

@@ -13,6 +13,14 @@ or parameterization given at scoring time. The time convention is flowlik's too:
 Each function is traced with make_fx in symbolic mode, the parameters passed explicitly (torch.func's
 transforms cannot be exported directly), exported with dynamic B, K and C, and compiled with AOTInductor. The
 package is then loaded back and checked against eager torch.func at times across the time range.
+
+vjp and diag run the forward pass once and batch the K (or C) products with vmap over its pullback. Many of
+vmap's C++ batching rules (convolution's backward, layer norm's, pooling's, upsampling's) read the batch
+sizes as plain integers, which turns the symbolic K * B of the trace into constants, and torch.export then
+refuses the dynamic dims ("Constraints violated (batch, probes)"). Convolution's, the one a convolutional
+network needs, is replaced while tracing by a symbolic one (_symbolic_batching_rules). A function whose
+vmap trace still specialises a size is exported instead from a plain VJP on the inputs repeated K (or C)
+times: the forward pass then runs once per product, not once per sample (_REPEATED_BUILDERS; logged).
 """
 import contextlib
 import hashlib
@@ -106,6 +114,95 @@ def _diag(module, shape, signature, time_input):
 _BUILDERS = {"velocity": _velocity, "vjp": _vjp, "diag": _diag}
 
 
+# The fallbacks, for a network whose vmap trace specialises B, K or C: no vmap, one plain VJP of the network
+# on the inputs repeated n times ([n * B, D]) against the n cotangents laid end to end, so the forward pass
+# runs n times per sample. Same results as _vjp and _diag (out is the first copy's).
+def _repeated(v, n):
+    """v [B, ...] -> [n * B, ...]: n copies end to end."""
+    return v.expand(n, *v.shape).reshape(n * v.shape[0], *v.shape[1:])
+
+
+def _repeated_network(module, params, shape, signature, time_input, t, labels, n):
+    return _network(module, params, shape, signature, time_input, _repeated(t, n),
+                    tuple(_repeated(y, n) for y in labels))
+
+
+def _vjp_repeated(module, shape, signature, time_input):
+    def vjp(params, x, t, probes, *labels):
+        k, b, d = probes.shape
+        out, pull = torch.func.vjp(
+            _repeated_network(module, params, shape, signature, time_input, t, labels, k), _repeated(x, k))
+        (grads,) = pull(probes.reshape(k * b, d))
+        return out[:b], grads.reshape(k, b, d)
+
+    return vjp
+
+
+def _diag_repeated(module, shape, signature, time_input):
+    def diag(params, x, t, idx, *labels):
+        b, d = x.shape
+        c = idx.shape[0]
+        out, pull = torch.func.vjp(
+            _repeated_network(module, params, shape, signature, time_input, t, labels, c), _repeated(x, c))
+        onehot = (idx[:, None] == torch.arange(d, device=x.device)).to(x.dtype)  # [C, D]
+        (grads,) = pull(onehot[:, None, :].expand(-1, b, -1).reshape(c * b, d))
+        picked = grads.reshape(c, b, d).gather(2, idx[:, None, None].expand(-1, b, 1)).squeeze(2)  # [C, B]
+        return out[:b], picked.transpose(0, 1).contiguous()
+
+    return diag
+
+
+_REPEATED_BUILDERS = {"vjp": _vjp_repeated, "diag": _diag_repeated}
+
+
+def _convolution_backward_vmap(info, in_dims, grad_output, input, weight, bias_sizes, stride, padding,
+                               dilation, transposed, output_padding, groups, output_mask):
+    """aten.convolution_backward under vmap, for a batched grad_output against unbatched weights (the
+    pullback of a convolution vmapped over its cotangents): the vmap dim folded into the convolution's batch
+    as the C++ rule does, with symbolic sizes. Other cases raise, and the function falls back to
+    _REPEATED_BUILDERS."""
+    grad_dim, input_dim, weight_dim = in_dims[:3]
+    if grad_dim is None or weight_dim is not None or output_mask[1]:
+        raise NotImplementedError("flowlik's vmap rule for convolution_backward takes a batched grad_output "
+                                  "against unbatched weights only")
+    grad = grad_output.movedim(grad_dim, 0)
+    k, n = grad.shape[0], grad.shape[1]
+    grad_input = grad_bias = None
+    if output_mask[0]:
+        # The input's values are not read for grad_input, only its shape: a stride-0 stand-in.
+        like = input if input_dim is None else input.select(input_dim, 0)
+        dummy = like.new_empty(()).expand(k * n, *like.shape[1:])
+        grad_input = torch.ops.aten.convolution_backward(
+            grad.reshape(k * n, *grad.shape[2:]), dummy, weight, bias_sizes, stride, padding, dilation,
+            transposed, output_padding, groups, [True, False, False])[0]
+        grad_input = grad_input.reshape(k, n, *grad_input.shape[1:])
+    if output_mask[2]:
+        grad_bias = grad.sum([1, *range(3, grad.dim())])
+    return ((grad_input, None, grad_bias),
+            (None if grad_input is None else 0, None, None if grad_bias is None else 0))
+
+
+@contextlib.contextmanager
+def _symbolic_batching_rules():
+    """While tracing: aten.convolution_backward's vmap rule replaced by _convolution_backward_vmap (the C++
+    one reads the sizes as integers). The registration is this process's while it lasts and removed after;
+    where this torch cannot register it, nothing is replaced and the fallback covers convolutions."""
+    lib = None
+    try:
+        lib = torch.library.Library("aten", "IMPL")
+        torch.library.register_vmap("aten::convolution_backward", _convolution_backward_vmap, lib=lib)
+    except Exception as e:  # an API this torch version lacks
+        log.debug("no symbolic vmap rule for convolution_backward: %s", _first_line(e))
+        if lib is not None:
+            lib._destroy()
+            lib = None
+    try:
+        yield
+    finally:
+        if lib is not None:
+            lib._destroy()
+
+
 class _Graph(torch.nn.Module):
     """A traced fn(params, *inputs) with the parameters held as buffers: torch.export lifts them into the
     compiled model's constants, and the inputs are only the tensors flowlik passes."""
@@ -167,13 +264,6 @@ def _export_function(module, function, params, spec, sizes, generator):
     if spec["num_classes"] is not None:
         y = torch.randint(0, spec["num_classes"], (b,), generator=generator).to(device)
     inputs = _inputs(function, x, t, y, k, c, generator)
-    fn = _BUILDERS[function](module, spec["shape"], spec["signature"], spec["time_input"])
-    try:
-        graph = make_fx(fn, tracing_mode="symbolic")(params, *inputs)
-    except Exception as e:  # whatever the model raised while traced: name it and the line
-        raise ExportError(f"forward: cannot be traced for the pt2 function {function} ({_first_line(e)}"
-                          f"{_user_frame(e)}); export with format=\"torchscript\" instead") from e
-
     batch = torch.export.Dim("batch", min=1)
     dims = [{0: batch}, {0: batch}]
     if function == "vjp":
@@ -182,11 +272,33 @@ def _export_function(module, function, params, spec, sizes, generator):
         dims.append({0: torch.export.Dim("directions", min=1)})
     if y is not None:
         dims.append({0: batch})
-    try:
-        return torch.export.export(_Graph(graph, params), inputs, dynamic_shapes=(tuple(dims),))
-    except Exception as e:
-        raise ExportError(f"forward: torch.export cannot take its {function} graph for format 'pt2' "
-                          f"({_first_line(e)}); export with format=\"torchscript\" instead") from e
+
+    # The vmap form first (one forward pass per sample); where its trace specialises a size or fails, the
+    # repeated form (module docstring). The errors reported are the last form's: those of the model itself.
+    builders = [_BUILDERS[function], *([_REPEATED_BUILDERS[function]] if function in _REPEATED_BUILDERS
+                                       else [])]
+    for i, builder in enumerate(builders):
+        last = i == len(builders) - 1
+        fn = builder(module, spec["shape"], spec["signature"], spec["time_input"])
+        try:
+            with _symbolic_batching_rules():
+                graph = make_fx(fn, tracing_mode="symbolic")(params, *inputs)
+        except Exception as e:  # whatever the model raised while traced: name it and the line
+            if not last:
+                log.info("%s: the vmap trace failed (%s); tracing the forward pass repeated per product",
+                         function, _first_line(e))
+                continue
+            raise ExportError(f"forward: cannot be traced for the pt2 function {function} ({_first_line(e)}"
+                              f"{_user_frame(e)}); export with format=\"torchscript\" instead") from e
+        try:
+            return torch.export.export(_Graph(graph, params), inputs, dynamic_shapes=(tuple(dims),))
+        except Exception as e:
+            if not last:
+                log.info("%s: the vmap trace is not dynamic in B, K and C (%s); exporting the forward pass "
+                         "repeated per product instead", function, _first_line(e))
+                continue
+            raise ExportError(f"forward: torch.export cannot take its {function} graph for format 'pt2' "
+                              f"({_first_line(e)}); export with format=\"torchscript\" instead") from e
 
 
 # --------------------------------------------------------------------------- compiling and packaging

@@ -1,6 +1,7 @@
 """flowlik_export.export(format="pt2"): the package's compiled functions agree with the network and with
 autograd, every parameterization's raw output converts to the closed-form velocity and trace, the metadata
-round-trips, and a model torch.export cannot take is refused naming the line at fault.
+round-trips, a model torch.export cannot take is refused naming the line at fault, and the vjp and diag graphs
+of a convolutional network stay dynamic in B, K and C (checked on torch.export's program, nothing compiled).
 
 AOTInductor compiles each function for tens of seconds: the compiled functions are cached in
 $FLOWLIK_PT2_CACHE (default: a folder under the system's temporary directory), keyed by a hash of their
@@ -256,6 +257,76 @@ def test_metadata_that_does_not_read_back_is_caught(tmp_path, cache_dir, monkeyp
     with pytest.raises(ExportMismatchError, match=r"metadata of vjp_float64 reads back as "
                                                   r"\{'flowlik.dtype': 'float16'\}"):
         export_scalar_model(tmp_path / "meta.pt2", cache_dir)
+
+
+# --------------------------------------------------------------------------- dynamic B, K and C
+class DownUp(torch.nn.Module):
+    """A strided convolution down and a transposed one up, scaled by t. vmap's C++ rule for
+    convolution_backward reads K * B as a constant: torch.export refused the vjp and diag graphs of a
+    convolutional network with "Constraints violated (batch, probes)" (and "directions") before pt2.py gave it
+    a symbolic rule."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = torch.nn.Conv2d(2, 4, 3, stride=2, padding=1)
+        self.up = torch.nn.ConvTranspose2d(4, 2, 4, stride=2, padding=1)
+
+    def forward(self, x, t):
+        return self.up(torch.nn.functional.silu(self.down(x))) * t[:, None, None, None]
+
+
+class Mlp(torch.nn.Module):
+    def __init__(self, norm=False):
+        super().__init__()
+        self.hidden = torch.nn.Linear(7, 16)
+        self.norm = torch.nn.LayerNorm(16) if norm else torch.nn.Identity()
+        self.out = torch.nn.Linear(16, 6)
+
+    def forward(self, x, t):
+        return self.out(self.norm(torch.tanh(self.hidden(torch.cat([x, t[:, None]], 1)))))
+
+
+# The form each is exported in: vmap over one forward pass, or (layer norm, whose vmap rule in C++ still reads
+# K * B as a constant) the forward pass repeated per product. Either must stay dynamic in B, K and C.
+@pytest.mark.parametrize("make, shape, repeated", [
+    (DownUp, (2, 6, 6), False),
+    (Mlp, (6,), False),
+    (lambda: Mlp(norm=True), (6,), True),
+], ids=["conv", "mlp", "layernorm"])
+def test_vjp_and_diag_export_dynamic_in_batch_probes_and_directions(monkeypatch, caplog, make, shape,
+                                                                     repeated):
+    torch.manual_seed(0)
+    module = make().eval()
+    d = 1
+    for n in shape:
+        d *= n
+    spec = {"shape": shape, "dim": d, "signature": "(x,t)", "time_input": "vector", "num_classes": None,
+            "scale": 1.0, "device": "cpu", "t_mid": 0.5, "dtype": torch.float64}
+    params = pt2._parameters(module, torch.float64, "cpu")
+    sizes = pt2._trace_sizes({d, *shape, *(n for p in params.values() for n in p.shape)})
+    calls = []
+    rule = pt2._convolution_backward_vmap
+    monkeypatch.setattr(pt2, "_convolution_backward_vmap", lambda *a: calls.append(1) or rule(*a))
+    with caplog.at_level(logging.INFO, logger="flowlik_export.pt2"):
+        programs = {f: pt2._export_function(module, f, params, spec, sizes, torch.Generator().manual_seed(0))
+                    for f in ("vjp", "diag")}
+    assert ("repeated per product" in caplog.text) == repeated, caplog.text
+    traced = len(calls)
+    assert (traced > 0) == (make is DownUp)
+
+    generator = torch.Generator().manual_seed(1)
+    for function, program in programs.items():
+        compiled = program.module()
+        eager = pt2._BUILDERS[function](module, shape, "(x,t)", "vector")
+        for b, k, c in ((1, 3, 2), (4, 1, 5)):  # neither the traced sizes nor each other's
+            x = torch.randn((b, d), generator=generator, dtype=torch.float64)
+            t = torch.rand((b,), generator=generator, dtype=torch.float64)
+            inputs = pt2._inputs(function, x, t, None, k, c, generator)
+            got, expected = compiled(*inputs), eager(params, *inputs)
+            assert [g.shape for g in got] == [e.shape for e in expected]
+            for g, e in zip(got, expected):
+                torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+    assert len(calls) == traced  # the symbolic rule was the trace's only: eager vmap has its own back
 
 
 # --------------------------------------------------------------------------- refusals

@@ -15,6 +15,7 @@
 #include "io/sample_csv.h"
 #include "likelihood/file_digest.h"
 #include "likelihood/history.h"
+#include "likelihood/solve_check.h"
 #include "cli/number_options.h"
 #include "cli/shard.h"
 #include "likelihood/comparison.h"
@@ -162,6 +163,82 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& a
   return advice;
 }
 
+void print_solve_check(const nlohmann::json& check) {
+  if (check.contains("error")) {
+    fmt::print("  solve      not checked: {}\n", check["error"].get<std::string>());
+    return;
+  }
+  if (check["samples"].get<int64_t>() == 0) {
+    fmt::print("  solve      not checked: no sample could be re-solved\n");
+    return;
+  }
+  const auto& ref = check["reference"];
+  fmt::print("  solve      error {:.3g} nats mean, {:.3g} max on {} samples (effect on mean bpd {:+.2g}) against "
+             "float64 {} at rtol {:.3g}\n",
+             check["mean_abs_error_nats"].get<double>(), check["max_abs_error_nats"].get<double>(),
+             check["samples"].get<int64_t>(), check["mean_bpd_effect"].get<double>(),
+             ref["solver"].get<std::string>(), ref["rtol"].get<double>());
+}
+
+// --check-solve N: the run's model loaded again in float64 and N of its ok samples re-solved at a
+// tolerance 100 times tighter (likelihood/solve_check.h). A model that cannot be loaded in float64 (a
+// package compiled for float32 only) gives an "error" entry instead, and fails a --max-solve-error gate.
+nlohmann::json solve_check_report(const ScoreCommandArguments& args, const ModelRun& run, const RunSetup& setup,
+                                  const Dataset& data, std::optional<GateResult>* gate) {
+  nlohmann::json out = {{"samples_requested", args.check_solve}};
+  auto fail_gate = [&](const std::string& why) {
+    if (!args.max_solve_error) return;
+    GateResult g;
+    g.name = "solve error";
+    g.threshold = *args.max_solve_error;
+    g.passed = false;
+    g.message = fmt::format("solve error: FAILED, not measured ({})", why);
+    *gate = g;
+  };
+  ScoreArguments reference_args = args.scoring;
+  reference_args.dtype = "float64";
+  try {
+    const auto reference_setup = parse_run_setup(reference_args);
+    auto reference_model = prepare_model(args.model, reference_args, reference_setup, data);
+    const auto reference = reference_solver(reference_model.solver);
+    const auto samples = pick_check_samples(run.results, args.check_solve, args.scoring.seed);
+    const auto check = check_solve(run.results, samples, *reference_model.field, *setup.trace, data,
+                                   *reference_model.preprocessing, reference, args.scoring.batch_size);
+    nlohmann::json ref = {{"solver", to_string(reference.kind)}, {"rtol", reference.rtol},
+                          {"atol", reference.atol},         {"error_norm", to_string(reference.norm)},
+                          {"dtype", "float64"}};
+    out.update({{"reference", ref},
+                {"samples", check.samples},
+                {"mean_abs_error_nats", number_or_null(check.mean_abs_error_nats)},
+                {"max_abs_error_nats", number_or_null(check.max_abs_error_nats)},
+                {"mean_error_nats", number_or_null(check.mean_error_nats)},
+                {"mean_abs_error_bpd", number_or_null(check.mean_abs_error_bpd)},
+                {"mean_bpd_effect", number_or_null(check.mean_bpd_effect)},
+                {"how", "samples re-solved in float64 at a tolerance 100 times tighter, with the same noise and "
+                        "probes; error = the run's log-likelihood minus the reference's"}});
+    if (args.max_solve_error) {
+      if (check.samples == 0) {
+        fail_gate("no sample could be re-solved");
+      } else {
+        GateResult g;
+        g.name = "solve error";
+        g.regression = check.mean_abs_error_bpd;
+        g.ci_low = check.mean_abs_error_bpd;
+        g.threshold = *args.max_solve_error;
+        g.passed = check.mean_abs_error_bpd <= *args.max_solve_error;
+        g.message = fmt::format("solve error: {} mean |error| {:.3g} bpd on {} samples against a limit of {:.3g}",
+                                g.passed ? "passed," : "FAILED,", check.mean_abs_error_bpd, check.samples,
+                                *args.max_solve_error);
+        *gate = g;
+      }
+    }
+  } catch (const Error& e) {
+    out["error"] = fmt::format("no float64 reference: {}", e.what());
+    fail_gate(out["error"].get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace
 
 CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
@@ -176,6 +253,14 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
                   "advise the samples, draws and probes that reach this standard error of the mean bpd at "
                   "least cost, from a first pass on a seeded subset (the run itself is not changed)")
       ->check(positive_finite());
+  cmd->add_option("--check-solve", a.check_solve,
+                  "re-solve this many seeded samples in float64 at a tolerance 100x tighter and report the "
+                  "measured solve error")
+      ->check(integer_in(0, 1 << 20));
+  cmd->add_option("--max-solve-error", a.max_solve_error,
+                  "fail (exit 7) when the measured mean |solve error| exceeds this many bpd (needs --check-solve)")
+      ->check(positive_finite())
+      ->group("Regression gate (nightly CI)");
   cmd->add_option("--baseline", a.baseline, "a previous report of the same data to compare against")
       ->check(CLI::ExistingFile)
       ->group("Regression gate (nightly CI)");
@@ -189,6 +274,9 @@ int run_score(const ScoreCommandArguments& args) {
   const auto rule = parse_gate_rule(args.gate.rule);
   if (args.gate.max_regression.has_value() != !args.baseline.empty()) {
     throw UsageError("--max-regression: the gate needs both --baseline REPORT.json and --max-regression BPD");
+  }
+  if (args.max_solve_error && args.check_solve == 0) {
+    throw UsageError("--max-solve-error: the gate needs --check-solve N, the samples it measures the error on");
   }
   const Shard shard = resolve_shard(args.shard, [](const char* name) { return std::getenv(name); });
   if (args.resume && args.per_sample.empty()) {
@@ -263,7 +351,14 @@ int run_score(const ScoreCommandArguments& args) {
     gates.push_back(gate_regression(fmt::format("{} vs baseline {}", args.model, args.baseline),
                                     unpaired_difference(summary.bpd, base), *args.gate.max_regression, rule));
   }
+  nlohmann::json solve_check;
+  if (args.check_solve > 0 && summary.ok > 0) {
+    std::optional<GateResult> solve_gate;
+    solve_check = solve_check_report(args, run, setup, data, &solve_gate);
+    if (solve_gate) gates.push_back(*solve_gate);
+  }
   auto report = make_score_report(run.score);
+  if (!solve_check.is_null()) report["check_solve"] = solve_check;
   if (shard.count > 1) {
     report["shard"] = {{"index", shard.index}, {"count", shard.count}, {"source", shard.source},
                        {"first", first}, {"end", end}};
@@ -289,7 +384,10 @@ int run_score(const ScoreCommandArguments& args) {
     write_markdown(args.gate.markdown, {{args.model, &run.score.summary}}, {}, gates);
   }
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
-  if (!args.scoring.quiet) print_summary(run.score);
+  if (!args.scoring.quiet) {
+    print_summary(run.score);
+    if (!solve_check.is_null()) print_solve_check(solve_check);
+  }
   for (const auto& g : gates) {
     fmt::print(stderr, "flowlik: gate {}\n", g.message);
     if (!g.passed) return static_cast<int>(ExitCode::kGateFailed);

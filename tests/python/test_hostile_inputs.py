@@ -358,17 +358,24 @@ def test_a_shard_whose_samples_all_fail_writes_its_report(fixtures, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["samples"]["ok"] == 2
 
 
-def test_a_failed_sample_counts_the_evaluations_it_burnt(fixtures, tmp_path):
+@pytest.mark.parametrize("solver, expected", [
+    # Fixed step: the batch of two burnt 6 evaluations, then each sample 6 more alone.
+    (["--solver", "rk4", "--steps", "10"], [12, 12]),
+    # Per-sample steps: each sample spent its first evaluation, and fails before a step of 6 more would
+    # take it over the limit of 5.
+    (["--solver", "dopri5", "--rtol", "1e-10", "--atol", "1e-10"], [1, 1]),
+])
+def test_a_failed_sample_counts_the_evaluations_it_burnt(fixtures, tmp_path, solver, expected):
     data = tmp_path / "d.npy"
     np.save(data, np.random.default_rng(4).standard_normal((2, 2)) * 3)
     out = tmp_path / "s.csv"
-    proc = run_flowlik("score", fixtures / "mixture.pt", "--data", data, "--max-nfe", "5", "--rtol", "1e-10",
-                       "--atol", "1e-10", "--per-sample", out, "-q", check=False)
+    proc = run_flowlik("score", fixtures / "mixture.pt", "--data", data, "--max-nfe", "5", *solver,
+                       "--per-sample", out, "-q", check=False)
     assert proc.returncode == 6
     rows = read_per_sample(out)
     assert [r["status"] for r in rows] == ["failed", "failed"]
-    # The batch of two burnt 6 evaluations, then each sample 6 more alone.
-    assert [int(r["nfe"]) for r in rows] == [12, 12]
+    assert [int(r["nfe"]) for r in rows] == expected
+    assert all("more than 5 function evaluations" in r["detail"] for r in rows)
 
 
 def test_a_native_op_error_reads_as_its_message(tmp_path):

@@ -178,7 +178,7 @@ def test_levels_below_the_data_are_refused(fixtures, tmp_path):
 
 
 @pytest.mark.parametrize("option,value,expected", [
-    ("--solver", "adams", "--solver: unknown solver 'adams' (valid: dopri5, rk4, midpoint, euler)"),
+    ("--solver", "adams", "--solver: unknown solver 'adams' (valid: dopri5, tsit5, bosh3, rkf78, rk4, midpoint, euler)"),
     ("--trace", "skilling", "--trace: unknown trace estimator 'skilling' (valid: exact, hutchinson)"),
     ("--noise", "uniform", "--noise: unknown probe distribution 'uniform'"),
     ("--dtype", "float16", "--dtype: unknown dtype 'float16' (valid: float32, float64)"),

@@ -14,6 +14,7 @@
 #include "likelihood/prior.h"
 #include "likelihood/score.h"
 #include "tests/closed_form.h"
+#include "tests/in_memory_dataset.h"
 
 namespace flowlik {
 namespace {
@@ -166,18 +167,6 @@ TEST(CnfSolverTest, SolverFactoryRejectsUnknownNames) {
   }
 }
 
-// A continuous dataset in memory, for score_dataset.
-Dataset make_dataset(const torch::Tensor& values) {
-  Dataset data;
-  data.path = "memory.npy";
-  data.dtype = NpyDtype::kFloat64;
-  data.size = values.size(0);
-  data.dim = values.size(1);
-  data.sample_shape = {data.dim};
-  data.values = values;
-  return data;
-}
-
 std::vector<SampleResult> score_all(const VelocityField& field, const Dataset& data,
                                     const ScoreOptions& options) {
   std::vector<int64_t> indices(data.size);
@@ -191,7 +180,7 @@ std::vector<SampleResult> score_all(const VelocityField& field, const Dataset& d
 TEST(ScoreDatasetTest, FixedStepResultsDoNotDependOnBatchSize) {
   const auto p = test::load_mixture_params("mixture");
   const auto field = load_field("mixture", p);
-  const auto data = make_dataset(target_points(p));
+  const auto data = test::in_memory_dataset(target_points(p));
   ScoreOptions options;
   options.solver.kind = SolverKind::kRk4;
   options.solver.steps = 20;
@@ -212,7 +201,7 @@ TEST(ScoreDatasetTest, ABadSampleIsIsolatedAndTheRestAreScored) {
   // Sample 2 makes the model return NaN (or throw); samples 0, 1, 3 must still be scored, and be the
   // same as when scored alone.
   auto values = torch::tensor({0.5, -0.2, 1.0, 0.3, 500.0, 0.0, -1.0, 0.7}, torch::kFloat64).view({4, 2});
-  const auto data = make_dataset(values);
+  const auto data = test::in_memory_dataset(values);
   for (const std::string model : {"nan_for_large_input", "throws_for_large_input"}) {
     for (const auto kind : {SolverKind::kDopri5, SolverKind::kRk4}) {
       auto field = VelocityField::load(test::fixture_path(model + ".pt"), torch::kFloat64);
@@ -244,7 +233,7 @@ TEST(ScoreDatasetTest, ABadSampleIsIsolatedAndTheRestAreScored) {
 }
 
 TEST(ScoreDatasetTest, AllSamplesFailingIsAnError) {
-  const auto data = make_dataset(torch::full({2, 2}, 500.0, torch::kFloat64));
+  const auto data = test::in_memory_dataset(torch::full({2, 2}, 500.0, torch::kFloat64));
   auto field = VelocityField::load(test::fixture_path("throws_for_large_input.pt"), torch::kFloat64);
   field.bind_shape({2});
   const auto results = score_all(field, data, ScoreOptions{});

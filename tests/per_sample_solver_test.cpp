@@ -18,6 +18,7 @@
 #include "likelihood/score.h"
 #include "likelihood/tensor_state.h"
 #include "tests/closed_form.h"
+#include "tests/in_memory_dataset.h"
 
 namespace flowlik {
 namespace {
@@ -127,22 +128,11 @@ std::vector<SampleResult> score_in_order(const VelocityField& field, const Trace
   return by_index;
 }
 
-Dataset in_memory(const torch::Tensor& values) {
-  Dataset data;
-  data.path = "memory.npy";
-  data.dtype = NpyDtype::kFloat64;
-  data.size = values.size(0);
-  data.dim = values.size(1);
-  data.sample_shape = {data.dim};
-  data.values = values;
-  return data;
-}
-
 TEST(PerSampleSolverTest, ResultsAndNfeDoNotDependOnBatchSizeOrOrder) {
   // Each sample takes its own steps, so its NFE is the same whatever the batch, and, with network calls
   // padded to whole blocks of rows and traces summed in float64, its value is the same to the last bit.
   const auto p = test::load_mixture_params("mixture");
-  const auto data = in_memory(mixture_points(p, 5));
+  const auto data = test::in_memory_dataset(mixture_points(p, 5));
   std::vector<int64_t> forward(static_cast<size_t>(data.size));
   std::iota(forward.begin(), forward.end(), 0);
   std::vector<int64_t> backward(forward.rbegin(), forward.rend());
@@ -202,7 +192,7 @@ TEST(PerSampleSolverTest, ErrorNormFactoryRejectsUnknownNames) {
 TEST(PerSampleSolverTest, ARowOverItsEvaluationBudgetFailsAlone) {
   const auto p = test::load_mixture_params("mixture");
   const auto field = mixture_field(p);
-  const auto data = in_memory(mixture_points(p, 1));
+  const auto data = test::in_memory_dataset(mixture_points(p, 1));
   ScoreOptions options;
   options.solver.rtol = options.solver.atol = 1e-10;
   options.solver.max_nfe = 40;

@@ -61,6 +61,9 @@ void write_markdown(const std::string& path, const std::vector<ModelRow>& models
   for (size_t i = 0; i < models.size(); ++i) {
     md += fmt::format("- {}: {}\n", i, describe_error_sources(*models[i].summary));
   }
+  for (size_t i = 0; i < models.size(); ++i) {
+    if (!models[i].solve_check.empty()) md += fmt::format("\nSolve error of {}: {}\n", i, models[i].solve_check);
+  }
   if (!paired.empty()) {
     md += "\n| pair | Δ bpd (b − a) | ± paired stderr | 95% interval | n |\n|---|---|---|---|---|\n";
     for (const auto& p : paired) {

@@ -17,6 +17,7 @@ namespace flowlik::cli {
 struct ModelRow {
   std::string name;
   const ScoreSummary* summary = nullptr;
+  std::string solve_check;  // one line from --check-solve, or empty
 };
 
 // The gate options shared by `score` and `compare`.

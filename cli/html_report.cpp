@@ -123,6 +123,11 @@ void write_html_report(const std::string& path, const std::vector<HtmlModel>& mo
     html += fmt::format("<li>{}: {}</li>", i, escape_markup(describe_error_sources(*models[i].summary)));
   }
   html += "</ul>";
+  for (size_t i = 0; i < models.size(); ++i) {
+    if (!models[i].solve_check.empty()) {
+      html += fmt::format("<p>Solve error of {}: {}</p>", i, escape_markup(models[i].solve_check));
+    }
+  }
   for (const auto& g : gates) {
     html += fmt::format("<p class='{}'>{}</p>", g.passed ? "pass" : "fail", escape_markup(g.message));
   }

@@ -16,6 +16,7 @@ struct HtmlModel {
   std::string name;
   const ScoreSummary* summary = nullptr;
   const std::vector<SampleResult>* results = nullptr;
+  std::string solve_check;  // one line from --check-solve, or empty
 };
 
 // `paired` and `paired_values` line up: the per-sample bpd differences of each pair. Throws OutputError.

@@ -163,21 +163,17 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& a
   return advice;
 }
 
-void print_solve_check(const nlohmann::json& check) {
-  if (check.contains("error")) {
-    fmt::print("  solve      not checked: {}\n", check["error"].get<std::string>());
-    return;
-  }
-  if (check["samples"].get<int64_t>() == 0) {
-    fmt::print("  solve      not checked: no sample could be re-solved\n");
-    return;
-  }
+// One line for the summary, Markdown and HTML; empty without --check-solve.
+std::string describe_solve_check(const nlohmann::json& check) {
+  if (check.is_null()) return "";
+  if (check.contains("error")) return "not checked: " + check["error"].get<std::string>();
+  if (check["samples"].get<int64_t>() == 0) return "not checked: no sample could be re-solved";
   const auto& ref = check["reference"];
-  fmt::print("  solve      error {:.3g} nats mean, {:.3g} max on {} samples (effect on mean bpd {:+.2g}) against "
-             "float64 {} at rtol {:.3g}\n",
-             check["mean_abs_error_nats"].get<double>(), check["max_abs_error_nats"].get<double>(),
-             check["samples"].get<int64_t>(), check["mean_bpd_effect"].get<double>(),
-             ref["solver"].get<std::string>(), ref["rtol"].get<double>());
+  return fmt::format("{:.3g} nats mean |error|, {:.3g} max, on {} samples (effect on the mean bpd {:+.2g}), "
+                     "against float64 {} at rtol {:.3g}",
+                     check["mean_abs_error_nats"].get<double>(), check["max_abs_error_nats"].get<double>(),
+                     check["samples"].get<int64_t>(), check["mean_bpd_effect"].get<double>(),
+                     ref["solver"].get<std::string>(), ref["rtol"].get<double>());
 }
 
 // --check-solve N: the run's model loaded again in float64 and N of its ok samples re-solved at a
@@ -376,17 +372,19 @@ int run_score(const ScoreCommandArguments& args) {
   if (!args.scoring.html.empty()) {
     const auto history = args.scoring.history.empty() ? std::vector<HistoryRow>{}
                                                       : read_history(args.scoring.history, args.model);
-    write_html_report(args.scoring.html, {{args.model, &run.score.summary, &run.results}}, {}, {}, gates,
-                      history);
+    write_html_report(args.scoring.html,
+                      {{args.model, &run.score.summary, &run.results, describe_solve_check(solve_check)}}, {}, {},
+                      gates, history);
   }
   if (!args.gate.junit.empty()) write_junit(args.gate.junit, gates);
   if (!args.gate.markdown.empty()) {
-    write_markdown(args.gate.markdown, {{args.model, &run.score.summary}}, {}, gates);
+    write_markdown(args.gate.markdown, {{args.model, &run.score.summary, describe_solve_check(solve_check)}}, {},
+                   gates);
   }
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
   if (!args.scoring.quiet) {
     print_summary(run.score);
-    if (!solve_check.is_null()) print_solve_check(solve_check);
+    if (!solve_check.is_null()) fmt::print("  solve      {}\n", describe_solve_check(solve_check));
   }
   for (const auto& g : gates) {
     fmt::print(stderr, "flowlik: gate {}\n", g.message);

@@ -16,8 +16,10 @@ def test_the_measured_solve_error_is_the_error_against_the_closed_form(fixtures,
     # closed-form error of the same samples to that.
     path, x, mu, s = gaussian_data
     report, per_sample = tmp_path / "r.json", tmp_path / "s.csv"
+    markdown, html = tmp_path / "r.md", tmp_path / "r.html"
     proc = run_flowlik("score", fixtures / "gaussian.pt", "--data", path, "--solver", "euler", "--steps", "6",
-                       "--check-solve", "5", "-o", report, "--per-sample", per_sample)
+                       "--check-solve", "5", "-o", report, "--per-sample", per_sample, "--markdown", markdown,
+                       "--html", html)
     check = json.loads(report.read_text())["check_solve"]
     assert check["samples"] == 5 and check["samples_requested"] == 5
     assert check["reference"] == {"solver": "dopri5", "rtol": 1e-7, "atol": 1e-7, "error_norm": "rms",
@@ -31,7 +33,10 @@ def test_the_measured_solve_error_is_the_error_against_the_closed_form(fixtures,
     assert check["mean_error_nats"] == pytest.approx(errors[picked].mean(), abs=1e-4)
     assert check["mean_bpd_effect"] == pytest.approx(-errors[picked].mean() / (6 * math.log(2)), abs=1e-4)
     assert check["mean_abs_error_nats"] > 1e-3  # six Euler steps are visibly wrong
-    assert "solve      error" in proc.stdout
+    line = f"{check['mean_abs_error_nats']:.3g} nats mean |error|"
+    assert f"solve      {line}" in proc.stdout
+    assert f"Solve error of 0: {line}" in markdown.read_text()
+    assert f"Solve error of 0: {line}" in html.read_text()
 
 
 def _picked(size, n, seed):

@@ -102,10 +102,7 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& a
   constexpr int64_t kMaxProbes = 64;
   const int64_t n0 = std::min<int64_t>(kPilotSamples, data.size);
   // Evenly spread over the dataset from an offset set by the seed: the same subset for the same seed.
-  std::vector<int64_t> subset;
-  const int64_t offset = static_cast<int64_t>(args.seed % static_cast<uint64_t>(std::max<int64_t>(data.size, 1)));
-  for (int64_t i = 0; i < n0; ++i) subset.push_back((offset + i * data.size / n0) % data.size);
-  std::sort(subset.begin(), subset.end());
+  const auto subset = spread_subset(all_indices(data), n0, args.seed);
   Preprocessing pre = *model.preprocessing;
   const bool discrete = pre.discrete;
   if (discrete) pre.draws = std::max<int64_t>(pre.draws, 2);

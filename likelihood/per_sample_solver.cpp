@@ -130,6 +130,8 @@ class RowStepper {
   // A unit step of `system` from y, whose derivative there is g; writes y_new and the error estimate.
   virtual void step(const RescaledSystem& system, const State& y, const State& g, State& y_new,
                     State& err) = 0;
+  // The evaluations of one step beyond the first stage's derivative, which is given.
+  virtual int evaluations_per_step() const = 0;
   // Whether the last evaluation of a step is f at the step's end (then the next step needs no new one).
   virtual bool first_same_as_last() const = 0;
   virtual int stepper_order() const = 0;
@@ -142,6 +144,7 @@ class Dopri5Stepper final : public RowStepper {
     State g_new;
     stepper_.do_step(system, y, g, 0.0, y_new, g_new, 1.0, err);
   }
+  int evaluations_per_step() const override { return 6; }
   bool first_same_as_last() const override { return true; }
   int stepper_order() const override { return 5; }
   int error_order() const override { return 4; }
@@ -159,6 +162,7 @@ class GenericStepper final : public RowStepper {
   void step(const RescaledSystem& system, const State& y, const State& g, State& y_new, State& err) override {
     stepper_.do_step(system, y, g, 0.0, y_new, 1.0, err);
   }
+  int evaluations_per_step() const override { return static_cast<int>(Stepper::stage_count) - 1; }
   bool first_same_as_last() const override { return fsal_; }
   int stepper_order() const override { return stepper_order_; }
   int error_order() const override { return error_order_; }
@@ -359,7 +363,7 @@ class ContinuousSolve {
   // A row whose next step would take it past spec.max_nfe evaluations fails before spending them.
   void check_budget() {
     for (auto& row : rows_) {
-      if (row.failure.empty() && row.nfe + stage_count(spec_.kind) > spec_.max_nfe) {
+      if (row.failure.empty() && row.nfe + stepper_->evaluations_per_step() > spec_.max_nfe) {
         row.failure = fmt::format("more than {} function evaluations (--max-nfe)", spec_.max_nfe);
       }
     }
@@ -414,17 +418,6 @@ class ContinuousSolve {
     const auto keep_new = accepted.to(y_.device()).unsqueeze(1);
     y_ = torch::where(keep_new, y_new, y_);
     if (stepper_->first_same_as_last()) f_ = torch::where(keep_new, raw, f_);
-  }
-
-  // The new evaluations of one step (Odeint's stage count less the first, given).
-  static int stage_count(SolverKind kind) {
-    switch (kind) {
-      case SolverKind::kDopri5: return 6;
-      case SolverKind::kTsit5: return 6;
-      case SolverKind::kBosh3: return 3;
-      case SolverKind::kRkf78: return 12;
-      default: return 1;
-    }
   }
 
   // Passes on the rows that reached the end or failed, and drops them from the batch.

@@ -247,6 +247,19 @@ void score_dataset(const VelocityField& field, const TraceEstimator& trace, cons
   }
 }
 
+std::vector<int64_t> spread_subset(std::span<const int64_t> candidates, int64_t n, uint64_t seed) {
+  const auto size = static_cast<int64_t>(candidates.size());
+  const int64_t count = std::min(n, size);
+  std::vector<int64_t> picked;
+  if (count <= 0) return picked;
+  const auto offset = static_cast<int64_t>(seed % static_cast<uint64_t>(size));
+  for (int64_t i = 0; i < count; ++i) {
+    picked.push_back(candidates[static_cast<size_t>((offset + i * size / count) % size)]);
+  }
+  std::sort(picked.begin(), picked.end());
+  return picked;
+}
+
 Error all_failed_error(int64_t total) {
   return Error(ExitCode::kAllFailed,
                fmt::format("all {} samples failed to integrate; see the per-sample status", total));

@@ -73,6 +73,10 @@ struct ScoreSummary {
   int64_t nfe_max = 0;
 };
 
+// n of `candidates` (at most all of them), evenly spread from an offset set by `seed`, in increasing order:
+// the same subset for the same seed and candidates. For first passes and checks on part of a dataset.
+std::vector<int64_t> spread_subset(std::span<const int64_t> candidates, int64_t n, uint64_t seed);
+
 // The summary of any set of results, empty or all failed included (means and errors are NaN without an
 // ok sample), so that a shard's report can always be written and merged.
 ScoreSummary summarize_results(std::span<const SampleResult> results, int64_t dim);

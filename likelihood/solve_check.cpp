@@ -24,14 +24,7 @@ std::vector<int64_t> pick_check_samples(std::span<const SampleResult> results, i
     if (r.status == SampleStatus::kOk) ok.push_back(r.index);
   }
   std::sort(ok.begin(), ok.end());
-  const auto size = static_cast<int64_t>(ok.size());
-  const int64_t count = std::min(n, size);
-  std::vector<int64_t> picked;
-  if (count <= 0) return picked;
-  const auto offset = static_cast<int64_t>(seed % static_cast<uint64_t>(size));
-  for (int64_t i = 0; i < count; ++i) picked.push_back(ok[static_cast<size_t>((offset + i * size / count) % size)]);
-  std::sort(picked.begin(), picked.end());
-  return picked;
+  return spread_subset(ok, n, seed);
 }
 
 SolveCheck check_solve(std::span<const SampleResult> results, std::span<const int64_t> samples,

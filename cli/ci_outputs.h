@@ -1,10 +1,9 @@
-// Results in the forms CI systems read: JUnit XML (one test case per gate) and a Markdown summary for a
-// job summary page.
+// Results in the forms CI systems read: JUnit XML (one test case per gate) and a Markdown summary
+// for a job summary page.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +35,7 @@ nlohmann::json gate_json(const GateResult& gate);
 // Throws OutputError naming the file.
 void write_junit(const std::string& path, const std::vector<GateResult>& gates);
 void write_markdown(const std::string& path, const std::vector<ModelRow>& models,
-                    const std::vector<PairedDifference>& paired, const std::vector<GateResult>& gates);
+                    const std::vector<PairedDifference>& paired,
+                    const std::vector<GateResult>& gates);
 
 }  // namespace flowlik::cli

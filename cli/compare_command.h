@@ -1,5 +1,6 @@
-// `flowlik compare A.pt B.pt [C.pt ...] --data X`: every model scored with the same dequantization noise
-// and probes (common random numbers), and the paired difference of each pair with its standard error.
+// `flowlik compare A.pt B.pt [C.pt ...] --data X`: every model scored with the same dequantization
+// noise and probes (common random numbers), and the paired difference of each pair with its
+// standard error.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -1,4 +1,5 @@
-// The command-line options that override a model's manifest, shared by every subcommand that loads one.
+// The command-line options that override a model's manifest, shared by every subcommand that loads
+// one.
 #pragma once
 
 #include <CLI/CLI.hpp>

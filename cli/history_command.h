@@ -1,8 +1,8 @@
-// `flowlik history FILE.db`: the results appended by --history, as a table, JSON or an HTML trend plot.
+// `flowlik history FILE.db`: the results appended by --history, as a table, JSON or an HTML trend
+// plot.
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <string>
 
 namespace flowlik::cli {

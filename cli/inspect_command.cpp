@@ -10,12 +10,12 @@
 #include <string>
 
 #include "cli/contract_options.h"
-#include "cli/tensor_options.h"
+#include "cli/exit_codes.h"
 #include "estimators/hutchinson_trace.h"
 #include "likelihood/cnf_solver.h"
-#include "likelihood/error.h"
-#include "likelihood/text_number.h"
+#include "likelihood/model_run.h"
 #include "likelihood/prior.h"
+#include "likelihood/text_number.h"
 #include "likelihood/velocity_field.h"
 
 namespace flowlik::cli {
@@ -34,7 +34,7 @@ std::vector<int64_t> parse_shape(const std::string& text) {
 }
 
 constexpr int64_t kDefaultMaxRows = 1 << 14;  // `flowlik score`'s --max-rows
-constexpr int64_t kDefaultBatch = 32;          // and --batch-size
+constexpr int64_t kDefaultBatch = 32;         // and --batch-size
 
 // A size in bytes from /proc/self/status (Linux): "VmRSS" now, "VmHWM" the peak since the last
 // reset_peak_memory(); -1 where it cannot be read.
@@ -65,7 +65,8 @@ template <class F>
 double milliseconds(F&& f) {
   const auto start = std::chrono::steady_clock::now();
   f();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 // x: [1, D], one sample.
@@ -83,8 +84,9 @@ Cost measure_cost(const VelocityField& field, const torch::Tensor& x, const torc
   one_probe.evaluate(field, x, t_mid, probe, labels);  // warm-up
   cost.hutchinson_ms = milliseconds([&] { one_probe.evaluate(field, x, t_mid, probe, labels); });
 
-  // The exact trace is D rows of vector-Jacobian products per sample, in chunks of --max-rows; the cost
-  // of R rows is that of R Hutchinson probes on one sample, measured on a chunk of at most 64 rows.
+  // The exact trace is D rows of vector-Jacobian products per sample, in chunks of --max-rows; the
+  // cost of R rows is that of R Hutchinson probes on one sample, measured on a chunk of at most 64
+  // rows.
   cost.exact_rows = std::min<int64_t>(field.dim(), 64);
   const HutchinsonTrace chunk(ProbeNoise::kRademacher, cost.exact_rows, 0);
   const auto probes = chunk.draw_probes(sample, field.dim(), field.options());
@@ -96,27 +98,27 @@ Cost measure_cost(const VelocityField& field, const torch::Tensor& x, const torc
   cost.exact_ms = chunk_ms * static_cast<double>(field.dim()) / rows;
   if (before >= 0 && peak >= before) {
     const double per_row = static_cast<double>(peak - before) / rows;
-    const double rows_at_once = static_cast<double>(std::min(field.dim() * kDefaultBatch, kDefaultMaxRows));
+    const double rows_at_once =
+        static_cast<double>(std::min(field.dim() * kDefaultBatch, kDefaultMaxRows));
     cost.exact_peak_bytes = static_cast<double>(before) + per_row * rows_at_once;
   }
 
-  // One sample solved with the score defaults but the Hutchinson trace, bounded to about 30 seconds.
+  // One sample solved with the score defaults but the Hutchinson trace, bounded to about 30
+  // seconds.
   SolverSpec spec;
-  spec.t_data = field.contract().t_data();
-  spec.t_prior = field.contract().t_prior();
-  spec.max_nfe = std::clamp<int64_t>(static_cast<int64_t>(30e3 / std::max(cost.hutchinson_ms, 1e-3)), 50, 5000);
+  spec.max_nfe = std::clamp<int64_t>(
+      static_cast<int64_t>(30e3 / std::max(cost.hutchinson_ms, 1e-3)), 50, 5000);
   const auto start = std::chrono::steady_clock::now();
   try {
     const auto solution = integrate_to_prior(field, one_probe, x, probe, spec, labels);
     cost.nfe = solution.nfe;
-    cost.log_likelihood = (normal_log_density(solution.x_prior.cpu(), field.contract().prior_scale) +
-                           solution.log_density_change.select(1, 0).to(torch::kCPU, torch::kFloat64))
-                              .item<double>();
-  } catch (const IntegrationFailure& e) {
+    cost.log_likelihood = model_log_density(field, solution).select(1, 0).item<double>();
+  } catch (const IntegrationError& e) {
     cost.solve_status = std::string("failed: ") + e.what();
     cost.nfe = e.nfe();
   }
-  cost.solve_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  cost.solve_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return cost;
 }
 
@@ -126,25 +128,26 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArguments& a) {
   auto* cmd = app.add_subcommand("inspect", "show a model's contract and run it once");
   cmd->add_option("model", a.model, "TorchScript model")->required()->check(CLI::ExistingFile);
   cmd->add_option("--shape", a.shape, "per-sample shape, e.g. 8,8 (default: the manifest's)");
-  cmd->add_option("--dtype", a.dtype, "float32 or float64")->capture_default_str();
-  cmd->add_option("--device", a.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--dtype", a.options.dtype, "float32 or float64")->capture_default_str();
+  cmd->add_option("--device", a.options.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--json", a.json, "print JSON instead of text");
-  add_contract_options(*cmd, a.contract);
+  add_contract_options(*cmd, a.options.contract);
   return cmd;
 }
 
 int run_inspect(const InspectArguments& args) {
-  const auto options = parse_tensor_options(args.dtype, args.device);
-  auto [file, contract] = load_model_with_contract(args.model, args.contract);
+  const auto loaded = load_field(args.model, args.options);
+  VelocityField& field = *loaded;
+  const auto options = field.options();
   std::vector<int64_t> shape;
   if (args.shape) {
     shape = parse_shape(*args.shape);
-  } else if (contract.shape) {
-    shape = *contract.shape;
+  } else if (field.contract().shape) {
+    shape = *field.contract().shape;
   } else {
-    throw UsageError("--shape: the model declares no shape in a manifest; give one, e.g. --shape 8,8");
+    throw UsageError(
+        "--shape: the model declares no shape in a manifest; give one, e.g. --shape 8,8");
   }
-  VelocityField field(std::move(file), std::move(contract), options);
   field.bind_shape(shape);
 
   // Smoke run 1: a batch of prior samples through the velocity at mid-path.
@@ -153,8 +156,9 @@ int run_inspect(const InspectArguments& args) {
   const auto x = field.contract().prior_scale * torch::randn({kBatch, field.dim()}, options);
   const double t_mid = 0.5 * (field.contract().t_data() + field.contract().t_prior());
   // A conditional model is run with label 0.
-  const auto labels = field.contract().conditional ? torch::zeros({kBatch}, options.dtype(torch::kInt64))
-                                                   : torch::Tensor();
+  const auto labels = field.contract().conditional
+                          ? torch::zeros({kBatch}, options.dtype(torch::kInt64))
+                          : torch::Tensor();
   torch::Tensor v;
   {
     torch::NoGradGuard no_grad;
@@ -162,10 +166,12 @@ int run_inspect(const InspectArguments& args) {
   }
   const bool finite = torch::isfinite(v).all().item<bool>();
 
-  // Cost, in seconds at any model size: one evaluation of each estimator is timed, and one sample is
-  // solved with the cheap Hutchinson trace; the exact trace is never run over a whole solve here (a
-  // 3x32x32 model would take minutes and gigabytes), its cost is extrapolated from a chunk of rows.
-  const auto cost = measure_cost(field, x.narrow(0, 0, 1), labels.defined() ? labels.narrow(0, 0, 1) : labels);
+  // Cost, in seconds at any model size: one evaluation of each estimator is timed, and one sample
+  // is solved with the cheap Hutchinson trace; the exact trace is never run over a whole solve here
+  // (a 3x32x32 model would take minutes and gigabytes), its cost is extrapolated from a chunk of
+  // rows.
+  const auto cost =
+      measure_cost(field, x.narrow(0, 0, 1), labels.defined() ? labels.narrow(0, 0, 1) : labels);
   const std::string solve_status = cost.solve_status;
   const int64_t nfe = cost.nfe;
   const double seconds = cost.solve_seconds;
@@ -179,27 +185,32 @@ int run_inspect(const InspectArguments& args) {
       {"smoke",
        {{"input_shape", std::vector<int64_t>{kBatch, field.dim()}},
         {"output_shape", v.sizes().vec()},
-        {"device", args.device},
+        {"device", args.options.device},
         {"finite", finite},
         {"flow_time", t_mid},
-        {"one_sample", {{"status", solve_status}, {"nfe", nfe}, {"seconds", seconds},
-                        {"trace", "hutchinson (rademacher, 1 probe)"},
-                        {"log_likelihood", std::isfinite(log_likelihood) ? nlohmann::json(log_likelihood)
-                                                                         : nlohmann::json(nullptr)}}}}},
+        {"one_sample",
+         {{"status", solve_status},
+          {"nfe", nfe},
+          {"seconds", seconds},
+          {"trace", "hutchinson (rademacher, 1 probe)"},
+          {"log_likelihood", std::isfinite(log_likelihood) ? nlohmann::json(log_likelihood)
+                                                           : nlohmann::json(nullptr)}}}}},
       {"cost",
        {{"velocity_ms_per_sample", cost.velocity_ms},
         {"hutchinson_ms_per_evaluation", cost.hutchinson_ms},
         {"exact_ms_per_evaluation", cost.exact_ms},
         {"exact_measured_rows", cost.exact_rows},
-        {"score_seconds_per_sample", {{"hutchinson", cost.hutchinson_ms * 1e-3 * nfe},
-                                      {"exact", cost.exact_ms * 1e-3 * nfe}}},
+        {"score_seconds_per_sample",
+         {{"hutchinson", cost.hutchinson_ms * 1e-3 * nfe}, {"exact", cost.exact_ms * 1e-3 * nfe}}},
         {"exact_peak_memory_bytes", cost.exact_peak_bytes},
         {"assumptions",
-         fmt::format("one sample at a time; NFE {} from the Hutchinson solve at rtol = atol = 1e-5 (dopri5); "
-                     "exact trace extrapolated from {} rows to D = {} rows per evaluation; peak memory of "
-                     "the exact trace at --max-rows {} and --batch-size 32, extrapolated linearly in rows "
-                     "from the measured chunk",
-                     nfe, cost.exact_rows, field.dim(), kDefaultMaxRows)}}},
+         fmt::format(
+             "one sample at a time; NFE {} from the Hutchinson solve at rtol = atol = 1e-5 "
+             "(dopri5); "
+             "exact trace extrapolated from {} rows to D = {} rows per evaluation; peak memory of "
+             "the exact trace at --max-rows {} and --batch-size 32, extrapolated linearly in rows "
+             "from the measured chunk",
+             nfe, cost.exact_rows, field.dim(), kDefaultMaxRows)}}},
   };
   if (args.json) {
     fmt::print("{}\n", report.dump(2));
@@ -216,15 +227,18 @@ int run_inspect(const InspectArguments& args) {
     fmt::print("    integrated        flow time {} -> {}\n", c.t_data(), c.t_prior());
     fmt::print("  smoke: velocity   input [{}, {}] -> output [{}], {}\n", kBatch, field.dim(),
                fmt::join(v.sizes(), ", "), finite ? "all finite" : "NOT FINITE");
-    fmt::print("  smoke: one sample {}, NFE {}, {:.3f} s (dopri5, rtol = atol = 1e-5, Hutchinson trace)\n",
-               solve_status, nfe, seconds);
+    fmt::print(
+        "  smoke: one sample {}, NFE {}, {:.3f} s (dopri5, rtol = atol = 1e-5, Hutchinson trace)\n",
+        solve_status, nfe, seconds);
     fmt::print("  cost: velocity    {:.3f} ms per sample\n", cost.velocity_ms);
     fmt::print("  cost: hutchinson  {:.3f} ms per evaluation, about {:.2f} s per sample to score\n",
                cost.hutchinson_ms, cost.hutchinson_ms * 1e-3 * nfe);
-    fmt::print("  cost: exact       {:.3f} ms per evaluation, about {:.2f} s per sample to score, peak memory "
-               "about {:.0f} MB (estimated from {} of {} rows)\n",
-               cost.exact_ms, cost.exact_ms * 1e-3 * nfe, cost.exact_peak_bytes / 1e6, cost.exact_rows,
-               field.dim());
+    fmt::print(
+        "  cost: exact       {:.3f} ms per evaluation, about {:.2f} s per sample to score, peak "
+        "memory "
+        "about {:.0f} MB (estimated from {} of {} rows)\n",
+        cost.exact_ms, cost.exact_ms * 1e-3 * nfe, cost.exact_peak_bytes / 1e6, cost.exact_rows,
+        field.dim());
   }
   return finite && solve_status == "ok" ? 0 : static_cast<int>(ExitCode::kModel);
 }

@@ -1,22 +1,19 @@
-// `flowlik inspect MODEL`: the contract in effect and where each field came from, the parameters, and a
-// smoke run (one batch through the velocity; one sample integrated, with its NFE and time).
+// `flowlik inspect MODEL`: the contract in effect and where each field came from, the parameters,
+// and a smoke run (one batch through the velocity; one sample integrated, with its NFE and time).
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <optional>
 #include <string>
 
-#include "likelihood/contract.h"
+#include "flowlik/options.h"
 
 namespace flowlik::cli {
 
 struct InspectArguments {
   std::string model;
-  ContractOptions contract;
+  ModelOptions options;              // --dtype, --device and the contract's overrides
   std::optional<std::string> shape;  // "8,8"; else the manifest's
-  std::string dtype = "float32";
-  std::string device = "cpu";
   bool json = false;
 };
 

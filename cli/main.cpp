@@ -1,24 +1,24 @@
-// flowlik: exact log-likelihoods of continuous normalizing flows. main() reads as parse -> run, and turns
-// every error into one line on stderr and a documented exit code (README.md, "Exit codes").
-#include <CLI/CLI.hpp>
+// flowlik: exact log-likelihoods of continuous normalizing flows. main() reads as parse -> run, and
+// turns every error into one line on stderr and a documented exit code (README.md, "Exit codes").
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <new>
 #include <string>
 
 #include "cli/compare_command.h"
+#include "cli/exit_codes.h"
 #include "cli/history_command.h"
 #include "cli/inspect_command.h"
 #include "cli/merge_command.h"
 #include "cli/score_command.h"
-#include "likelihood/error.h"
 
 namespace {
 
-// Errors are one line of bounded length, whatever they quote: a 10 MB manifest value or a many-line torch
-// message must not become a 10 MB or many-line error.
+// Errors are one line of bounded length, whatever they quote: a 10 MB manifest value or a many-line
+// torch message must not become a 10 MB or many-line error.
 std::string one_line(std::string message) {
   constexpr size_t kMaxLength = 1000;
   for (char& c : message) {
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     return app.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "flowlik: error: {}\n", e.what());
-    return static_cast<int>(flowlik::ExitCode::kUsage);
+    return static_cast<int>(flowlik::cli::ExitCode::kUsage);
   }
 
   try {
@@ -65,14 +65,15 @@ int main(int argc, char** argv) {
     if (merge->parsed()) return flowlik::cli::run_merge(merge_args);
     if (history->parsed()) return flowlik::cli::run_history(history_args);
   } catch (const flowlik::Error& e) {
-    fmt::print(stderr, "flowlik: error: {}\n", one_line(e.what()));
-    return static_cast<int>(e.code());
+    fmt::print(stderr, "flowlik: error: {}\n", one_line(flowlik::cli::describe(e)));
+    return static_cast<int>(flowlik::cli::exit_code(e.kind()));
   } catch (const std::bad_alloc&) {
-    fmt::print(stderr, "flowlik: error: out of memory (try a smaller --batch-size or --max-rows)\n");
-    return static_cast<int>(flowlik::ExitCode::kInternal);
+    fmt::print(stderr,
+               "flowlik: error: out of memory (try a smaller --batch-size or --max-rows)\n");
+    return static_cast<int>(flowlik::cli::ExitCode::kInternal);
   } catch (const std::exception& e) {
     fmt::print(stderr, "flowlik: internal error: {}\n", one_line(e.what()));
-    return static_cast<int>(flowlik::ExitCode::kInternal);
+    return static_cast<int>(flowlik::cli::ExitCode::kInternal);
   }
-  return static_cast<int>(flowlik::ExitCode::kInternal);
+  return static_cast<int>(flowlik::cli::ExitCode::kInternal);
 }

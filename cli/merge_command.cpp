@@ -5,15 +5,14 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
-#include <nlohmann/json.hpp>
-
-#include "io/sample_csv.h"
+#include "cli/exit_codes.h"
 #include "cli/scoring.h"
 #include "cli/shard.h"
 #include "io/report_reader.h"
-#include "likelihood/error.h"
+#include "io/sample_csv.h"
 #include "likelihood/report.h"
 #include "likelihood/score.h"
 
@@ -38,9 +37,10 @@ ShardReport read_shard_report(const std::string& path) {
   const auto& r = s.report;
   for (const char* key : {"shard", "per_sample"}) {
     if (!r.contains(key)) {
-      throw DataError(fmt::format("{}: not a shard report of flowlik score (no '{}'; run with --shard and "
-                                  "--per-sample)",
-                                  path, key));
+      throw DataError(
+          fmt::format("{}: not a shard report of flowlik score (no '{}'; run with --shard and "
+                      "--per-sample)",
+                      path, key));
     }
   }
   for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) r.object(key);
@@ -52,21 +52,24 @@ ShardReport read_shard_report(const std::string& path) {
   s.dim = r.integer("data.D");
   s.per_sample = r.string("per_sample");
   s.wall_seconds = r.number("wall_time_s");
-  constexpr int64_t kMaxSize = int64_t{1} << 40;  // beyond any dataset, and safe from overflow below
+  constexpr int64_t kMaxSize = int64_t{1}
+                               << 40;  // beyond any dataset, and safe from overflow below
   if (s.n < 0 || s.n > kMaxSize || s.dim < 1 || s.dim > kMaxSize) {
-    throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset", path, s.n,
-                                s.dim));
+    throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset",
+                                path, s.n, s.dim));
   }
   if (s.count < 1 || s.count > kMaxSize || s.index < 0 || s.index >= s.count) {
-    throw DataError(fmt::format("{}: shard.index {} of shard.count {} is not a shard", path, s.index, s.count));
+    throw DataError(
+        fmt::format("{}: shard.index {} of shard.count {} is not a shard", path, s.index, s.count));
   }
   // The block this shard must have scored (cli/shard.h); anything else is a hand-edited report.
   const Shard expected{s.index, s.count};
   const auto [lo, hi] = expected.range(s.n);
   if (s.first != lo || s.end != hi) {
-    throw DataError(fmt::format("{}: shard.first/shard.end [{}, {}) are not block {} of {} of {} samples "
-                                "([{}, {}))",
-                                path, s.first, s.end, s.index, s.count, s.n, lo, hi));
+    throw DataError(
+        fmt::format("{}: shard.first/shard.end [{}, {}) are not block {} of {} of {} samples "
+                    "([{}, {}))",
+                    path, s.first, s.end, s.index, s.count, s.n, lo, hi));
   }
   return s;
 }
@@ -75,7 +78,9 @@ ShardReport read_shard_report(const std::string& path) {
 
 CLI::App* add_merge_command(CLI::App& app, MergeArguments& a) {
   auto* cmd = app.add_subcommand("merge", "join the outputs of sharded `flowlik score` runs");
-  cmd->add_option("reports", a.reports, "the shards' JSON reports")->required()->check(CLI::ExistingFile);
+  cmd->add_option("reports", a.reports, "the shards' JSON reports")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", a.output, "write the merged report here")->required();
   cmd->add_option("--per-sample", a.per_sample, "write the merged per-sample CSV here");
   return cmd;
@@ -99,7 +104,8 @@ int run_merge(const MergeArguments& args) {
   const auto& first_json = first.report.json();
   const int64_t count = first.count;
   const int64_t n = first.n;
-  // By index, in a map: nothing is sized by a shard count, which a hand-edited report could make 2^40.
+  // By index, in a map: nothing is sized by a shard count, which a hand-edited report could make
+  // 2^40.
   std::map<int64_t, const std::string*> by_shard;
   std::vector<SampleResult> rows;
   for (size_t i = 0; i < reports.size(); ++i) {
@@ -108,44 +114,53 @@ int run_merge(const MergeArguments& args) {
     // Shards of one run agree on everything but the shard itself.
     for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) {
       if (s.report.json().at(key) != first_json.at(key)) {
-        throw DataError(fmt::format("{}: '{}' differs from {}; these shards are not of one run", path, key,
-                                    args.reports.front()));
+        throw DataError(fmt::format("{}: '{}' differs from {}; these shards are not of one run",
+                                    path, key, args.reports.front()));
       }
     }
     if (s.count != count) {
-      throw DataError(fmt::format("{}: shard {}/{} does not fit a run of {} shards", path, s.index, s.count,
-                                  count));
+      throw DataError(fmt::format("{}: shard {}/{} does not fit a run of {} shards", path, s.index,
+                                  s.count, count));
     }
     if (const auto it = by_shard.find(s.index); it != by_shard.end()) {
-      throw DataError(fmt::format("{}: shard {} given twice (also {})", path, s.index, *it->second));
+      throw DataError(
+          fmt::format("{}: shard {} given twice (also {})", path, s.index, *it->second));
     }
     by_shard[s.index] = &path;
     const auto csv = read_sample_csv(s.per_sample);
     if (csv.partial_tail) {
-      throw DataError(fmt::format("{}: truncated: its last row was cut off mid-write; finish the shard with "
-                                  "--resume",
-                                  s.per_sample));
+      throw DataError(
+          fmt::format("{}: truncated: its last row was cut off mid-write; finish the shard with "
+                      "--resume",
+                      s.per_sample));
     }
-    // Sized by the file's rows, not by the report's range, which a hand-edited report could make huge.
+    // Sized by the file's rows, not by the report's range, which a hand-edited report could make
+    // huge.
     std::set<int64_t> seen;
     for (const auto& row : csv.rows) {
       if (row.index < s.first || row.index >= s.end || !seen.insert(row.index).second) {
-        throw DataError(fmt::format("{}: sample {} is repeated or outside the shard's samples [{}, {})",
-                                    s.per_sample, row.index, s.first, s.end));
+        throw DataError(
+            fmt::format("{}: sample {} is repeated or outside the shard's samples [{}, {})",
+                        s.per_sample, row.index, s.first, s.end));
       }
       rows.push_back(row);
     }
     if (static_cast<int64_t>(seen.size()) != s.end - s.first) {
-      throw DataError(fmt::format("{}: holds {} of the shard's {} samples; finish the shard with --resume",
-                                  s.per_sample, seen.size(), s.end - s.first));
+      throw DataError(
+          fmt::format("{}: holds {} of the shard's {} samples; finish the shard with --resume",
+                      s.per_sample, seen.size(), s.end - s.first));
     }
   }
-  for (int64_t shard = 0; shard < count; ++shard) {  // ends at the first gap: at most one past the reports
-    if (!by_shard.contains(shard)) throw DataError(fmt::format("merge: shard {} of {} is missing", shard, count));
+  for (int64_t shard = 0; shard < count;
+       ++shard) {  // ends at the first gap: at most one past the reports
+    if (!by_shard.contains(shard))
+      throw DataError(fmt::format("merge: shard {} of {} is missing", shard, count));
   }
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.index < b.index; });
   if (static_cast<int64_t>(rows.size()) != n) {
-    throw DataError(fmt::format("merge: the shards hold {} samples, the data has {}", rows.size(), n));
+    throw DataError(
+        fmt::format("merge: the shards hold {} samples, the data has {}", rows.size(), n));
   }
 
   const auto summary = summarize_results(rows, first.dim);
@@ -158,7 +173,8 @@ int run_merge(const MergeArguments& args) {
   merged["wall_time_s"] = wall;
   merged["merged_from"] = args.reports;
   if (!args.per_sample.empty()) {
-    nlohmann::json identity = {{"merged_from", args.reports}, {"tool", merged["tool"]},
+    nlohmann::json identity = {{"merged_from", args.reports},
+                               {"tool", merged["tool"]},
                                {"model_sha256", merged["model"].value("sha256", "")},
                                {"data_sha256", merged["data"].value("sha256", "")}};
     SampleCsvWriter writer(args.per_sample, identity);
@@ -168,8 +184,8 @@ int run_merge(const MergeArguments& args) {
   }
   write_report(args.output, merged);
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
-  fmt::print("merged {} shards: {} samples, bpd {:.4f} +- {:.4f}\n", count, summary.total, summary.bpd.mean,
-             summary.bpd.std_error);
+  fmt::print("merged {} shards: {} samples, bpd {:.4f} +- {:.4f}\n", count, summary.total,
+             summary.bpd.mean, summary.bpd.std_error);
   return 0;
 }
 

@@ -1,9 +1,9 @@
-// `flowlik merge SHARD.json...`: the report an unsharded run would have given, from the shards' reports and
-// per-sample files. Refuses shards of different runs, missing or repeated samples, and truncated files.
+// `flowlik merge SHARD.json...`: the report an unsharded run would have given, from the shards'
+// reports and per-sample files. Refuses shards of different runs, missing or repeated samples, and
+// truncated files.
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <string>
 #include <vector>
 

@@ -49,7 +49,8 @@ void Progress::finish() {
 }
 
 void Progress::draw() {
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? done_ / elapsed : 0.0;
   const std::string eta = rate > 0 ? format_duration((total_ - done_) / rate) : "?";
   if (mode_ == Mode::kBar) {

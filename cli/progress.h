@@ -1,4 +1,5 @@
-// Progress of a scoring run on stderr: a redrawn bar on a terminal, plain lines otherwise, or nothing.
+// Progress of a scoring run on stderr: a redrawn bar on a terminal, plain lines otherwise, or
+// nothing.
 #pragma once
 
 #include <chrono>

@@ -4,23 +4,23 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "cli/ci_outputs.h"
+#include "cli/exit_codes.h"
 #include "cli/html_report.h"
+#include "cli/number_options.h"
+#include "cli/shard.h"
 #include "io/report_reader.h"
 #include "io/sample_csv.h"
+#include "likelihood/comparison.h"
+#include "likelihood/dataset.h"
 #include "likelihood/file_digest.h"
 #include "likelihood/history.h"
 #include "likelihood/solve_check.h"
-#include "cli/number_options.h"
-#include "cli/shard.h"
-#include "likelihood/comparison.h"
-#include "likelihood/dataset.h"
-#include "likelihood/error.h"
 
 namespace flowlik::cli {
 namespace {
@@ -29,7 +29,8 @@ namespace {
 MeanEstimate read_baseline_bpd(const std::string& path, const ScoreRun& now) {
   const ReportReader report(path, "baseline report");
   const auto mean = report.number_or_null("metrics.bpd.mean");
-  if (!mean) throw DataError(fmt::format("{}: baseline report has no bpd (metrics.bpd.mean is null)", path));
+  if (!mean)
+    throw DataError(fmt::format("{}: baseline report has no bpd (metrics.bpd.mean is null)", path));
   MeanEstimate bpd;
   bpd.mean = *mean;
   bpd.std_error = report.number_or_null("metrics.bpd.stderr").value_or(0.0);
@@ -42,28 +43,34 @@ MeanEstimate read_baseline_bpd(const std::string& path, const ScoreRun& now) {
   return bpd;
 }
 
-// The per-sample journal of an interrupted run (or the complete file of a finished one), checked to belong
-// to this run and this shard; a row cut off by the interruption is dropped (and its sample scored again),
-// anything else malformed is an error. Leaves the journal ready to be appended to; returns its rows.
-// Returns nullopt when there is nothing to resume (no file, or one killed before its header was written).
-std::optional<std::vector<SampleResult>> resume_journal(const std::string& path, const nlohmann::json& identity,
+// The per-sample journal of an interrupted run (or the complete file of a finished one), checked to
+// belong to this run and this shard; a row cut off by the interruption is dropped (and its sample
+// scored again), anything else malformed is an error. Leaves the journal ready to be appended to;
+// returns its rows. Returns nullopt when there is nothing to resume (no file, or one killed before
+// its header was written).
+std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
+                                                        const nlohmann::json& identity,
                                                         int64_t first, int64_t end, bool quiet) {
   namespace fs = std::filesystem;
   const auto journal = journal_path(path);
   std::error_code ec;
   if (!fs::exists(journal, ec)) {
     if (!fs::exists(path, ec)) return std::nullopt;
-    // A finished run's file: continued in a journal of its own, so that it stays whole until replaced.
+    // A finished run's file: continued in a journal of its own, so that it stays whole until
+    // replaced.
     fs::copy_file(path, journal, fs::copy_options::overwrite_existing, ec);
-    if (ec) throw OutputError(fmt::format("{}: cannot copy to {} ({})", path, journal, ec.message()));
+    if (ec)
+      throw OutputError(fmt::format("{}: cannot copy to {} ({})", path, journal, ec.message()));
   }
   if (fs::file_size(journal, ec) == 0) return std::nullopt;
   auto csv = read_sample_csv(journal);
-  if (!csv.has_header) return std::nullopt;  // killed while writing its first lines: nothing was done
+  if (!csv.has_header)
+    return std::nullopt;  // killed while writing its first lines: nothing was done
   if (!csv.identity) {
-    throw UsageError(fmt::format("--resume: {} records no run identity (written by flowlik 0.1?); its rows "
-                                 "cannot be checked to belong to this run, so score afresh without --resume",
-                                 journal));
+    throw UsageError(
+        fmt::format("--resume: {} records no run identity (written by flowlik 0.1?); its rows "
+                    "cannot be checked to belong to this run, so score afresh without --resume",
+                    journal));
   }
   if (const auto diff = identity_difference(*csv.identity, identity); !diff.empty()) {
     throw UsageError(fmt::format("--resume: {} was written by another run: {}", journal, diff));
@@ -71,8 +78,8 @@ std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
   std::vector<bool> seen(static_cast<size_t>(end - first), false);
   for (const auto& r : csv.rows) {
     if (r.index < first || r.index >= end) {
-      throw DataError(fmt::format("{}: holds sample {}, outside this run's samples [{}, {})", journal, r.index,
-                                  first, end));
+      throw DataError(fmt::format("{}: holds sample {}, outside this run's samples [{}, {})",
+                                  journal, r.index, first, end));
     }
     if (seen[static_cast<size_t>(r.index - first)]) {
       throw DataError(fmt::format("{}: holds sample {} twice", journal, r.index));
@@ -81,28 +88,31 @@ std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
   }
   if (csv.partial_tail) {
     if (!quiet) {
-      fmt::print(stderr, "flowlik: {}: dropping a last row cut off mid-write; its sample is scored again\n",
+      fmt::print(stderr,
+                 "flowlik: {}: dropping a last row cut off mid-write; its sample is scored again\n",
                  journal);
     }
     fs::resize_file(journal, csv.complete_bytes);
   }
-  if (!quiet) fmt::print(stderr, "flowlik: resuming: {} samples already in {}\n", csv.rows.size(), journal);
+  if (!quiet)
+    fmt::print(stderr, "flowlik: resuming: {} samples already in {}\n", csv.rows.size(), journal);
   return std::move(csv.rows);
 }
 
-// --target-stderr: a first pass on a seeded subset estimates the three parts of the variance of the mean
-// bpd, per sample (shared/MATH.md section 7), and finds the samples n, draws M and probes K that reach the
-// target at least cost:
+// --target-stderr: a first pass on a seeded subset estimates the three parts of the variance of the
+// mean bpd, per sample (shared/MATH.md section 7), and finds the samples n, draws M and probes K
+// that reach the target at least cost:
 //   Var(mean) = (s_data^2 + s_draw^2 / M + s_probe^2 / (M K)) / n,  cost = n M K evaluations' rows
 // (K = 1 for the exact trace, whose cost does not depend on it), with n at most the dataset's size.
-nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& args, const RunSetup& setup,
-                             const Dataset& data, double target) {
+nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& args,
+                             const ScoreSetup& setup, const Dataset& data, double target) {
   constexpr int64_t kPilotSamples = 32;
   constexpr int64_t kMaxDraws = 64;
   constexpr int64_t kMaxProbes = 64;
   const int64_t n0 = std::min<int64_t>(kPilotSamples, data.size);
-  // Evenly spread over the dataset from an offset set by the seed: the same subset for the same seed.
-  const auto subset = spread_subset(all_indices(data), n0, args.seed);
+  // Evenly spread over the dataset from an offset set by the seed: the same subset for the same
+  // seed.
+  const auto subset = spread_subset(all_indices(data), n0, args.score.seed);
   Preprocessing pre = *model.preprocessing;
   const bool discrete = pre.discrete;
   if (discrete) pre.draws = std::max<int64_t>(pre.draws, 2);
@@ -111,12 +121,17 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& a
   if (hutchinson) spec.probes = std::max<int64_t>(spec.probes, 2);
   const auto trace = make_trace_estimator(spec);
   std::vector<SampleResult> results;
-  score_dataset(*model.field, *trace, data, pre, ScoreOptions{model.solver, args.batch_size}, subset,
-                [&](const SampleResult& r) { results.push_back(r); });
+  score_dataset(*model.field, *trace, data, pre, ScoreSpec{setup.solver, args.score.batch_size},
+                subset, [&](const SampleResult& r) { results.push_back(r); });
   const auto pilot = summarize_results(results, data.dim);
-  nlohmann::json advice = {{"target_stderr_bpd", target},
-                           {"pilot", {{"samples", n0}, {"draws", pre.draws}, {"probes", hutchinson ? spec.probes : 0},
-                                      {"ok", pilot.ok}, {"stderr_by_source", metrics_json(pilot)["stderr_by_source"]["bpd"]}}}};
+  nlohmann::json advice = {
+      {"target_stderr_bpd", target},
+      {"pilot",
+       {{"samples", n0},
+        {"draws", pre.draws},
+        {"probes", hutchinson ? spec.probes : 0},
+        {"ok", pilot.ok},
+        {"stderr_by_source", metrics_json(pilot)["stderr_by_source"]["bpd"]}}}};
   if (pilot.ok < 2) {
     advice["advice"] = nullptr;
     advice["note"] = "fewer than two pilot samples were scored ok; no advice";
@@ -140,22 +155,27 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& a
       const double cost = std::max(samples, 2.0) * m * k;
       if (cost < best_cost) {
         best_cost = cost;
-        best = {{"samples", static_cast<int64_t>(std::max(samples, 2.0))}, {"draws", m},
-                {"probes", hutchinson ? k : 0}, {"cost_rows_per_evaluation_step", cost}};
+        best = {{"samples", static_cast<int64_t>(std::max(samples, 2.0))},
+                {"draws", m},
+                {"probes", hutchinson ? k : 0},
+                {"cost_rows_per_evaluation_step", cost}};
       }
     }
   }
-  advice["per_sample_variance_bpd2"] = {{"data", s_data}, {"one_draw", s_draw}, {"one_probe", s_probe}};
+  advice["per_sample_variance_bpd2"] = {
+      {"data", s_data}, {"one_draw", s_draw}, {"one_probe", s_probe}};
   if (best.is_null()) {
     advice["advice"] = nullptr;
     advice["note"] = fmt::format(
-        "unreachable with the {} samples of the data: the data's own part alone gives a standard error of "
+        "unreachable with the {} samples of the data: the data's own part alone gives a standard "
+        "error of "
         "{:.4g} bpd over all of them",
         data.size, std::sqrt(s_data / static_cast<double>(data.size)));
   } else {
     advice["advice"] = best;
-    advice["note"] = "cost counts rows of function evaluations (samples x draws x probes); the number of "
-                     "evaluations per solve is taken as the same for every choice";
+    advice["note"] =
+        "cost counts rows of function evaluations (samples x draws x probes); the number of "
+        "evaluations per solve is taken as the same for every choice";
   }
   return advice;
 }
@@ -166,18 +186,21 @@ std::string describe_solve_check(const nlohmann::json& check) {
   if (check.contains("error")) return "not checked: " + check["error"].get<std::string>();
   if (check["samples"].get<int64_t>() == 0) return "not checked: no sample could be re-solved";
   const auto& ref = check["reference"];
-  return fmt::format("{:.3g} nats mean |error|, {:.3g} max, on {} samples (effect on the mean bpd {:+.2g}), "
-                     "against float64 {} at rtol {:.3g}",
-                     check["mean_abs_error_nats"].get<double>(), check["max_abs_error_nats"].get<double>(),
-                     check["samples"].get<int64_t>(), check["mean_bpd_effect"].get<double>(),
-                     ref["solver"].get<std::string>(), ref["rtol"].get<double>());
+  return fmt::format(
+      "{:.3g} nats mean |error|, {:.3g} max, on {} samples (effect on the mean bpd {:+.2g}), "
+      "against float64 {} at rtol {:.3g}",
+      check["mean_abs_error_nats"].get<double>(), check["max_abs_error_nats"].get<double>(),
+      check["samples"].get<int64_t>(), check["mean_bpd_effect"].get<double>(),
+      ref["solver"].get<std::string>(), ref["rtol"].get<double>());
 }
 
 // --check-solve N: the run's model loaded again in float64 and N of its ok samples re-solved at a
-// tolerance 100 times tighter (likelihood/solve_check.h). A model that cannot be loaded in float64 (a
-// package compiled for float32 only) gives an "error" entry instead, and fails a --max-solve-error gate.
-nlohmann::json solve_check_report(const ScoreCommandArguments& args, const ModelRun& run, const RunSetup& setup,
-                                  const Dataset& data, std::optional<GateResult>* gate) {
+// tolerance 100 times tighter (likelihood/solve_check.h). A model that cannot be loaded in float64
+// (a package compiled for float32 only) gives an "error" entry instead, and fails a
+// --max-solve-error gate.
+nlohmann::json solve_check_report(const ScoreCommandArguments& args, const ModelRun& run,
+                                  const ScoreSetup& setup, const Dataset& data,
+                                  std::optional<GateResult>* gate) {
   nlohmann::json out = {{"samples_requested", args.check_solve}};
   auto fail_gate = [&](const std::string& why) {
     if (!args.max_solve_error) return;
@@ -189,26 +212,30 @@ nlohmann::json solve_check_report(const ScoreCommandArguments& args, const Model
     *gate = g;
   };
   ScoreArguments reference_args = args.scoring;
-  reference_args.dtype = "float64";
+  reference_args.model.dtype = "float64";
   try {
-    const auto reference_setup = parse_run_setup(reference_args);
-    auto reference_model = prepare_model(args.model, reference_args, reference_setup, data);
-    const auto reference = reference_solver(reference_model.solver);
-    const auto samples = pick_check_samples(run.results, args.check_solve, args.scoring.seed);
-    const auto check = check_solve(run.results, samples, *reference_model.field, *setup.trace, data,
-                                   *reference_model.preprocessing, reference, args.scoring.batch_size);
-    nlohmann::json ref = {{"solver", to_string(reference.kind)}, {"rtol", reference.rtol},
-                          {"atol", reference.atol},         {"error_norm", to_string(reference.norm)},
+    const auto reference_model = prepare_for_run(args.model, reference_args, data);
+    const auto reference = reference_solver(setup.solver);
+    const auto samples = pick_check_samples(run.results, args.check_solve, args.scoring.score.seed);
+    const auto check =
+        check_solve(run.results, samples, *reference_model.field, *setup.trace, data,
+                    *reference_model.preprocessing, reference, args.scoring.score.batch_size);
+    nlohmann::json ref = {{"solver", to_string(reference.kind)},
+                          {"rtol", reference.rtol},
+                          {"atol", reference.atol},
+                          {"error_norm", to_string(reference.norm)},
                           {"dtype", "float64"}};
-    out.update({{"reference", ref},
-                {"samples", check.samples},
-                {"mean_abs_error_nats", number_or_null(check.mean_abs_error_nats)},
-                {"max_abs_error_nats", number_or_null(check.max_abs_error_nats)},
-                {"mean_error_nats", number_or_null(check.mean_error_nats)},
-                {"mean_abs_error_bpd", number_or_null(check.mean_abs_error_bpd)},
-                {"mean_bpd_effect", number_or_null(check.mean_bpd_effect)},
-                {"how", "samples re-solved in float64 at a tolerance 100 times tighter, with the same noise and "
-                        "probes; error = the run's log-likelihood minus the reference's"}});
+    out.update(
+        {{"reference", ref},
+         {"samples", check.samples},
+         {"mean_abs_error_nats", number_or_null(check.mean_abs_error_nats)},
+         {"max_abs_error_nats", number_or_null(check.max_abs_error_nats)},
+         {"mean_error_nats", number_or_null(check.mean_error_nats)},
+         {"mean_abs_error_bpd", number_or_null(check.mean_abs_error_bpd)},
+         {"mean_bpd_effect", number_or_null(check.mean_bpd_effect)},
+         {"how",
+          "samples re-solved in float64 at a tolerance 100 times tighter, with the same noise and "
+          "probes; error = the run's log-likelihood minus the reference's"}});
     if (args.max_solve_error) {
       if (check.samples == 0) {
         fail_gate("no sample could be re-solved");
@@ -219,9 +246,10 @@ nlohmann::json solve_check_report(const ScoreCommandArguments& args, const Model
         g.ci_low = check.mean_abs_error_bpd;
         g.threshold = *args.max_solve_error;
         g.passed = check.mean_abs_error_bpd <= *args.max_solve_error;
-        g.message = fmt::format("solve error: {} mean |error| {:.3g} bpd on {} samples against a limit of {:.3g}",
-                                g.passed ? "passed," : "FAILED,", check.mean_abs_error_bpd, check.samples,
-                                *args.max_solve_error);
+        g.message = fmt::format(
+            "solve error: {} mean |error| {:.3g} bpd on {} samples against a limit of {:.3g}",
+            g.passed ? "passed," : "FAILED,", check.mean_abs_error_bpd, check.samples,
+            *args.max_solve_error);
         *gate = g;
       }
     }
@@ -238,20 +266,26 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
   auto* cmd = app.add_subcommand("score", "log-likelihood and bits/dim of a dataset under a model");
   cmd->add_option("model", a.model, "TorchScript model")->required()->check(CLI::ExistingFile);
   add_scoring_options(*cmd, a.scoring);
-  cmd->add_option("--per-sample", a.per_sample, "write per-sample results here (CSV), as each completes");
-  cmd->add_option("--shard", a.shard,
-                  "score block I of N (0 <= I < N); default from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE");
-  cmd->add_flag("--resume", a.resume, "keep the samples already in --per-sample and score the rest");
-  cmd->add_option("--target-stderr", a.target_stderr,
-                  "advise the samples, draws and probes that reach this standard error of the mean bpd at "
-                  "least cost, from a first pass on a seeded subset (the run itself is not changed)")
+  cmd->add_option("--per-sample", a.per_sample,
+                  "write per-sample results here (CSV), as each completes");
+  cmd->add_option(
+      "--shard", a.shard,
+      "score block I of N (0 <= I < N); default from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE");
+  cmd->add_flag("--resume", a.resume,
+                "keep the samples already in --per-sample and score the rest");
+  cmd->add_option(
+         "--target-stderr", a.target_stderr,
+         "advise the samples, draws and probes that reach this standard error of the mean bpd at "
+         "least cost, from a first pass on a seeded subset (the run itself is not changed)")
       ->check(positive_finite());
-  cmd->add_option("--check-solve", a.check_solve,
-                  "re-solve this many seeded samples in float64 at a tolerance 100x tighter and report the "
-                  "measured solve error")
+  cmd->add_option(
+         "--check-solve", a.check_solve,
+         "re-solve this many seeded samples in float64 at a tolerance 100x tighter and report the "
+         "measured solve error")
       ->check(integer_in(0, 1 << 20));
   cmd->add_option("--max-solve-error", a.max_solve_error,
-                  "fail (exit 7) when the measured mean |solve error| exceeds this many bpd (needs --check-solve)")
+                  "fail (exit 7) when the measured mean |solve error| exceeds this many bpd (needs "
+                  "--check-solve)")
       ->check(positive_finite())
       ->group("Regression gate (nightly CI)");
   cmd->add_option("--baseline", a.baseline, "a previous report of the same data to compare against")
@@ -266,42 +300,51 @@ int run_score(const ScoreCommandArguments& args) {
   const auto setup = parse_run_setup(args.scoring);
   const auto rule = parse_gate_rule(args.gate.rule);
   if (args.gate.max_regression.has_value() != !args.baseline.empty()) {
-    throw UsageError("--max-regression: the gate needs both --baseline REPORT.json and --max-regression BPD");
+    throw UsageError(
+        "--max-regression: the gate needs both --baseline REPORT.json and --max-regression BPD");
   }
   if (args.max_solve_error && args.check_solve == 0) {
-    throw UsageError("--max-solve-error: the gate needs --check-solve N, the samples it measures the error on");
+    throw UsageError(
+        "--max-solve-error: the gate needs --check-solve N, the samples it measures the error on");
   }
   const Shard shard = resolve_shard(args.shard, [](const char* name) { return std::getenv(name); });
   if (args.resume && args.per_sample.empty()) {
-    throw UsageError("--resume: needs --per-sample FILE.csv, where the samples already done are kept");
+    throw UsageError(
+        "--resume: needs --per-sample FILE.csv, where the samples already done are kept");
   }
   auto inputs = run_inputs(std::span(&args.model, 1), args.scoring);
   inputs.push_back({"--baseline", args.baseline});
   const std::vector<NamedFile> outputs = {
-      {"-o", args.scoring.output},          {"--per-sample", args.per_sample},
+      {"-o", args.scoring.output},
+      {"--per-sample", args.per_sample},
       {"--per-sample (its journal)", args.per_sample.empty() ? "" : journal_path(args.per_sample)},
-      {"--html", args.scoring.html},        {"--junit", args.gate.junit},
-      {"--markdown", args.gate.markdown},   {"--history", args.scoring.history}};
+      {"--html", args.scoring.html},
+      {"--junit", args.gate.junit},
+      {"--markdown", args.gate.markdown},
+      {"--history", args.scoring.history}};
   check_run_outputs(inputs, outputs);
 
   // Load.
   const Dataset data = load_scoring_data(args.scoring);
   const auto data_sha256 = sha256_file(data.path);
-  auto model = prepare_model(args.model, args.scoring, setup, data);
+  const auto model = prepare_for_run(args.model, args.scoring, data);
   const auto [first, end] = shard.range(data.size);
-  auto identity = run_identity(model, args.scoring, setup, data, data_sha256);
-  identity["shard"] = {{"index", shard.index}, {"count", shard.count}, {"first", first}, {"end", end}};
+  auto identity = run_identity(model, setup, data, data_sha256);
+  identity["shard"] = {
+      {"index", shard.index}, {"count", shard.count}, {"first", first}, {"end", end}};
 
   nlohmann::json advice;
   if (args.target_stderr) {
     advice = budget_advice(model, args.scoring, setup, data, *args.target_stderr);
     if (!args.scoring.quiet) {
       if (advice["advice"].is_null()) {
-        fmt::print(stderr, "flowlik: --target-stderr {}: {}\n", *args.target_stderr, advice["note"].get<std::string>());
+        fmt::print(stderr, "flowlik: --target-stderr {}: {}\n", *args.target_stderr,
+                   advice["note"].get<std::string>());
       } else {
         const auto& a = advice["advice"];
         fmt::print(stderr,
-                   "flowlik: --target-stderr {}: advice: {} samples, --dequant-draws {}, --probes {} (from a first "
+                   "flowlik: --target-stderr {}: advice: {} samples, --dequant-draws {}, --probes "
+                   "{} (from a first "
                    "pass on {} samples; this run keeps its own options)\n",
                    *args.target_stderr, a["samples"].get<int64_t>(), a["draws"].get<int64_t>(),
                    a["probes"].get<int64_t>(), advice["pilot"]["samples"].get<int64_t>());
@@ -330,10 +373,10 @@ int run_score(const ScoreCommandArguments& args) {
 
   // Run.
   const auto resumed = static_cast<int64_t>(done.size());
-  auto run = score_model(std::move(model), args.scoring, setup, data, data_sha256, todo, std::move(done),
-                         [&](const SampleResult& r) {
-                           if (csv) csv->write(r);
-                         });
+  auto run = score_with_progress(model, args.scoring, setup, data, data_sha256, todo,
+                                 std::move(done), [&](const SampleResult& r) {
+                                   if (csv) csv->write(r);
+                                 });
   if (csv) csv->commit();
 
   // Report.
@@ -342,7 +385,8 @@ int run_score(const ScoreCommandArguments& args) {
   if (args.gate.max_regression && summary.ok > 0) {
     const auto base = read_baseline_bpd(args.baseline, run.score);
     gates.push_back(gate_regression(fmt::format("{} vs baseline {}", args.model, args.baseline),
-                                    unpaired_difference(summary.bpd, base), *args.gate.max_regression, rule));
+                                    unpaired_difference(summary.bpd, base),
+                                    *args.gate.max_regression, rule));
   }
   nlohmann::json solve_check;
   if (args.check_solve > 0 && summary.ok > 0) {
@@ -353,8 +397,11 @@ int run_score(const ScoreCommandArguments& args) {
   auto report = make_score_report(run.score);
   if (!solve_check.is_null()) report["check_solve"] = solve_check;
   if (shard.count > 1) {
-    report["shard"] = {{"index", shard.index}, {"count", shard.count}, {"source", shard.source},
-                       {"first", first}, {"end", end}};
+    report["shard"] = {{"index", shard.index},
+                       {"count", shard.count},
+                       {"source", shard.source},
+                       {"first", first},
+                       {"end", end}};
   }
   if (!args.per_sample.empty()) {
     report["per_sample"] = std::filesystem::absolute(args.per_sample).string();
@@ -365,17 +412,21 @@ int run_score(const ScoreCommandArguments& args) {
     report["gates"].push_back(gate_json(g));
   }
   if (!args.scoring.output.empty()) write_report(args.scoring.output, report);
-  if (!args.scoring.history.empty() && summary.ok > 0) append_history(args.scoring.history, "score", report);
+  if (!args.scoring.history.empty() && summary.ok > 0)
+    append_history(args.scoring.history, "score", report);
   if (!args.scoring.html.empty()) {
-    const auto history = args.scoring.history.empty() ? std::vector<HistoryRow>{}
-                                                      : read_history(args.scoring.history, args.model);
-    write_html_report(args.scoring.html,
-                      {{args.model, &run.score.summary, &run.results, describe_solve_check(solve_check)}}, {}, {},
-                      gates, history);
+    const auto history = args.scoring.history.empty()
+                             ? std::vector<HistoryRow>{}
+                             : read_history(args.scoring.history, args.model);
+    write_html_report(
+        args.scoring.html,
+        {{args.model, &run.score.summary, &run.results, describe_solve_check(solve_check)}}, {}, {},
+        gates, history);
   }
   if (!args.gate.junit.empty()) write_junit(args.gate.junit, gates);
   if (!args.gate.markdown.empty()) {
-    write_markdown(args.gate.markdown, {{args.model, &run.score.summary, describe_solve_check(solve_check)}}, {},
+    write_markdown(args.gate.markdown,
+                   {{args.model, &run.score.summary, describe_solve_check(solve_check)}}, {},
                    gates);
   }
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);

@@ -14,9 +14,9 @@ struct ScoreCommandArguments {
   std::string per_sample;
   std::optional<std::string> shard;  // "I/N"
   bool resume = false;
-  std::string baseline;                  // a previous report to gate against
-  std::optional<double> target_stderr;   // bpd: advise samples, draws and probes that reach it
-  int64_t check_solve = 0;               // samples re-solved in float64 at a tighter tolerance
+  std::string baseline;                   // a previous report to gate against
+  std::optional<double> target_stderr;    // bpd: advise samples, draws and probes that reach it
+  int64_t check_solve = 0;                // samples re-solved in float64 at a tighter tolerance
   std::optional<double> max_solve_error;  // bpd: the gate on the measured mean |solve error|
   GateArguments gate;
 };

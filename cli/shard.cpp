@@ -4,7 +4,7 @@
 
 #include <charconv>
 
-#include "likelihood/error.h"
+#include "cli/exit_codes.h"
 #include "likelihood/text_number.h"
 
 namespace flowlik::cli {
@@ -12,7 +12,8 @@ namespace {
 
 Shard checked(int64_t index, int64_t count, const std::string& source, const std::string& what) {
   if (count < 1 || index < 0 || index >= count) {
-    throw UsageError(fmt::format("{}: shard {} of {} is out of range (need 0 <= I < N)", what, index, count));
+    throw UsageError(
+        fmt::format("{}: shard {} of {} is out of range (need 0 <= I < N)", what, index, count));
   }
   return {index, count, source};
 }
@@ -22,8 +23,10 @@ Shard checked(int64_t index, int64_t count, const std::string& source, const std
 Shard resolve_shard(const std::optional<std::string>& option, const Environment& env) {
   if (option) {
     const auto slash = option->find('/');
-    const auto index = slash == std::string::npos ? std::nullopt : parse_int64(option->substr(0, slash));
-    const auto count = slash == std::string::npos ? std::nullopt : parse_int64(option->substr(slash + 1));
+    const auto index =
+        slash == std::string::npos ? std::nullopt : parse_int64(option->substr(0, slash));
+    const auto count =
+        slash == std::string::npos ? std::nullopt : parse_int64(option->substr(slash + 1));
     if (!index || !count) throw UsageError(fmt::format("--shard: expected I/N, got '{}'", *option));
     return checked(*index, *count, "--shard", "--shard");
   }
@@ -37,8 +40,8 @@ Shard resolve_shard(const std::optional<std::string>& option, const Environment&
   if (const auto id = variable("SLURM_ARRAY_TASK_ID")) {
     const auto count = variable("SLURM_ARRAY_TASK_COUNT");
     if (!count) throw UsageError("SLURM_ARRAY_TASK_COUNT: not set beside SLURM_ARRAY_TASK_ID");
-    return checked(*id - variable("SLURM_ARRAY_TASK_MIN").value_or(0), *count, "SLURM_ARRAY_TASK_ID",
-                   "SLURM_ARRAY_TASK_ID");
+    return checked(*id - variable("SLURM_ARRAY_TASK_MIN").value_or(0), *count,
+                   "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_ID");
   }
   if (const auto rank = variable("RANK")) {
     const auto world = variable("WORLD_SIZE");

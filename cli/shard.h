@@ -1,5 +1,6 @@
 // Which part of the dataset this process scores: --shard I/N, or what the scheduler already says
-// (Slurm job arrays, torchrun). Shards do not talk to each other; `flowlik merge` joins their outputs.
+// (Slurm job arrays, torchrun). Shards do not talk to each other; `flowlik merge` joins their
+// outputs.
 #pragma once
 
 #include <cstdint>
@@ -16,14 +17,16 @@ struct Shard {
   std::string source = "none";  // "--shard", "SLURM_ARRAY_TASK_ID", "RANK", or "none"
 
   // Contiguous block [first, end) of n samples; the blocks of all shards cover 0..n-1 once.
-  std::pair<int64_t, int64_t> range(int64_t n) const { return {index * n / count, (index + 1) * n / count}; }
+  std::pair<int64_t, int64_t> range(int64_t n) const {
+    return {index * n / count, (index + 1) * n / count};
+  }
 };
 
 using Environment = std::function<const char*(const char*)>;
 
-// --shard I/N (0 <= I < N) wins; else SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT;
-// else torchrun's RANK of WORLD_SIZE; else the whole dataset. Throws UsageError naming the option or
-// variable at fault.
+// --shard I/N (0 <= I < N) wins; else SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of
+// SLURM_ARRAY_TASK_COUNT; else torchrun's RANK of WORLD_SIZE; else the whole dataset. Throws
+// UsageError naming the option or variable at fault.
 Shard resolve_shard(const std::optional<std::string>& option, const Environment& env);
 
 }  // namespace flowlik::cli

@@ -1,6 +1,7 @@
-// Hutchinson's estimator: tr J = E[e^T J e] for probes with E[e e^T] = I (shared/MATH.md section 3).
-// Probes are drawn once per sample from the counter-based generator keyed by (seed, sample, probe) and held
-// fixed for the whole solve, as FFJORD does: the ODE stays smooth and the estimate unbiased.
+// Hutchinson's estimator: tr J = E[e^T J e] for probes with E[e e^T] = I (shared/MATH.md section
+// 3). Probes are drawn once per sample from the counter-based generator keyed by (seed, sample,
+// probe) and held fixed for the whole solve, as FFJORD does: the ODE stays smooth and the estimate
+// unbiased.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +23,9 @@ class HutchinsonTrace final : public TraceEstimator {
                             torch::TensorOptions options,
                             std::span<const int64_t> draws = {}) const override;
   using TraceEstimator::evaluate;
-  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, const torch::Tensor& t,
-                            const torch::Tensor& probes, const torch::Tensor& labels) const override;
+  VelocityAndTrace evaluate(const JacobianProducts& field, const torch::Tensor& x,
+                            const torch::Tensor& t, const torch::Tensor& probes,
+                            const torch::Tensor& labels) const override;
   std::string name() const override { return "hutchinson"; }
 
  private:

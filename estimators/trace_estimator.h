@@ -1,6 +1,6 @@
 // The trace of the velocity's Jacobian, tr(dv/dx), that drives the log-density along the flow
-// (shared/MATH.md sections 2 and 3). An open set chosen at run time (--trace), hence the one virtual
-// interface; trace_factory.h builds one by name.
+// (shared/MATH.md sections 2 and 3). An open set chosen at run time (--trace), hence the one
+// virtual interface; trace_factory.h builds one by name.
 #pragma once
 
 #include <torch/torch.h>
@@ -9,13 +9,13 @@
 #include <span>
 #include <string>
 
-#include "likelihood/velocity_field.h"
+#include "estimators/jacobian_products.h"
 
 namespace flowlik {
 
 struct VelocityAndTrace {
   torch::Tensor velocity;  // [B, D], detached
-  torch::Tensor trace;     // [B, K]: K estimates of tr(dv/dx) per sample (K = 1 for the exact trace)
+  torch::Tensor trace;  // [B, K]: K estimates of tr(dv/dx) per sample (K = 1 for the exact trace)
 };
 
 class TraceEstimator {
@@ -25,21 +25,21 @@ class TraceEstimator {
   // K, the number of trace columns evaluate() returns (and so the number of log-density estimates).
   virtual int64_t num_estimates() const = 0;
 
-  // The inputs held fixed for a whole solve (Hutchinson's probes), drawn for these dataset indices so that
-  // a sample's probes do not depend on the batch it is in; drawn on the CPU, returned with `options`. May
-  // be an undefined tensor.
-  // `draws`: the dequantization draw of each row (empty: draw 0 for all); each draw has its own probes.
+  // The inputs held fixed for a whole solve (Hutchinson's probes), drawn for these dataset indices
+  // so that a sample's probes do not depend on the batch it is in; drawn on the CPU, returned with
+  // `options`. May be an undefined tensor. `draws`: the dequantization draw of each row (empty:
+  // draw 0 for all); each draw has its own probes.
   virtual torch::Tensor draw_probes(std::span<const int64_t> samples, int64_t dim,
                                     torch::TensorOptions options,
                                     std::span<const int64_t> draws = {}) const = 0;
 
-  // x: [B, D], row b at flow time t[b] (t: [B] float64 on the CPU); probes: as from draw_probes for the
-  // same B samples; labels: [B] int64 for a conditional model, else undefined.
-  virtual VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x,
+  // x: [B, D], row b at flow time t[b] (t: [B] float64 on the CPU); probes: as from draw_probes for
+  // the same B samples; labels: [B] int64 for a conditional model, else undefined.
+  virtual VelocityAndTrace evaluate(const JacobianProducts& field, const torch::Tensor& x,
                                     const torch::Tensor& t, const torch::Tensor& probes,
                                     const torch::Tensor& labels) const = 0;
   // The same with every row at flow time t.
-  VelocityAndTrace evaluate(const VelocityField& field, const torch::Tensor& x, double t,
+  VelocityAndTrace evaluate(const JacobianProducts& field, const torch::Tensor& x, double t,
                             const torch::Tensor& probes, const torch::Tensor& labels) const {
     return evaluate(field, x, torch::full({x.size(0)}, t, torch::kFloat64), probes, labels);
   }

@@ -10,14 +10,14 @@
 namespace flowlik {
 
 struct TraceSpec {
-  std::string method = "exact";       // exact | hutchinson
-  std::string noise = "rademacher";   // rademacher | gaussian (hutchinson only)
-  int64_t probes = 1;                 // K >= 1 (hutchinson only)
+  std::string method = "exact";      // exact | hutchinson
+  std::string noise = "rademacher";  // rademacher | gaussian (hutchinson only)
+  int64_t probes = 1;                // K >= 1 (hutchinson only)
   uint64_t seed = 0;
-  int64_t max_rows = 1 << 14;         // rows per batched autograd call of the exact trace
+  int64_t max_rows = 1 << 14;  // rows per batched autograd call of the exact trace
 };
 
-// Throws UsageError naming the option and listing the valid names.
+// Throws InvalidArgument naming the argument and listing the valid names.
 std::unique_ptr<TraceEstimator> make_trace_estimator(const TraceSpec& spec);
 ProbeNoise parse_probe_noise(const std::string& name);
 

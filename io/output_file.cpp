@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 
 namespace flowlik {
 namespace fs = std::filesystem;
@@ -100,7 +100,8 @@ void check_outputs_distinct(std::span<const NamedFile> inputs, std::span<const N
     if (out.path.empty()) continue;
     for (const auto& in : inputs) {
       if (!in.path.empty() && same_file(out.path, in.path)) {
-        throw UsageError(
+        throw InvalidArgument(
+            "",
             fmt::format("{}: {} is the {} this run reads; it would be destroyed (choose another "
                         "output path)",
                         out.option, out.path, in.option));
@@ -108,8 +109,9 @@ void check_outputs_distinct(std::span<const NamedFile> inputs, std::span<const N
     }
     for (size_t j = 0; j < i; ++j) {
       if (!outputs[j].path.empty() && same_file(out.path, outputs[j].path)) {
-        throw UsageError(fmt::format("{}: {} is also given to {}; each output needs its own file",
-                                     out.option, out.path, outputs[j].option));
+        throw InvalidArgument(
+            "", fmt::format("{}: {} is also given to {}; each output needs its own file",
+                            out.option, out.path, outputs[j].option));
       }
     }
   }

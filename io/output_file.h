@@ -31,8 +31,8 @@ struct NamedFile {
 // and symbolic links included), else the same absolute path once symbolic links are resolved.
 bool same_file(const std::string& a, const std::string& b);
 
-// Throws UsageError naming both options when an output is the same file as an input or as another
-// output. Empty paths (options not given) are skipped.
+// Throws InvalidArgument naming both options when an output is the same file as an input or as
+// another output. Empty paths (options not given) are skipped.
 void check_outputs_distinct(std::span<const NamedFile> inputs, std::span<const NamedFile> outputs);
 
 }  // namespace flowlik

@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "flowlik/error.h"
 #include "io/json_depth.h"
-#include "likelihood/error.h"
 
 namespace flowlik {
 namespace {

@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "flowlik/error.h"
 #include "io/json_depth.h"
-#include "likelihood/error.h"
 #include "likelihood/text_number.h"
 
 namespace flowlik {
@@ -21,7 +21,8 @@ constexpr std::string_view kIdentityPrefix = "# flowlik-run ";
 constexpr const char* kHeader =
     "index,log_likelihood,bpd,nfe,status,model_log_likelihood,log_det,prior_log_density,"
     "estimator_stderr,dequant_stderr,draws,detail";
-// The header of flowlik 0.1, read (by merge and --resume of old journals' rows) but no longer written.
+// The header of flowlik 0.1, read (by merge and --resume of old journals' rows) but no longer
+// written.
 constexpr const char* kHeaderV1 =
     "index,log_likelihood,bpd,nfe,status,model_log_likelihood,log_det,prior_log_density,"
     "estimator_stderr,detail";
@@ -35,7 +36,6 @@ std::string csv_draws(const std::vector<double>& values) {
   }
   return out;
 }
-
 
 // Shortest text that reads back as the same double; empty for a value that does not exist.
 std::string csv_number(double value) {

@@ -6,7 +6,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
+#include "likelihood/device.h"
 #include "likelihood/text_number.h"
 #include "likelihood/torch_error.h"
 
@@ -49,7 +50,7 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
   }
   if (std::find(dtypes.begin(), dtypes.end(), dtype) == dtypes.end()) {
     throw ModelError(
-        fmt::format("{}: package is compiled for {} only, not --dtype {}; re-export with "
+        fmt::format("{}: package is compiled for {} only, not dtype {}; re-export with "
                     "flowlik_export.export(..., dtypes=(\"{}\",))",
                     path_, fmt::join(dtypes, ", "), dtype, dtype));
   }
@@ -57,12 +58,13 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
   const auto wanted = options.device().is_cuda() ? std::string("cuda") : std::string("cpu");
   if (!package_device.empty() && package_device != wanted) {
     throw ModelError(
-        fmt::format("{}: package is compiled for {}, not --device {}; re-export it with "
+        fmt::format("{}: package is compiled for {}, not device {}; re-export it with "
                     "flowlik_export.export(..., device=\"{}\") on a machine with that device",
                     path_, package_device, wanted, wanted));
   }
   const auto device_index =
       options.device().has_index() ? options.device().index() : c10::DeviceIndex(-1);
+  load_libtorch_for_package(path_);
   auto load = [&](const std::string& name) {
     try {
       return std::make_unique<torch::inductor::AOTIModelPackageLoader>(

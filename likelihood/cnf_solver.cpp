@@ -5,8 +5,9 @@
 
 #include <boost/numeric/odeint/stepper/explicit_generic_rk.hpp>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 #include "likelihood/per_sample_solver.h"
+#include "likelihood/prior.h"
 #include "likelihood/tensor_state.h"
 #include "likelihood/torch_error.h"
 
@@ -36,11 +37,17 @@ class AugmentedDynamics {
   AugmentedDynamics(const VelocityField& field, const TraceEstimator& trace,
                     const torch::Tensor& probes, const torch::Tensor& labels, int64_t max_nfe,
                     int64_t* nfe)
-      : field_(field), trace_(trace), probes_(probes), labels_(labels), max_nfe_(max_nfe), nfe_(nfe) {}
+      : field_(field),
+        trace_(trace),
+        probes_(probes),
+        labels_(labels),
+        max_nfe_(max_nfe),
+        nfe_(nfe) {}
 
   void operator()(const State& state, State& dstate, double t) const {
     if (++*nfe_ > max_nfe_) {
-      throw IntegrationFailure(fmt::format("more than {} function evaluations (--max-nfe)", max_nfe_));
+      throw IntegrationError(
+          fmt::format("more than {} function evaluations (the solve's limit)", max_nfe_));
     }
     const auto x = state.narrow(1, 0, field_.dim());  // [B, D]
     auto result = trace_.evaluate(field_, x, t, probes_, labels_);
@@ -56,19 +63,20 @@ class AugmentedDynamics {
   int64_t* nfe_;
 };
 
-void integrate(const SolverSpec& spec, const AugmentedDynamics& dynamics, State& state) {
-  const double span = spec.t_prior - spec.t_data;
+void integrate(const SolverSpec& spec, double t_data, double t_prior,
+               const AugmentedDynamics& dynamics, State& state) {
+  const double span = t_prior - t_data;
   switch (spec.kind) {
     case SolverKind::kRk4:
-      odeint::integrate_n_steps(TensorStepper<odeint::runge_kutta4>(), dynamics, state, spec.t_data,
+      odeint::integrate_n_steps(TensorStepper<odeint::runge_kutta4>(), dynamics, state, t_data,
                                 span / spec.steps, spec.steps);
       return;
     case SolverKind::kMidpoint:
-      odeint::integrate_n_steps(make_midpoint(), dynamics, state, spec.t_data, span / spec.steps,
+      odeint::integrate_n_steps(make_midpoint(), dynamics, state, t_data, span / spec.steps,
                                 spec.steps);
       return;
     case SolverKind::kEuler:
-      odeint::integrate_n_steps(TensorStepper<odeint::euler>(), dynamics, state, spec.t_data,
+      odeint::integrate_n_steps(TensorStepper<odeint::euler>(), dynamics, state, t_data,
                                 span / spec.steps, spec.steps);
       return;
     default:
@@ -78,8 +86,8 @@ void integrate(const SolverSpec& spec, const AugmentedDynamics& dynamics, State&
 
 // The rows of an adaptive solve, in one batch; the first failure throws.
 FlowSolution integrate_per_sample(const VelocityField& field, const TraceEstimator& trace,
-                                const torch::Tensor& x_data, const torch::Tensor& probes,
-                                const SolverSpec& spec, const torch::Tensor& labels) {
+                                  const torch::Tensor& x_data, const torch::Tensor& probes,
+                                  const SolverSpec& spec, const torch::Tensor& labels) {
   const int64_t batch = x_data.size(0);
   std::vector<RowSolution> rows(static_cast<size_t>(batch));
   bool fed = false;
@@ -88,14 +96,16 @@ FlowSolution integrate_per_sample(const VelocityField& field, const TraceEstimat
     fed = true;
     return SolveRows{x_data, probes, labels};
   };
-  const RowSink sink = [&](RowSolution row) { rows[static_cast<size_t>(row.row)] = std::move(row); };
+  const RowSink sink = [&](RowSolution row) {
+    rows[static_cast<size_t>(row.row)] = std::move(row);
+  };
   solve_rows(field, trace, spec, batch, feed, sink);
   FlowSolution solution;
   std::vector<torch::Tensor> x_prior;
   std::vector<torch::Tensor> change;
   for (const auto& row : rows) {
     solution.nfe = std::max(solution.nfe, row.nfe);
-    if (!row.ok) throw IntegrationFailure(row.failure, row.nfe);
+    if (!row.ok) throw IntegrationError(row.failure, row.nfe);
     x_prior.push_back(row.x_prior);
     change.push_back(row.log_density_change);
   }
@@ -107,37 +117,46 @@ FlowSolution integrate_per_sample(const VelocityField& field, const TraceEstimat
 }  // namespace
 
 namespace {
-constexpr SolverKind kSolverKinds[] = {SolverKind::kDopri5, SolverKind::kTsit5,    SolverKind::kBosh3,
-                                       SolverKind::kRkf78,  SolverKind::kRk4,      SolverKind::kMidpoint,
-                                       SolverKind::kEuler};
+constexpr SolverKind kSolverKinds[] = {
+    SolverKind::kDopri5, SolverKind::kTsit5,    SolverKind::kBosh3, SolverKind::kRkf78,
+    SolverKind::kRk4,    SolverKind::kMidpoint, SolverKind::kEuler};
 constexpr ErrorNorm kErrorNorms[] = {ErrorNorm::kMax, ErrorNorm::kRms, ErrorNorm::kMixed};
 
-// The one factory for a closed set named on the command line: the value of that name, or a UsageError
-// naming the option and listing the valid names.
+// The one factory for a closed set chosen by name: the value of that name, or an InvalidArgument
+// naming the argument and listing the valid names.
 template <class Kind, size_t N>
-Kind parse_name(const std::string& name, const Kind (&kinds)[N], const char* option, const char* what) {
+Kind parse_name(const std::string& name, const Kind (&kinds)[N], const char* argument,
+                const char* what) {
   std::vector<std::string> names;
   for (const auto kind : kinds) {
     if (to_string(kind) == name) return kind;
     names.push_back(to_string(kind));
   }
-  throw UsageError(fmt::format("{}: unknown {} '{}' (valid: {})", option, what, name, fmt::join(names, ", ")));
+  throw InvalidArgument(
+      argument, fmt::format("unknown {} '{}' (valid: {})", what, name, fmt::join(names, ", ")));
 }
 }  // namespace
 
 SolverKind parse_solver(const std::string& name) {
-  return parse_name(name, kSolverKinds, "--solver", "solver");
+  return parse_name(name, kSolverKinds, "solver", "solver");
 }
 
 std::string to_string(SolverKind kind) {
   switch (kind) {
-    case SolverKind::kDopri5: return "dopri5";
-    case SolverKind::kTsit5: return "tsit5";
-    case SolverKind::kBosh3: return "bosh3";
-    case SolverKind::kRkf78: return "rkf78";
-    case SolverKind::kRk4: return "rk4";
-    case SolverKind::kMidpoint: return "midpoint";
-    case SolverKind::kEuler: return "euler";
+    case SolverKind::kDopri5:
+      return "dopri5";
+    case SolverKind::kTsit5:
+      return "tsit5";
+    case SolverKind::kBosh3:
+      return "bosh3";
+    case SolverKind::kRkf78:
+      return "rkf78";
+    case SolverKind::kRk4:
+      return "rk4";
+    case SolverKind::kMidpoint:
+      return "midpoint";
+    case SolverKind::kEuler:
+      return "euler";
   }
   return "unknown";
 }
@@ -148,14 +167,17 @@ bool is_adaptive(SolverKind kind) {
 }
 
 ErrorNorm parse_error_norm(const std::string& name) {
-  return parse_name(name, kErrorNorms, "--error-norm", "error norm");
+  return parse_name(name, kErrorNorms, "error_norm", "error norm");
 }
 
 std::string to_string(ErrorNorm norm) {
   switch (norm) {
-    case ErrorNorm::kMax: return "max";
-    case ErrorNorm::kRms: return "rms";
-    case ErrorNorm::kMixed: return "mixed";
+    case ErrorNorm::kMax:
+      return "max";
+    case ErrorNorm::kRms:
+      return "rms";
+    case ErrorNorm::kMixed:
+      return "mixed";
   }
   return "unknown";
 }
@@ -163,26 +185,31 @@ std::string to_string(ErrorNorm norm) {
 FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
                                 const torch::Tensor& x_data, const torch::Tensor& probes,
                                 const SolverSpec& spec, const torch::Tensor& labels) {
-  if (is_adaptive(spec.kind)) return integrate_per_sample(field, trace, x_data, probes, spec, labels);
+  if (is_adaptive(spec.kind))
+    return integrate_per_sample(field, trace, x_data, probes, spec, labels);
   const int64_t batch = x_data.size(0);
-  State state = torch::cat(
-      {x_data, torch::zeros({batch, trace.num_estimates()}, x_data.options())}, 1);
+  State state =
+      torch::cat({x_data, torch::zeros({batch, trace.num_estimates()}, x_data.options())}, 1);
   int64_t nfe = 0;
   const AugmentedDynamics dynamics(field, trace, probes, labels, spec.max_nfe, &nfe);
   try {
-    integrate(spec, dynamics, state);
-  } catch (const IntegrationFailure& e) {
-    throw IntegrationFailure(e.what(), nfe);
+    integrate(spec, field.contract().t_data(), field.contract().t_prior(), dynamics, state);
+  } catch (const IntegrationError& e) {
+    throw IntegrationError(e.what(), nfe);
   } catch (const odeint::odeint_error& e) {
-    throw IntegrationFailure(fmt::format("step size control failed ({})", e.what()), nfe);
-  } catch (const c10::Error& e) {
-    // what() of a native op's error may start with its C++ backtrace; the message alone is what helps.
-    throw IntegrationFailure("model evaluation failed (" + summarize_torch_error(e.what_without_backtrace()) + ")",
-                             nfe);
-  } catch (const std::exception& e) {
-    throw IntegrationFailure("model evaluation failed (" + summarize_torch_error(e.what()) + ")", nfe);
+    throw IntegrationError(fmt::format("step size control failed ({})", e.what()), nfe);
   }
-  return {state.narrow(1, 0, field.dim()), state.narrow(1, field.dim(), trace.num_estimates()), nfe};
+  return {state.narrow(1, 0, field.dim()), state.narrow(1, field.dim(), trace.num_estimates()),
+          nfe};
+}
+
+torch::Tensor prior_log_density(const VelocityField& field, const torch::Tensor& x_prior) {
+  return normal_log_density(x_prior, field.contract().prior_scale).cpu();
+}
+
+torch::Tensor model_log_density(const VelocityField& field, const FlowSolution& solution) {
+  return prior_log_density(field, solution.x_prior).unsqueeze(1) +
+         solution.log_density_change.to(torch::kCPU, torch::kFloat64);
 }
 
 }  // namespace flowlik

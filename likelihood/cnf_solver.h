@@ -1,6 +1,6 @@
 // Integrates the augmented CNF state [x, l] from the data (t = 1) back to the prior (t = 0) with
-// Boost.Odeint over tensors (shared/MATH.md section 2): dx/dt = v(t, x), dl/dt = tr(dv/dx)(t, x), l(1) = 0,
-// so that log p1(x1) = log p0(x0) + l(0).
+// Boost.Odeint over tensors (shared/MATH.md section 2): dx/dt = v(t, x), dl/dt = tr(dv/dx)(t, x),
+// l(1) = 0, so that log p1(x1) = log p0(x0) + l(0).
 #pragma once
 
 #include <torch/torch.h>
@@ -14,61 +14,57 @@
 
 namespace flowlik {
 
-// A closed set, so an enum and one parser rather than virtual dispatch. The adaptive ones (dopri5, tsit5,
-// bosh3, rkf78) control the step of each sample apart (likelihood/per_sample_solver.h); the fixed-step
-// ones (rk4, midpoint, euler) take the same steps for every sample.
+// A closed set, so an enum and one parser rather than virtual dispatch. The adaptive ones (dopri5,
+// tsit5, bosh3, rkf78) control the step of each sample apart (likelihood/per_sample_solver.h); the
+// fixed-step ones (rk4, midpoint, euler) take the same steps for every sample.
 enum class SolverKind { kDopri5, kTsit5, kBosh3, kRkf78, kRk4, kMidpoint, kEuler };
 
-// Throws UsageError naming --solver and listing the valid names.
+// Throws InvalidArgument naming `solver` and listing the valid names.
 SolverKind parse_solver(const std::string& name);
 std::string to_string(SolverKind kind);
 bool is_adaptive(SolverKind kind);
 
 // How an adaptive solver measures a trial step's error against its tolerances, per sample:
 //  max:   Odeint's, the largest |err| / (atol + rtol (|y| + |h f|)) over the sample's components;
-//  rms:   the root mean square of |err| / (atol + rtol max(|y0|, |y1|)) over the sample's components;
-//  mixed: torchdiffeq's norm of the tuple (x, log p), the larger of the two RMS over x and over log p.
+//  rms:   the root mean square of |err| / (atol + rtol max(|y0|, |y1|)) over the sample's
+//  components; mixed: torchdiffeq's norm of the tuple (x, log p), the larger of the two RMS over x
+//  and over log p.
 enum class ErrorNorm { kMax, kRms, kMixed };
-// Throws UsageError naming --error-norm and listing the valid names.
+// Throws InvalidArgument naming `error_norm` and listing the valid names.
 ErrorNorm parse_error_norm(const std::string& name);
 std::string to_string(ErrorNorm norm);
 
 struct SolverSpec {
   SolverKind kind = SolverKind::kDopri5;
-  double rtol = 1e-5;  // adaptive only
-  double atol = 1e-5;  // adaptive only
+  double rtol = 1e-5;                // adaptive only
+  double atol = 1e-5;                // adaptive only
   ErrorNorm norm = ErrorNorm::kRms;  // adaptive only
-  int64_t steps = 100;  // fixed-step only
-  int64_t max_nfe = 100000;  // a solve that needs more function evaluations fails
-  double t_data = 1.0;   // where the solve starts
-  double t_prior = 0.0;  // where it ends
-};
-
-// Raised when a solve cannot finish: the step size collapsed, the NFE limit was hit, or the model threw.
-// Not a user error: the caller marks the samples and goes on.
-class IntegrationFailure : public std::runtime_error {
- public:
-  explicit IntegrationFailure(const std::string& message, int64_t nfe = 0)
-      : std::runtime_error(message), nfe_(nfe) {}
-  // Function evaluations spent before the solve failed.
-  int64_t nfe() const { return nfe_; }
-
- private:
-  int64_t nfe_;
+  int64_t steps = 100;               // fixed-step only
+  int64_t max_nfe = 100000;          // a solve that needs more function evaluations fails
+  // The interval is not here: every solve runs over its field's contract, from t_data() to
+  // t_prior().
 };
 
 struct FlowSolution {
-  torch::Tensor x_prior;      // [B, D]: the state at t_prior
-  torch::Tensor log_density_change;  // [B, K]: l(t_prior) = -integral of the trace, per trace estimate
-  int64_t nfe = 0;            // evaluations of the augmented dynamics for this batch (adaptive: the most
-                              // any one sample needed)
+  torch::Tensor x_prior;  // [B, D]: the state at t_prior
+  torch::Tensor
+      log_density_change;  // [B, K]: l(t_prior) = -integral of the trace, per trace estimate
+  int64_t nfe = 0;  // evaluations of the augmented dynamics for this batch (adaptive: the most
+                    // any one sample needed)
 };
 
-// x_data: [B, D] in the field's dtype; probes as drawn by `trace` for these B samples; labels: [B] int64
-// for a conditional model. An adaptive solver steps each sample apart; the first sample that fails throws
-// IntegrationFailure.
+// x_data: [B, D] in the field's dtype; probes as drawn by `trace` for these B samples; labels: [B]
+// int64 for a conditional model. An adaptive solver steps each sample apart; the first sample that
+// fails throws IntegrationError (flowlik/error.h).
 FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
                                 const torch::Tensor& x_data, const torch::Tensor& probes,
                                 const SolverSpec& spec, const torch::Tensor& labels = {});
+
+// log p0(x0) under the field's prior (its contract's scale; shared/MATH.md section 5): [B] float64
+// on the CPU.
+torch::Tensor prior_log_density(const VelocityField& field, const torch::Tensor& x_prior);
+// The model's log-density at the solve's data points, log p1(x1) = log p0(x0) + l(t_prior), per
+// trace estimate: [B, K] float64 on the CPU.
+torch::Tensor model_log_density(const VelocityField& field, const FlowSolution& solution);
 
 }  // namespace flowlik

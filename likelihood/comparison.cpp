@@ -1,14 +1,13 @@
 #include "likelihood/comparison.h"
 
-#include <boost/math/distributions/students_t.hpp>
-#include <cmath>
-
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <boost/math/distributions/students_t.hpp>
+#include <cmath>
 #include <vector>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 
 namespace flowlik {
 
@@ -29,7 +28,8 @@ PairedDifference paired_difference(std::span<const SampleResult> a, std::span<co
       double mean = 0.0;
       for (size_t k = 0; k < da.size(); ++k) mean += (db[k] - da[k]) / m;
       double squares = 0.0;
-      for (size_t k = 0; k < da.size(); ++k) squares += (db[k] - da[k] - mean) * (db[k] - da[k] - mean);
+      for (size_t k = 0; k < da.size(); ++k)
+        squares += (db[k] - da[k] - mean) * (db[k] - da[k] - mean);
       dequant_var += squares / (m - 1.0) / m;
     } else {
       dequant_var = NAN;
@@ -38,8 +38,8 @@ PairedDifference paired_difference(std::span<const SampleResult> a, std::span<co
                      b[i].estimator_std_error * b[i].estimator_std_error;  // NaN propagates
   }
   if (ll.empty()) {
-    throw Error(ExitCode::kAllFailed,
-                fmt::format("no sample was scored by both model {} and model {}", a_index, b_index));
+    throw NoSampleScored(
+        fmt::format("no sample was scored by both model {} and model {}", a_index, b_index));
   }
   PairedDifference d{a_index, b_index, estimate_mean(ll), estimate_mean(bpd), bpd};
   const double n = static_cast<double>(ll.size());
@@ -55,8 +55,8 @@ PairedDifference paired_difference(std::span<const SampleResult> a, std::span<co
   d.estimator_std_error_bpd_upper = std::sqrt(estimator_var) / n * to_bpd;
   if (std::isfinite(d.bpd_diff.std_error)) {
     const auto known = [](double v) { return std::isfinite(v) ? v * v : 0.0; };
-    d.data_std_error_bpd = std::sqrt(std::max(0.0, d.bpd_diff.std_error * d.bpd_diff.std_error -
-                                                       known(d.dequant_std_error_bpd)));
+    d.data_std_error_bpd = std::sqrt(std::max(
+        0.0, d.bpd_diff.std_error * d.bpd_diff.std_error - known(d.dequant_std_error_bpd)));
   }
   return d;
 }
@@ -68,7 +68,8 @@ MeanEstimate unpaired_difference(const MeanEstimate& now, const MeanEstimate& ba
   d.count = now.count;
   d.mean = now.mean - base.mean;
   d.std_error = std::hypot(a, b);
-  double quantile = 1.959963984540054;  // the normal limit, when no degrees of freedom can be estimated
+  double quantile =
+      1.959963984540054;  // the normal limit, when no degrees of freedom can be estimated
   const double a2 = a * a;
   const double b2 = b * b;
   const double denominator = (now.count > 1 ? a2 * a2 / static_cast<double>(now.count - 1) : 0.0) +
@@ -86,7 +87,8 @@ MeanEstimate unpaired_difference(const MeanEstimate& now, const MeanEstimate& ba
 GateRule parse_gate_rule(const std::string& name) {
   if (name == "mean") return GateRule::kMean;
   if (name == "significant") return GateRule::kSignificant;
-  throw UsageError(fmt::format("--gate-rule: unknown rule '{}' (valid: mean, significant)", name));
+  throw InvalidArgument("gate_rule",
+                        fmt::format("unknown rule '{}' (valid: mean, significant)", name));
 }
 
 std::string to_string(GateRule rule) { return rule == GateRule::kMean ? "mean" : "significant"; }
@@ -100,9 +102,11 @@ GateResult gate_regression(std::string name, const MeanEstimate& regression, dou
   g.ci_low = regression.ci_low;
   g.threshold = threshold;
   g.rule = rule;
-  g.passed = rule == GateRule::kMean ? regression.mean <= threshold : !(regression.ci_low > threshold);
+  g.passed =
+      rule == GateRule::kMean ? regression.mean <= threshold : !(regression.ci_low > threshold);
   g.message = fmt::format(
-      "{}: {} bpd regression {:+.4f} +- {:.4f} (95% lower bound {:+.4f}) against a limit of {:.4f} ({} rule)",
+      "{}: {} bpd regression {:+.4f} +- {:.4f} (95% lower bound {:+.4f}) against a limit of {:.4f} "
+      "({} rule)",
       g.name, g.passed ? "passed," : "FAILED,", g.regression, g.std_error, g.ci_low, threshold,
       to_string(rule));
   return g;

@@ -1,17 +1,18 @@
 // The model contract: how an exported network's inputs and output relate to the flow velocity that
-// flowlik integrates (issue 4; shared/MATH.md sections 1, 4, 5). Declared once in a manifest (embedded in the
-// TorchScript file as `flowlik.json`, or beside it as MODEL.pt.json), every field overridable by an option,
-// and every field's origin recorded for the report.
+// flowlik integrates (issue 4; shared/MATH.md sections 1, 4, 5). Declared once in a manifest
+// (embedded in the TorchScript file as `flowlik.json`, or beside it as MODEL.pt.json), every field
+// overridable by an option, and every field's origin recorded for the report.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "flowlik/options.h"
 #include "likelihood/schedule.h"
 
 namespace flowlik {
@@ -38,9 +39,10 @@ struct Contract {
   std::optional<std::vector<int64_t>> shape;
   std::optional<int64_t> data_levels;
   std::optional<std::string> data_scale;
-  bool conditional = false;  // forward takes a third argument, the class label y: scores log p(x | y)
-  // Field name -> where its value came from: "manifest (embedded)", "manifest (FILE)", "option --NAME",
-  // "default".
+  bool conditional =
+      false;  // forward takes a third argument, the class label y: scores log p(x | y)
+  // Field name -> where its value came from: "manifest (embedded)", "manifest (FILE)", "option
+  // --NAME", "default".
   std::map<std::string, std::string> sources;
 
   // The integration interval in flow time: from the data end to the prior end.
@@ -48,21 +50,12 @@ struct Contract {
   double t_prior() const { return time == TimeConvention::kFlow ? time_lo : 1.0 - time_hi; }
 };
 
-// Values given on the command line, as text, each overriding the manifest's field of the same name.
-struct ContractOptions {
-  std::optional<std::string> signature;         // --signature "(x, t)" | "(t, x)"
-  std::optional<std::string> time_input;        // --time-input vector | scalar
-  std::optional<std::string> time;              // --time flow | diffusion
-  std::optional<std::string> parameterization;  // --parameterization velocity | data | noise | score | v
-  std::optional<std::string> schedule;          // --schedule linear[:SIGMA_MIN] | vp[:B0,B1] | cosine | ve:S0,S1
-  std::optional<std::string> time_range;        // --time-range LO,HI
-  std::optional<std::string> prior;             // --prior standard | normal:SCALE
-  std::optional<std::string> conditioning;      // --conditioning none | label
-};
+// Overrides of the manifest, field by field (flowlik/options.h).
+using ContractOptions = ContractOverrides;
 
-// `manifest` may be null (no manifest); `manifest_source` names it for messages and the report. Throws
-// ModelError for a malformed manifest field (naming it and the manifest), UsageError for a bad option, and
-// either (naming the field) for a missing or contradictory contract.
+// `manifest` may be null (no manifest); `manifest_source` names it for messages and the report.
+// Throws ModelError for a malformed manifest field (naming it and the manifest), InvalidArgument
+// for a bad override, and either (naming the field) for a missing or contradictory contract.
 Contract resolve_contract(const nlohmann::json* manifest, const std::string& manifest_source,
                           const ContractOptions& options);
 

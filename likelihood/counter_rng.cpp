@@ -1,7 +1,8 @@
 #include "likelihood/counter_rng.h"
 
-#include <Random123/boxmuller.hpp>
 #include <Random123/philox.h>
+
+#include <Random123/boxmuller.hpp>
 #include <Random123/uniform.hpp>
 
 namespace flowlik {

@@ -1,9 +1,10 @@
 // Counter-based random numbers keyed by what a number is for, not by when it was drawn.
 //
 // Every random draw in flowlik (dequantization noise, Hutchinson probes) is a pure function of
-// (seed, stream, sample index, sub-index, element index), computed with Random123's Philox-4x64. A sample's
-// noise therefore does not depend on batch size, sample order, or which process or shard scores it, and two
-// models scored with the same seed see the same noise (common random numbers, shared/MATH.md section 7).
+// (seed, stream, sample index, sub-index, element index), computed with Random123's Philox-4x64. A
+// sample's noise therefore does not depend on batch size, sample order, or which process or shard
+// scores it, and two models scored with the same seed see the same noise (common random numbers,
+// shared/MATH.md section 7).
 #pragma once
 
 #include <cstdint>

@@ -1,12 +1,12 @@
 #include "likelihood/history.h"
 
-#include <fmt/format.h>
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fmt/format.h>
 
 #include <chrono>
 #include <ctime>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 
 namespace flowlik {
 namespace {
@@ -41,17 +41,20 @@ std::string now_utc() {
 
 }  // namespace
 
-void append_history(const std::string& path, const std::string& command, const nlohmann::json& report) {
+void append_history(const std::string& path, const std::string& command,
+                    const nlohmann::json& report) {
   try {
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, kBusyTimeoutMs);
-    // WAL lets readers go on while one writer appends; the busy timeout makes concurrent writers queue.
+    // WAL lets readers go on while one writer appends; the busy timeout makes concurrent writers
+    // queue.
     db.exec("PRAGMA journal_mode=WAL");
     SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
     db.exec(kSchema);
-    SQLite::Statement insert(db,
-                             "INSERT INTO runs (time_utc, command, model_path, model_sha256, data_path, "
-                             "data_sha256, bpd_mean, bpd_stderr, log_likelihood_mean, samples_ok, "
-                             "samples_total, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    SQLite::Statement insert(
+        db,
+        "INSERT INTO runs (time_utc, command, model_path, model_sha256, data_path, "
+        "data_sha256, bpd_mean, bpd_stderr, log_likelihood_mean, samples_ok, "
+        "samples_total, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     const auto& m = report.at("metrics");
     insert.bind(1, now_utc());
     insert.bind(2, command);
@@ -80,10 +83,11 @@ std::vector<HistoryRow> read_history(const std::string& path, const std::string&
   std::vector<HistoryRow> rows;
   try {
     SQLite::Database db(path, SQLite::OPEN_READONLY, kBusyTimeoutMs);
-    SQLite::Statement query(db,
-                            "SELECT id, time_utc, command, model_path, model_sha256, data_path, data_sha256, "
-                            "bpd_mean, bpd_stderr, log_likelihood_mean, samples_ok, samples_total, report "
-                            "FROM runs ORDER BY id");
+    SQLite::Statement query(
+        db,
+        "SELECT id, time_utc, command, model_path, model_sha256, data_path, data_sha256, "
+        "bpd_mean, bpd_stderr, log_likelihood_mean, samples_ok, samples_total, report "
+        "FROM runs ORDER BY id");
     while (query.executeStep()) {
       HistoryRow r;
       r.id = query.getColumn(0).getInt64();

@@ -1,10 +1,9 @@
 // A history of results in SQLite, for nightly runs: each scored model appends one row. Writers in
-// separate processes may share a file: each append is one transaction, SQLite's locking serialises them,
-// and a writer waits (up to a timeout) for the lock rather than failing or losing its row.
+// separate processes may share a file: each append is one transaction, SQLite's locking serialises
+// them, and a writer waits (up to a timeout) for the lock rather than failing or losing its row.
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -27,10 +26,11 @@ struct HistoryRow {
 };
 
 // Appends a score report (as make_score_report writes it). Throws OutputError naming the file.
-void append_history(const std::string& path, const std::string& command, const nlohmann::json& report);
+void append_history(const std::string& path, const std::string& command,
+                    const nlohmann::json& report);
 
-// Rows in insertion order; `model_filter`, if not empty, keeps rows whose model path or sha256 matches.
-// Throws DataError naming the file.
+// Rows in insertion order; `model_filter`, if not empty, keeps rows whose model path or sha256
+// matches. Throws DataError naming the file.
 std::vector<HistoryRow> read_history(const std::string& path, const std::string& model_filter = "");
 
 }  // namespace flowlik

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 
 namespace flowlik {
 namespace {
@@ -262,10 +262,13 @@ std::string to_string(NpyDtype dtype) {
 
 size_t item_size(NpyDtype dtype) {
   switch (dtype) {
-    case NpyDtype::kUint8: return 1;
-    case NpyDtype::kFloat32: return 4;
+    case NpyDtype::kUint8:
+      return 1;
+    case NpyDtype::kFloat32:
+      return 4;
     case NpyDtype::kFloat64:
-    case NpyDtype::kInt64: return 8;
+    case NpyDtype::kInt64:
+      return 8;
   }
   return 0;
 }

@@ -2,28 +2,29 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/numeric/odeint/stepper/explicit_error_generic_rk.hpp>
 #include <boost/numeric/odeint/stepper/runge_kutta_dopri5.hpp>
 #include <boost/numeric/odeint/stepper/runge_kutta_fehlberg78.hpp>
 #include <boost/numeric/odeint/util/detail/less_with_sign.hpp>
-
-#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <vector>
 
+#include "flowlik/error.h"
 #include "likelihood/tensor_state.h"
 #include "likelihood/torch_error.h"
 
-// Odeint's generic error stepper weighs the error for the stage counts of its own tableaux (up to 6, and
-// 13); Tsitouras 5(4) has 7.
+// Odeint's generic error stepper weighs the error for the stage counts of its own tableaux (up to
+// 6, and 13); Tsitouras 5(4) has 7.
 namespace boost::numeric::odeint::detail {
 template <class Operations, class Fac, class Time>
-struct generic_rk_scale_sum_err<7, Operations, Fac, Time> : public Operations::template scale_sum7<Time> {
+struct generic_rk_scale_sum_err<7, Operations, Fac, Time>
+    : public Operations::template scale_sum7<Time> {
   generic_rk_scale_sum_err(const boost::array<Fac, 7>& a, Time dt)
-      : Operations::template scale_sum7<Time>(a[0] * dt, a[1] * dt, a[2] * dt, a[3] * dt, a[4] * dt, a[5] * dt,
-                                              a[6] * dt) {}
+      : Operations::template scale_sum7<Time>(a[0] * dt, a[1] * dt, a[2] * dt, a[3] * dt, a[4] * dt,
+                                              a[5] * dt, a[6] * dt) {}
   typedef void result_type;
 };
 }  // namespace boost::numeric::odeint::detail
@@ -37,20 +38,21 @@ using State = torch::Tensor;  // [R, D + K]: the flattened x, then K log-density
 using Algebra = odeint::vector_space_algebra;
 
 // Rows per network call come in multiples of this (the last row repeated): the matrix products of a
-// network take another path for a handful of rows (MKL's sgemm for 1 to 3 rows of an MLP, measured), and a
-// row's value must not depend on how many rows share its call.
+// network take another path for a handful of rows (MKL's sgemm for 1 to 3 rows of an MLP,
+// measured), and a row's value must not depend on how many rows share its call.
 constexpr int64_t kEvaluationBlock = 4;
 
 // Odeint's default_error_checker gives up on a step after this many rejections in a row
 // (failed_step_checker); so does a row here.
 constexpr int kMaxRejections = 500;
 
-// The raw dynamics f(t, y) = [v, tr J] of some rows, each at its own time. Rows on which the model throws
-// are found by evaluating the rows of a failed call one at a time; they get a zero derivative and a
-// failure message, and leave the solve after the step.
+// The raw dynamics f(t, y) = [v, tr J] of some rows, each at its own time. Rows on which the model
+// throws are found by evaluating the rows of a failed call one at a time; they get a zero
+// derivative and a failure message, and leave the solve after the step.
 class RowDynamics {
  public:
-  RowDynamics(const VelocityField& field, const TraceEstimator& trace) : field_(field), trace_(trace) {}
+  RowDynamics(const VelocityField& field, const TraceEstimator& trace)
+      : field_(field), trace_(trace) {}
 
   // y: [R, D + K]; t: [R] float64; probes: [K, R, D] or undefined; labels: [R] or undefined.
   // failures: one per row, set for a row the model threw on.
@@ -67,12 +69,11 @@ class RowDynamics {
       auto result = trace_.evaluate(field_, pad_rows(x, padded, 0), pad_rows(t, padded, 0),
                                     pad_rows(probes, padded, 1), pad_rows(labels, padded, 0));
       return torch::cat({result.velocity, result.trace}, 1).narrow(0, 0, rows);
-    } catch (const std::exception& e) {
+    } catch (
+        const IntegrationError& e) {  // the model threw (VelocityField); anything else is a bug
       const int64_t rows = y.size(0);
       if (rows == 1) {
-        const auto* native = dynamic_cast<const c10::Error*>(&e);
-        failures[0] = "model evaluation failed (" +
-                      summarize_torch_error(native ? native->what_without_backtrace() : e.what()) + ")";
+        failures[0] = e.what();
         return torch::zeros_like(y);
       }
       std::vector<torch::Tensor> parts;
@@ -102,8 +103,8 @@ class RowDynamics {
   const TraceEstimator& trace_;
 };
 
-// The system Odeint steps: a unit step in s of dy/ds = h f(t + s h, y), h and t per row. `raw` keeps the
-// last f evaluated, which for a first-same-as-last tableau is f at the end of the step.
+// The system Odeint steps: a unit step in s of dy/ds = h f(t + s h, y), h and t per row. `raw`
+// keeps the last f evaluated, which for a first-same-as-last tableau is f at the end of the step.
 struct RescaledSystem {
   const RowDynamics* dynamics;
   torch::Tensor t;       // [R] float64: each row's time at the start of the step
@@ -127,12 +128,14 @@ struct RescaledSystem {
 class RowStepper {
  public:
   virtual ~RowStepper() = default;
-  // A unit step of `system` from y, whose derivative there is g; writes y_new and the error estimate.
+  // A unit step of `system` from y, whose derivative there is g; writes y_new and the error
+  // estimate.
   virtual void step(const RescaledSystem& system, const State& y, const State& g, State& y_new,
                     State& err) = 0;
   // The evaluations of one step beyond the first stage's derivative, which is given.
   virtual int evaluations_per_step() const = 0;
-  // Whether the last evaluation of a step is f at the step's end (then the next step needs no new one).
+  // Whether the last evaluation of a step is f at the step's end (then the next step needs no new
+  // one).
   virtual bool first_same_as_last() const = 0;
   virtual int stepper_order() const = 0;
   virtual int error_order() const = 0;
@@ -140,7 +143,8 @@ class RowStepper {
 
 class Dopri5Stepper final : public RowStepper {
  public:
-  void step(const RescaledSystem& system, const State& y, const State& g, State& y_new, State& err) override {
+  void step(const RescaledSystem& system, const State& y, const State& g, State& y_new,
+            State& err) override {
     State g_new;
     stepper_.do_step(system, y, g, 0.0, y_new, g_new, 1.0, err);
   }
@@ -158,8 +162,12 @@ template <class Stepper>
 class GenericStepper final : public RowStepper {
  public:
   GenericStepper(Stepper stepper, bool fsal, int stepper_order, int error_order)
-      : stepper_(std::move(stepper)), fsal_(fsal), stepper_order_(stepper_order), error_order_(error_order) {}
-  void step(const RescaledSystem& system, const State& y, const State& g, State& y_new, State& err) override {
+      : stepper_(std::move(stepper)),
+        fsal_(fsal),
+        stepper_order_(stepper_order),
+        error_order_(error_order) {}
+  void step(const RescaledSystem& system, const State& y, const State& g, State& y_new,
+            State& err) override {
     stepper_.do_step(system, y, g, 0.0, y_new, 1.0, err);
   }
   int evaluations_per_step() const override { return static_cast<int>(Stepper::stage_count) - 1; }
@@ -174,7 +182,8 @@ class GenericStepper final : public RowStepper {
   int error_order_;
 };
 
-// Bogacki-Shampine 3(2), as torchdiffeq's bosh3: four evaluations, the last at the step's end (b4 = 0).
+// Bogacki-Shampine 3(2), as torchdiffeq's bosh3: four evaluations, the last at the step's end (b4 =
+// 0).
 using Bosh3 = odeint::explicit_error_generic_rk<4, 3, 3, 2, State, double, State, double, Algebra>;
 Bosh3 make_bosh3() {
   const boost::array<double, 1> a1 = {{1.0 / 2}};
@@ -182,7 +191,8 @@ Bosh3 make_bosh3() {
   const boost::array<double, 3> a3 = {{2.0 / 9, 1.0 / 3, 4.0 / 9}};
   const boost::array<double, 4> b = {{2.0 / 9, 1.0 / 3, 4.0 / 9, 0.0}};
   // Odeint's error weights are b - b_hat.
-  const boost::array<double, 4> db = {{2.0 / 9 - 7.0 / 24, 1.0 / 3 - 1.0 / 4, 4.0 / 9 - 1.0 / 3, -1.0 / 8}};
+  const boost::array<double, 4> db = {
+      {2.0 / 9 - 7.0 / 24, 1.0 / 3 - 1.0 / 4, 4.0 / 9 - 1.0 / 3, -1.0 / 8}};
   const boost::array<double, 4> c = {{0.0, 1.0 / 2, 3.0 / 4, 1.0}};
   return Bosh3(boost::fusion::make_vector(a1, a2, a3), b, db, c);
 }
@@ -192,40 +202,47 @@ Bosh3 make_bosh3() {
 using Tsit5 = odeint::explicit_error_generic_rk<7, 5, 5, 4, State, double, State, double, Algebra>;
 Tsit5 make_tsit5() {
   const boost::array<double, 1> a1 = {{0.161}};
-  const boost::array<double, 2> a2 = {{-0.008480655492356988544426874250230774675121177393430391537369234245294192976164141156943,
-                                       0.3354806554923569885444268742502307746751211773934303915373692342452941929761641411569}};
-  const boost::array<double, 3> a3 = {{2.897153057105493432130432594192938764924887287701866490314866693455023795137503079289,
-                                       -6.359448489975074843148159912383825625952700647415626703305928850207288721235210244366,
-                                       4.362295432869581411017727318190886861027813359713760212991062156752264926097707165077}};
-  const boost::array<double, 4> a4 = {{5.325864828439256604428877920840511317836476253097040101202360397727981648835607691791,
-                                       -11.74888356406282787774717033978577296188744178259862899288666928009020615663593781589,
-                                       7.495539342889836208304604784564358155658679161518186721010132816213648793440552049753,
-                                       -0.09249506636175524925650207933207191611349983406029535244034750452930469056411389539635}};
-  const boost::array<double, 5> a5 = {{5.861455442946420028659251486982647890394337666164814434818157239052507339770711679748,
-                                       -12.92096931784710929170611868178335939541780751955743459166312250439928519268343184452,
-                                       8.159367898576158643180400794539253485181918321135053305748355423955009222648673734986,
-                                       -0.07158497328140099722453054252582973869127213147363544882721139659546372402303777878835,
-                                       -0.02826905039406838290900305721271224146717633626879770007617876201276764571291579142206}};
-  const boost::array<double, 6> a6 = {{0.09646076681806522951816731316512876333711995238157997181903319145764851595234062815396,
-                                       0.01,
-                                       0.4798896504144995747752495322905965199130404621990332488332634944254542060153074523509,
-                                       1.379008574103741893192274821856872770756462643091360525934940067397245698027561293331,
-                                       -3.290069515436080679901047585711363850115683290894936158531296799594813811049925401677,
-                                       2.324710524099773982415355918398765796109060233222962411944060046314465391054716027841}};
+  const boost::array<double, 2> a2 = {
+      {-0.008480655492356988544426874250230774675121177393430391537369234245294192976164141156943,
+       0.3354806554923569885444268742502307746751211773934303915373692342452941929761641411569}};
+  const boost::array<double, 3> a3 = {
+      {2.897153057105493432130432594192938764924887287701866490314866693455023795137503079289,
+       -6.359448489975074843148159912383825625952700647415626703305928850207288721235210244366,
+       4.362295432869581411017727318190886861027813359713760212991062156752264926097707165077}};
+  const boost::array<double, 4> a4 = {
+      {5.325864828439256604428877920840511317836476253097040101202360397727981648835607691791,
+       -11.74888356406282787774717033978577296188744178259862899288666928009020615663593781589,
+       7.495539342889836208304604784564358155658679161518186721010132816213648793440552049753,
+       -0.09249506636175524925650207933207191611349983406029535244034750452930469056411389539635}};
+  const boost::array<double, 5> a5 = {
+      {5.861455442946420028659251486982647890394337666164814434818157239052507339770711679748,
+       -12.92096931784710929170611868178335939541780751955743459166312250439928519268343184452,
+       8.159367898576158643180400794539253485181918321135053305748355423955009222648673734986,
+       -0.07158497328140099722453054252582973869127213147363544882721139659546372402303777878835,
+       -0.02826905039406838290900305721271224146717633626879770007617876201276764571291579142206}};
+  const boost::array<double, 6> a6 = {
+      {0.09646076681806522951816731316512876333711995238157997181903319145764851595234062815396,
+       0.01,
+       0.4798896504144995747752495322905965199130404621990332488332634944254542060153074523509,
+       1.379008574103741893192274821856872770756462643091360525934940067397245698027561293331,
+       -3.290069515436080679901047585711363850115683290894936158531296799594813811049925401677,
+       2.324710524099773982415355918398765796109060233222962411944060046314465391054716027841}};
   const boost::array<double, 7> b = {{a6[0], a6[1], a6[2], a6[3], a6[4], a6[5], 0.0}};
   // The embedded fourth-order weights b_hat; Odeint's error weights are b - b_hat.
-  const boost::array<double, 7> b_hat = {{0.09468075576583945807478876255758922856117527357724631226139574065785592789071067303271,
-                                          0.009183565540343253096776363936645313759813746240984095238905939532922955247253608687270,
-                                          0.4877705284247615707855642599631228241516691959761363774365216240304071651579571959813,
-                                          1.234297566930478985655109673884237654035539930748192848315425833500484878378061439761,
-                                          -2.707712349983525454881109975059321670689605166938197378763992255714444407154902012702,
-                                          1.866628418170587035753719399566211498666255505244122593996591602841258328965767580089,
-                                          1.0 / 66}};
+  const boost::array<double, 7> b_hat = {
+      {0.09468075576583945807478876255758922856117527357724631226139574065785592789071067303271,
+       0.009183565540343253096776363936645313759813746240984095238905939532922955247253608687270,
+       0.4877705284247615707855642599631228241516691959761363774365216240304071651579571959813,
+       1.234297566930478985655109673884237654035539930748192848315425833500484878378061439761,
+       -2.707712349983525454881109975059321670689605166938197378763992255714444407154902012702,
+       1.866628418170587035753719399566211498666255505244122593996591602841258328965767580089,
+       1.0 / 66}};
   boost::array<double, 7> db{};
   for (size_t i = 0; i < 7; ++i) db[i] = b[i] - b_hat[i];
-  const boost::array<double, 7> c = {{0.0, 0.161, 0.327, 0.9,
-                                      0.9800255409045096857298102862870245954942137979563024768854764293221195950761080302604,
-                                      1.0, 1.0}};
+  const boost::array<double, 7> c = {
+      {0.0, 0.161, 0.327, 0.9,
+       0.9800255409045096857298102862870245954942137979563024768854764293221195950761080302604, 1.0,
+       1.0}};
   return Tsit5(boost::fusion::make_vector(a1, a2, a3, a4, a5, a6), b, db, c);
 }
 
@@ -233,18 +250,23 @@ using Rkf78 = odeint::runge_kutta_fehlberg78<State, double, State, double, Algeb
 
 std::unique_ptr<RowStepper> make_row_stepper(SolverKind kind) {
   switch (kind) {
-    case SolverKind::kDopri5: return std::make_unique<Dopri5Stepper>();
-    case SolverKind::kTsit5: return std::make_unique<GenericStepper<Tsit5>>(make_tsit5(), true, 5, 4);
-    case SolverKind::kBosh3: return std::make_unique<GenericStepper<Bosh3>>(make_bosh3(), true, 3, 2);
-    case SolverKind::kRkf78: return std::make_unique<GenericStepper<Rkf78>>(Rkf78(), false, 8, 7);
-    default: break;
+    case SolverKind::kDopri5:
+      return std::make_unique<Dopri5Stepper>();
+    case SolverKind::kTsit5:
+      return std::make_unique<GenericStepper<Tsit5>>(make_tsit5(), true, 5, 4);
+    case SolverKind::kBosh3:
+      return std::make_unique<GenericStepper<Bosh3>>(make_bosh3(), true, 3, 2);
+    case SolverKind::kRkf78:
+      return std::make_unique<GenericStepper<Rkf78>>(Rkf78(), false, 8, 7);
+    default:
+      break;
   }
   throw std::logic_error("solve_rows: " + to_string(kind) + " is not an adaptive solver");
 }
 
-// Odeint's default_step_adjuster, per row: shrink a rejected step by 0.9 err^(-1/(q-1)) but to no less
-// than a fifth (q: the error estimate's order); grow an accepted one with err < 0.5 by 0.9 err^(-1/p), at
-// most 4.5 times (p: the stepper's order).
+// Odeint's default_step_adjuster, per row: shrink a rejected step by 0.9 err^(-1/(q-1)) but to no
+// less than a fifth (q: the error estimate's order); grow an accepted one with err < 0.5 by 0.9
+// err^(-1/p), at most 4.5 times (p: the stepper's order).
 double decreased_step(double h, double err, int error_order) {
   const double factor = std::isfinite(err) ? 0.9 * std::pow(err, -1.0 / (error_order - 1)) : 0.0;
   return h * std::max(factor, 0.2);
@@ -271,8 +293,13 @@ class ContinuousSolve {
  public:
   ContinuousSolve(const VelocityField& field, const TraceEstimator& trace, const SolverSpec& spec,
                   int64_t batch_rows, const RowFeed& feed, const RowSink& sink)
-      : field_(field), dynamics_(field, trace), spec_(spec), batch_rows_(std::max<int64_t>(batch_rows, 1)),
-        feed_(feed), sink_(sink), stepper_(make_row_stepper(spec.kind)) {}
+      : field_(field),
+        dynamics_(field, trace),
+        spec_(spec),
+        batch_rows_(std::max<int64_t>(batch_rows, 1)),
+        feed_(feed),
+        sink_(sink),
+        stepper_(make_row_stepper(spec.kind)) {}
 
   void run() {
     while (true) {
@@ -288,7 +315,9 @@ class ContinuousSolve {
   }
 
  private:
-  double end() const { return spec_.t_prior; }
+  // The interval is the model's (its contract's, in flow time), never the caller's to restate.
+  double start() const { return field_.contract().t_data(); }
+  double end() const { return field_.contract().t_prior(); }
 
   void refill() {
     if (exhausted_ || static_cast<int64_t>(rows_.size()) >= batch_rows_) return;
@@ -302,14 +331,16 @@ class ContinuousSolve {
     const auto y = torch::cat({fresh.x, torch::zeros({count, estimates}, fresh.x.options())}, 1);
     y_ = y_.defined() ? torch::cat({y_, y}, 0) : y;
     f_ = f_.defined() ? torch::cat({f_, torch::zeros_like(y)}, 0) : torch::zeros_like(y);
-    if (fresh.probes.defined()) probes_ = probes_.defined() ? torch::cat({probes_, fresh.probes}, 1) : fresh.probes;
-    if (fresh.labels.defined()) labels_ = labels_.defined() ? torch::cat({labels_, fresh.labels}, 0) : fresh.labels;
+    if (fresh.probes.defined())
+      probes_ = probes_.defined() ? torch::cat({probes_, fresh.probes}, 1) : fresh.probes;
+    if (fresh.labels.defined())
+      labels_ = labels_.defined() ? torch::cat({labels_, fresh.labels}, 0) : fresh.labels;
     // The first trial step; each row's controller grows or shrinks it from there.
-    const double first_step = (spec_.t_prior - spec_.t_data) / 100.0;
+    const double first_step = (end() - start()) / 100.0;
     for (int64_t i = 0; i < count; ++i) {
       RowState row;
       row.id = next_id_++;
-      row.t = spec_.t_data;
+      row.t = start();
       row.h = first_step;
       rows_.push_back(row);
     }
@@ -327,12 +358,14 @@ class ContinuousSolve {
     return t;
   }
 
-  torch::Tensor select_rows(const torch::Tensor& value, const std::vector<int64_t>& which, int64_t dim) const {
+  torch::Tensor select_rows(const torch::Tensor& value, const std::vector<int64_t>& which,
+                            int64_t dim) const {
     if (!value.defined()) return value;
     return value.index_select(dim, torch::tensor(which, torch::kInt64).to(value.device()));
   }
 
-  // f(t, y) for the rows that lack it (new rows; accepted rows of a tableau that is not FSAL), in one call.
+  // f(t, y) for the rows that lack it (new rows; accepted rows of a tableau that is not FSAL), in
+  // one call.
   void evaluate_missing_derivatives() {
     std::vector<int64_t> missing;
     for (size_t i = 0; i < rows_.size(); ++i) {
@@ -340,8 +373,9 @@ class ContinuousSolve {
     }
     if (!missing.empty()) {
       std::vector<std::string> failures(missing.size());
-      const auto f = dynamics_(select_rows(y_, missing, 0), times(missing), select_rows(probes_, missing, 1),
-                               select_rows(labels_, missing, 0), failures);
+      const auto f =
+          dynamics_(select_rows(y_, missing, 0), times(missing), select_rows(probes_, missing, 1),
+                    select_rows(labels_, missing, 0), failures);
       f_.index_copy_(0, torch::tensor(missing, torch::kInt64).to(f_.device()), f);
       for (size_t j = 0; j < missing.size(); ++j) {
         auto& row = rows_[missing[j]];
@@ -355,7 +389,8 @@ class ContinuousSolve {
     const auto* ok = finite.data_ptr<bool>();
     for (size_t i = 0; i < rows_.size(); ++i) {
       if (!ok[i] && rows_[i].failure.empty()) {
-        rows_[i].failure = fmt::format("the velocity or its trace is not finite at t = {}", rows_[i].t);
+        rows_[i].failure =
+            fmt::format("the velocity or its trace is not finite at t = {}", rows_[i].t);
       }
     }
   }
@@ -364,7 +399,8 @@ class ContinuousSolve {
   void check_budget() {
     for (auto& row : rows_) {
       if (row.failure.empty() && row.nfe + stepper_->evaluations_per_step() > spec_.max_nfe) {
-        row.failure = fmt::format("more than {} function evaluations (--max-nfe)", spec_.max_nfe);
+        row.failure =
+            fmt::format("more than {} function evaluations (the solve's limit)", spec_.max_nfe);
       }
     }
   }
@@ -384,12 +420,14 @@ class ContinuousSolve {
     torch::Tensor raw;
     int64_t evaluations = 0;
     const auto h_rows = h.to(y_.options()).unsqueeze(1);  // [R, 1]
-    const RescaledSystem system{&dynamics_, t0, h, h_rows, probes_, labels_, &failures, &raw, &evaluations};
+    const RescaledSystem system{&dynamics_, t0,        h,    h_rows,      probes_,
+                                labels_,    &failures, &raw, &evaluations};
     const auto g = h_rows * f_;
     State y_new;
     State err;
     stepper_->step(system, y_, g, y_new, err);
-    const auto error = step_error(spec_.norm, spec_.rtol, spec_.atol, field_.dim(), err, y_, y_new, g);
+    const auto error =
+        step_error(spec_.norm, spec_.rtol, spec_.atol, field_.dim(), err, y_, y_new, g);
     const auto* e = error.data_ptr<double>();
     auto accepted = torch::zeros({rows}, torch::kBool);
     auto* accept = accepted.data_ptr<bool>();
@@ -402,8 +440,9 @@ class ContinuousSolve {
       if (!(e[i] <= 1.0)) {
         row.h = decreased_step(row.h, e[i], stepper_->error_order());
         if (++row.rejections >= kMaxRejections) {
-          row.failure = fmt::format("step size control failed at t = {}: {} steps rejected in a row", row.t,
-                                    kMaxRejections);
+          row.failure =
+              fmt::format("step size control failed at t = {}: {} steps rejected in a row", row.t,
+                          kMaxRejections);
         }
         continue;
       }
@@ -478,28 +517,31 @@ torch::Tensor rms(const torch::Tensor& v, int64_t first, int64_t count) {
 
 }  // namespace
 
-torch::Tensor step_error(ErrorNorm norm, double rtol, double atol, int64_t dim, const torch::Tensor& err,
-                         const torch::Tensor& y_old, const torch::Tensor& y_new, const torch::Tensor& g_old) {
+torch::Tensor step_error(ErrorNorm norm, double rtol, double atol, int64_t dim,
+                         const torch::Tensor& err, const torch::Tensor& y_old,
+                         const torch::Tensor& y_new, const torch::Tensor& g_old) {
   const auto e = err.to(torch::kFloat64).abs();
   const auto y0 = y_old.to(torch::kFloat64).abs();
   torch::Tensor result;
   switch (norm) {
     case ErrorNorm::kMax: {
-      // Odeint's default_error_checker: |err| / (atol + rtol (|y| + |h f(t, y)|)), the largest component.
+      // Odeint's default_error_checker: |err| / (atol + rtol (|y| + |h f(t, y)|)), the largest
+      // component.
       const auto scale = atol + rtol * (y0 + g_old.to(torch::kFloat64).abs());
       result = (e / scale).amax(1);
       break;
     }
     case ErrorNorm::kRms:
     case ErrorNorm::kMixed: {
-      // torchdiffeq's tolerance, atol + rtol max(|y0|, |y1|), and a root mean square over the row (rms) or
-      // over x and over the log-density columns apart, the larger of the two (mixed: torchdiffeq's norm of
-      // the tuple (x, log p) that flow_matching integrates).
+      // torchdiffeq's tolerance, atol + rtol max(|y0|, |y1|), and a root mean square over the row
+      // (rms) or over x and over the log-density columns apart, the larger of the two (mixed:
+      // torchdiffeq's norm of the tuple (x, log p) that flow_matching integrates).
       const auto scale = atol + rtol * torch::maximum(y0, y_new.to(torch::kFloat64).abs());
       const auto ratio = e / scale;
       const int64_t columns = ratio.size(1);
-      result = norm == ErrorNorm::kRms ? rms(ratio, 0, columns)
-                                       : torch::maximum(rms(ratio, 0, dim), rms(ratio, dim, columns - dim));
+      result = norm == ErrorNorm::kRms
+                   ? rms(ratio, 0, columns)
+                   : torch::maximum(rms(ratio, 0, dim), rms(ratio, dim, columns - dim));
       break;
     }
   }

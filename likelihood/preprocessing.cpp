@@ -5,8 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "flowlik/error.h"
 #include "likelihood/counter_rng.h"
-#include "likelihood/error.h"
 #include "likelihood/text_number.h"
 
 namespace flowlik {
@@ -24,22 +24,26 @@ void parse_scale(const std::string& text, Preprocessing& out) {
       const std::string number = text.substr(6);
       const auto lambda = parse_finite_double(number);
       if (!lambda || !(*lambda >= 0.0 && *lambda < 0.5)) {
-        throw UsageError(fmt::format(
-            "--scale: logit lambda must be a number in [0, 0.5), got '{}'", number));
+        throw InvalidArgument(
+            "scale", fmt::format("logit lambda must be a number in [0, 0.5), got '{}'", number));
       }
       out.logit_lambda = *lambda;
     }
   } else {
-    throw UsageError(fmt::format(
-        "--scale: unknown map '{}' (valid: unit, centered, logit, logit:LAMBDA)", text));
+    throw InvalidArgument(
+        "scale",
+        fmt::format("unknown map '{}' (valid: unit, centered, logit, logit:LAMBDA)", text));
   }
 }
 
 std::string describe_scale(const Preprocessing& pre) {
   switch (pre.scale) {
-    case ScaleMap::kUnit: return "unit";
-    case ScaleMap::kCentered: return "centered";
-    case ScaleMap::kLogit: return fmt::format("logit:{}", pre.logit_lambda);
+    case ScaleMap::kUnit:
+      return "unit";
+    case ScaleMap::kCentered:
+      return "centered";
+    case ScaleMap::kLogit:
+      return fmt::format("logit:{}", pre.logit_lambda);
   }
   return "unknown";
 }
@@ -54,7 +58,8 @@ ModelInput to_model_space(const torch::Tensor& values, std::span<const int64_t> 
   auto* data = noise.data_ptr<double>();
   for (int64_t b = 0; b < batch; ++b) {
     const auto draw = draws.empty() ? 0 : static_cast<uint64_t>(draws[b]);
-    const RandomKey key{pre.seed, RandomStream::kDequantization, static_cast<uint64_t>(samples[b]), draw};
+    const RandomKey key{pre.seed, RandomStream::kDequantization, static_cast<uint64_t>(samples[b]),
+                        draw};
     fill_uniform(key, std::span<double>(data + b * dim, static_cast<size_t>(dim)));
   }
   const auto x01 = (values + noise) / static_cast<double>(pre.levels);  // [B, D] in [0, 1)
@@ -67,8 +72,7 @@ ModelInput to_model_space(const torch::Tensor& values, std::span<const int64_t> 
       const double lambda = pre.logit_lambda;
       const auto s = lambda + (1.0 - 2.0 * lambda) * x01;
       const auto y = torch::log(s) - torch::log1p(-s);
-      const auto log_det =
-          (std::log1p(-2.0 * lambda) - torch::log(s) - torch::log1p(-s)).sum(1);
+      const auto log_det = (std::log1p(-2.0 * lambda) - torch::log(s) - torch::log1p(-s)).sum(1);
       return {y, log_det};
     }
   }

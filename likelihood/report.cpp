@@ -7,7 +7,6 @@
 namespace flowlik {
 namespace {
 
-
 nlohmann::json mean_json(const MeanEstimate& m) {
   return {{"mean", number_or_null(m.mean)},
           {"stderr", number_or_null(m.std_error)},
@@ -22,20 +21,24 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
     return {{"kind", "continuous"},
             {"description", "float data scored as given; bpd = -log p / (D ln 2)"}};
   }
-  return {{"kind", "discrete"},
-          {"levels", pre.levels},
-          {"dequantization", "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample, draw)"},
-          {"draws", pre.draws},
-          {"bound", pre.draws > 1 ? "importance-weighted over M draws: log P(k) >= logmeanexp_m [log p_model(y_m) + "
-                                    "log|det dy/dx01|_m] - D ln K (shared/MATH.md section 6)"
-                                  : "one draw: log P(k) >= log p_model(y) + log|det dy/dx01| - D ln K"},
-          {"scale", describe_scale(pre)},
-          {"sources", {{"levels", pre.levels_source}, {"scale", pre.scale_source}}},
-          {"seed", pre.seed},
-          {"log_offset_nats", data_log_offset(pre, dim)},
-          {"description",
-           "log_likelihood = log p_model(y) + log|det dy/dx01| - D ln K (a lower bound on log P(k)); "
-           "bpd = -log_likelihood / (D ln 2)"}};
+  return {
+      {"kind", "discrete"},
+      {"levels", pre.levels},
+      {"dequantization",
+       "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample, draw)"},
+      {"draws", pre.draws},
+      {"bound",
+       pre.draws > 1
+           ? "importance-weighted over M draws: log P(k) >= logmeanexp_m [log p_model(y_m) + "
+             "log|det dy/dx01|_m] - D ln K (shared/MATH.md section 6)"
+           : "one draw: log P(k) >= log p_model(y) + log|det dy/dx01| - D ln K"},
+      {"scale", describe_scale(pre)},
+      {"sources", {{"levels", pre.levels_source}, {"scale", pre.scale_source}}},
+      {"seed", pre.seed},
+      {"log_offset_nats", data_log_offset(pre, dim)},
+      {"description",
+       "log_likelihood = log p_model(y) + log|det dy/dx01| - D ln K (a lower bound on log P(k)); "
+       "bpd = -log_likelihood / (D ln 2)"}};
 }
 
 nlohmann::json number_or_null(double value) {
@@ -67,18 +70,24 @@ nlohmann::json metrics_json(const ScoreSummary& s) {
       {"log_likelihood", mean_json(s.log_likelihood)},
       {"bpd", mean_json(s.bpd)},
       {"stderr_by_source",
-       {{"log_likelihood", sources(s.log_likelihood.std_error, s.data_std_error_log_likelihood,
-                                   s.dequant_std_error_log_likelihood, s.estimator_std_error_log_likelihood)},
-        {"bpd", sources(s.bpd.std_error, s.data_std_error_bpd, s.dequant_std_error_bpd, s.estimator_std_error_bpd)},
+       {{"log_likelihood",
+         sources(s.log_likelihood.std_error, s.data_std_error_log_likelihood,
+                 s.dequant_std_error_log_likelihood, s.estimator_std_error_log_likelihood)},
+        {"bpd", sources(s.bpd.std_error, s.data_std_error_bpd, s.dequant_std_error_bpd,
+                        s.estimator_std_error_bpd)},
         {"how",
          {{"total", "sd of the per-sample values / sqrt(n)"},
           {"dequantization",
-           "per sample, the variance between its M >= 2 draws (less the probes' share), times sum_m w_m^2 with "
-           "w the logmeanexp weights (delta method); sqrt(sum over samples) / n; null with one draw"},
+           "per sample, the variance between its M >= 2 draws (less the probes' share), times "
+           "sum_m w_m^2 with "
+           "w the logmeanexp weights (delta method); sqrt(sum over samples) / n; null with one "
+           "draw"},
           {"estimator",
-           "per sample, the variance between its K >= 2 Hutchinson probes / K, weighted as above; sqrt(sum) / n; "
+           "per sample, the variance between its K >= 2 Hutchinson probes / K, weighted as above; "
+           "sqrt(sum) / n; "
            "null for the exact trace or one probe"},
-          {"data", "sqrt(total^2 - dequantization^2 - estimator^2), an unestimated part counting as 0"}}}}},
+          {"data",
+           "sqrt(total^2 - dequantization^2 - estimator^2), an unestimated part counting as 0"}}}}},
       {"estimator_stderr",
        {{"log_likelihood", number_or_null(s.estimator_std_error_log_likelihood)},
         {"bpd", number_or_null(s.estimator_std_error_bpd)}}},
@@ -106,7 +115,8 @@ nlohmann::json make_score_report(const ScoreRun& run) {
         {"shape", data.sample_shape},
         {"N", data.size},
         {"D", data.dim},
-        {"labels", data.labels_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(data.labels_path)}}},
+        {"labels",
+         data.labels_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(data.labels_path)}}},
       {"preprocessing", preprocessing_json(*run.preprocessing, data.dim)},
       {"options", run.options},
       {"samples", samples_json(s)},

@@ -6,7 +6,7 @@
 #include <numbers>
 #include <vector>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 #include "likelihood/text_number.h"
 
 namespace flowlik {
@@ -60,7 +60,8 @@ std::vector<double> parse_numbers(const std::string& text, const std::string& op
   std::vector<double> out;
   for (const auto& item : split_on_commas(text)) {
     const auto value = parse_finite_double(item);
-    if (!value) throw UsageError(fmt::format("{}: '{}' is not a number (expected {})", option, item, form));
+    if (!value)
+      throw InvalidArgument(option, fmt::format("'{}' is not a number (expected {})", item, form));
     out.push_back(*value);
   }
   return out;
@@ -77,7 +78,8 @@ Schedule parse_schedule(const std::string& text, const std::string& option) {
     if (rest.empty()) return std::vector<double>{};
     auto v = parse_numbers(rest, option, form);
     if (v.size() != count) {
-      throw UsageError(fmt::format("{}: '{}' takes {} parameter(s): {}", option, text, count, form));
+      throw InvalidArgument(option,
+                            fmt::format("'{}' takes {} parameter(s): {}", text, count, form));
     }
     return v;
   };
@@ -85,7 +87,8 @@ Schedule parse_schedule(const std::string& text, const std::string& option) {
     s.kind = ScheduleKind::kLinear;
     if (const auto v = numbers(1, "linear:SIGMA_MIN"); !v.empty()) s.sigma_min = v[0];
     if (!(s.sigma_min >= 0 && s.sigma_min < 1)) {
-      throw UsageError(fmt::format("{}: linear sigma_min must be in [0, 1), got {}", option, s.sigma_min));
+      throw InvalidArgument(option,
+                            fmt::format("linear sigma_min must be in [0, 1), got {}", s.sigma_min));
     }
   } else if (name == "vp") {
     s.kind = ScheduleKind::kVp;
@@ -94,39 +97,45 @@ Schedule parse_schedule(const std::string& text, const std::string& option) {
       s.beta_max = v[1];
     }
     if (!(s.beta_min > 0 && s.beta_max > s.beta_min)) {
-      throw UsageError(fmt::format("{}: vp needs 0 < beta_min < beta_max, got {}, {}", option,
-                                   s.beta_min, s.beta_max));
+      throw InvalidArgument(option, fmt::format("vp needs 0 < beta_min < beta_max, got {}, {}",
+                                                s.beta_min, s.beta_max));
     }
   } else if (name == "cosine") {
     s.kind = ScheduleKind::kCosine;
     if (const auto v = numbers(1, "cosine:OFFSET"); !v.empty()) s.cosine_offset = v[0];
     if (!(s.cosine_offset > 0)) {
-      throw UsageError(fmt::format("{}: cosine offset must be positive, got {}", option, s.cosine_offset));
+      throw InvalidArgument(option,
+                            fmt::format("cosine offset must be positive, got {}", s.cosine_offset));
     }
   } else if (name == "ve") {
     s.kind = ScheduleKind::kVe;
     const auto v = numbers(2, "ve:SIGMA_MIN,SIGMA_MAX");
     if (v.empty()) {
-      throw UsageError(fmt::format("{}: ve needs its range, ve:SIGMA_MIN,SIGMA_MAX", option));
+      throw InvalidArgument(option, "ve needs its range, ve:SIGMA_MIN,SIGMA_MAX");
     }
     s.sigma_min = v[0];
     s.sigma_max = v[1];
     if (!(s.sigma_min > 0 && s.sigma_max > s.sigma_min)) {
-      throw UsageError(fmt::format("{}: ve needs 0 < sigma_min < sigma_max, got {}, {}", option,
-                                   s.sigma_min, s.sigma_max));
+      throw InvalidArgument(option, fmt::format("ve needs 0 < sigma_min < sigma_max, got {}, {}",
+                                                s.sigma_min, s.sigma_max));
     }
   } else {
-    throw UsageError(fmt::format("{}: unknown schedule '{}' (valid: linear, vp, cosine, ve)", option, name));
+    throw InvalidArgument(
+        option, fmt::format("unknown schedule '{}' (valid: linear, vp, cosine, ve)", name));
   }
   return s;
 }
 
 std::string describe_schedule(const Schedule& s) {
   switch (s.kind) {
-    case ScheduleKind::kLinear: return fmt::format("linear:{}", s.sigma_min);
-    case ScheduleKind::kVp: return fmt::format("vp:{},{}", s.beta_min, s.beta_max);
-    case ScheduleKind::kCosine: return fmt::format("cosine:{}", s.cosine_offset);
-    case ScheduleKind::kVe: return fmt::format("ve:{},{}", s.sigma_min, s.sigma_max);
+    case ScheduleKind::kLinear:
+      return fmt::format("linear:{}", s.sigma_min);
+    case ScheduleKind::kVp:
+      return fmt::format("vp:{},{}", s.beta_min, s.beta_max);
+    case ScheduleKind::kCosine:
+      return fmt::format("cosine:{}", s.cosine_offset);
+    case ScheduleKind::kVe:
+      return fmt::format("ve:{},{}", s.sigma_min, s.sigma_max);
   }
   return "unknown";
 }

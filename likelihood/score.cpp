@@ -8,7 +8,7 @@
 #include <map>
 #include <vector>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 #include "likelihood/per_sample_solver.h"
 #include "likelihood/prior.h"
 
@@ -18,17 +18,17 @@ namespace {
 class BatchScorer {
  public:
   BatchScorer(const VelocityField& field, const TraceEstimator& trace, const Dataset& data,
-              const Preprocessing& pre, const ScoreOptions& options, const SampleSink& sink)
+              const Preprocessing& pre, const ScoreSpec& options, const SampleSink& sink)
       : field_(field), trace_(trace), data_(data), pre_(pre), options_(options), sink_(sink) {}
 
-  // An adaptive solve: every row (sample b under draw m) has its own steps, and rows stream through a batch
-  // of options.batch_size rows (continuous batching). Samples are passed to the sink in the order of
-  // `indices`, each once all its draws have finished.
+  // An adaptive solve: every row (sample b under draw m) has its own steps, and rows stream through
+  // a batch of options.batch_size rows (continuous batching). Samples are passed to the sink in the
+  // order of `indices`, each once all its draws have finished.
   void score_per_sample(std::span<const int64_t> indices) {
     const int64_t draws = std::max<int64_t>(pre_.draws, 1);
     const auto total_rows = static_cast<int64_t>(indices.size()) * draws;
     int64_t fed = 0;
-    std::map<int64_t, double> log_dets;  // per row fed and not yet emitted
+    std::map<int64_t, double> log_dets;                    // per row fed and not yet emitted
     std::map<int64_t, std::vector<RowSolution>> finished;  // per sample position, its finished rows
     size_t next_to_emit = 0;
     const RowFeed feed = [&](int64_t max_rows) {
@@ -76,9 +76,9 @@ class BatchScorer {
     const auto [input, probes, labels] = prepare(row_samples, row_draws);
     FlowSolution solution;
     try {
-      solution =
-          integrate_to_prior(field_, trace_, input.y.to(field_.options()), probes, options_.solver, labels);
-    } catch (const IntegrationFailure& failure) {
+      solution = integrate_to_prior(field_, trace_, input.y.to(field_.options()), probes,
+                                    options_.solver, labels);
+    } catch (const IntegrationError& failure) {
       if (batch.size() > 1) {
         for (size_t i = 0; i < batch.size(); ++i) score(batch.subspan(i, 1), spent + failure.nfe());
         return;
@@ -102,14 +102,16 @@ class BatchScorer {
     torch::Tensor labels;
   };
 
-  // The model-space inputs, probes and labels of these rows (sample, draw), each keyed by its own sample
-  // and draw so that it is the same in any batch.
-  PreparedRows prepare(const std::vector<int64_t>& row_samples, const std::vector<int64_t>& row_draws) const {
+  // The model-space inputs, probes and labels of these rows (sample, draw), each keyed by its own
+  // sample and draw so that it is the same in any batch.
+  PreparedRows prepare(const std::vector<int64_t>& row_samples,
+                       const std::vector<int64_t>& row_draws) const {
     const auto index = torch::tensor(row_samples);
     auto input = to_model_space(data_.values.index_select(0, index), row_samples, pre_, row_draws);
     auto probes = trace_.draw_probes(row_samples, data_.dim, field_.options(), row_draws);
-    auto labels = data_.labels.defined() ? data_.labels.index_select(0, index).to(field_.options().device())
-                                         : torch::Tensor();
+    auto labels = data_.labels.defined()
+                      ? data_.labels.index_select(0, index).to(field_.options().device())
+                      : torch::Tensor();
     return {std::move(input), std::move(probes), std::move(labels)};
   }
 
@@ -145,13 +147,13 @@ class BatchScorer {
   }
 
   // Rows are b * M + m (see score). Per draw, the K trace estimates give K model log-likelihoods
-  // (shared/MATH.md section 2); per sample the M draws combine as logmeanexp, the importance-weighted
-  // bound of shared/MATH.md section 6 (M = 1: the single draw's value).
+  // (shared/MATH.md section 2); per sample the M draws combine as logmeanexp, the
+  // importance-weighted bound of shared/MATH.md section 6 (M = 1: the single draw's value).
   void emit(std::span<const int64_t> batch, int64_t draws, const ModelInput& input,
             const FlowSolution& solution) {
     const int64_t rows = static_cast<int64_t>(batch.size()) * draws;
     // [R] and [R, K], on the CPU.
-    const auto prior = normal_log_density(solution.x_prior, field_.contract().prior_scale).cpu();
+    const auto prior = prior_log_density(field_, solution.x_prior);
     const auto estimates =
         prior.unsqueeze(1) + solution.log_density_change.to(torch::kCPU, torch::kFloat64);
     const int64_t probes = estimates.size(1);
@@ -160,16 +162,20 @@ class BatchScorer {
     const auto probe_var = probes >= 2 ? estimates.var(1) / static_cast<double>(probes)
                                        : torch::full_like(model_ll, NAN);
     const double offset = data_log_offset(pre_, data_.dim);
-    const auto draw_ll = (model_ll + input.log_det.to(torch::kFloat64) - offset).view({-1, draws});  // [B, M]
-    const auto combined = torch::logsumexp(draw_ll, 1) - std::log(static_cast<double>(draws));      // [B]
-    // Delta method for logmeanexp: L ~ sum_m w_m l_m with w = softmax(l), so a part of l's variance that is
-    // independent across draws reaches L as sum_m w_m^2 var(l_m).
+    const auto draw_ll =
+        (model_ll + input.log_det.to(torch::kFloat64) - offset).view({-1, draws});  // [B, M]
+    const auto combined =
+        torch::logsumexp(draw_ll, 1) - std::log(static_cast<double>(draws));  // [B]
+    // Delta method for logmeanexp: L ~ sum_m w_m l_m with w = softmax(l), so a part of l's variance
+    // that is independent across draws reaches L as sum_m w_m^2 var(l_m).
     const auto weights = torch::softmax(draw_ll, 1);
     const auto weight_squares = (weights * weights).sum(1);                               // [B]
     const auto estimator_var = (weights * weights * probe_var.view({-1, draws})).sum(1);  // [B]
-    torch::Tensor dequant_var = torch::full({static_cast<int64_t>(batch.size())}, NAN, torch::kFloat64);
+    torch::Tensor dequant_var =
+        torch::full({static_cast<int64_t>(batch.size())}, NAN, torch::kFloat64);
     if (draws >= 2) {
-      // The spread between draws holds the probes' spread too; what is left is the dequantization's.
+      // The spread between draws holds the probes' spread too; what is left is the
+      // dequantization's.
       auto between = draw_ll.var(1);
       if (probes >= 2) between = (between - probe_var.view({-1, draws}).mean(1)).clamp_min(0.0);
       dequant_var = between * weight_squares;
@@ -218,7 +224,7 @@ class BatchScorer {
   const TraceEstimator& trace_;
   const Dataset& data_;
   const Preprocessing& pre_;
-  const ScoreOptions& options_;
+  const ScoreSpec& options_;
   const SampleSink& sink_;
 };
 
@@ -226,15 +232,18 @@ class BatchScorer {
 
 std::string to_string(SampleStatus status) {
   switch (status) {
-    case SampleStatus::kOk: return "ok";
-    case SampleStatus::kFailed: return "failed";
-    case SampleStatus::kNonFinite: return "nonfinite";
+    case SampleStatus::kOk:
+      return "ok";
+    case SampleStatus::kFailed:
+      return "failed";
+    case SampleStatus::kNonFinite:
+      return "nonfinite";
   }
   return "unknown";
 }
 
 void score_dataset(const VelocityField& field, const TraceEstimator& trace, const Dataset& data,
-                   const Preprocessing& pre, const ScoreOptions& options,
+                   const Preprocessing& pre, const ScoreSpec& options,
                    std::span<const int64_t> indices, const SampleSink& sink) {
   BatchScorer scorer(field, trace, data, pre, options, sink);
   if (is_adaptive(options.solver.kind)) {
@@ -260,9 +269,9 @@ std::vector<int64_t> spread_subset(std::span<const int64_t> candidates, int64_t 
   return picked;
 }
 
-Error all_failed_error(int64_t total) {
-  return Error(ExitCode::kAllFailed,
-               fmt::format("all {} samples failed to integrate; see the per-sample status", total));
+NoSampleScored all_failed_error(int64_t total) {
+  return NoSampleScored(
+      fmt::format("all {} samples failed to integrate; see the per-sample status", total));
 }
 
 ScoreSummary summarize(std::span<const SampleResult> results, int64_t dim) {
@@ -286,7 +295,7 @@ ScoreSummary summarize_results(std::span<const SampleResult> results, int64_t di
     log_likelihoods.push_back(r.log_likelihood);
     bpds.push_back(r.bpd);
     estimator_variance += r.estimator_std_error * r.estimator_std_error;  // NaN propagates: K < 2
-    dequant_variance += r.dequant_std_error * r.dequant_std_error;  // NaN propagates: M < 2
+    dequant_variance += r.dequant_std_error * r.dequant_std_error;        // NaN propagates: M < 2
   }
   summary.ok = static_cast<int64_t>(log_likelihoods.size());
   summary.nfe_mean = nfe_sum / std::max<int64_t>(summary.total, 1);

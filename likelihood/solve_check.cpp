@@ -18,7 +18,8 @@ SolverSpec reference_solver(const SolverSpec& run) {
   return reference;
 }
 
-std::vector<int64_t> pick_check_samples(std::span<const SampleResult> results, int64_t n, uint64_t seed) {
+std::vector<int64_t> pick_check_samples(std::span<const SampleResult> results, int64_t n,
+                                        uint64_t seed) {
   std::vector<int64_t> ok;
   for (const auto& r : results) {
     if (r.status == SampleStatus::kOk) ok.push_back(r.index);
@@ -28,8 +29,9 @@ std::vector<int64_t> pick_check_samples(std::span<const SampleResult> results, i
 }
 
 SolveCheck check_solve(std::span<const SampleResult> results, std::span<const int64_t> samples,
-                       const VelocityField& reference_field, const TraceEstimator& trace, const Dataset& data,
-                       const Preprocessing& pre, const SolverSpec& reference, int64_t batch_size) {
+                       const VelocityField& reference_field, const TraceEstimator& trace,
+                       const Dataset& data, const Preprocessing& pre, const SolverSpec& reference,
+                       int64_t batch_size) {
   std::map<int64_t, const SampleResult*> run;
   for (const auto& r : results) run[r.index] = &r;
   SolveCheck check;
@@ -37,10 +39,11 @@ SolveCheck check_solve(std::span<const SampleResult> results, std::span<const in
   double abs_sum = 0.0;
   double signed_sum = 0.0;
   double max_abs = 0.0;
-  score_dataset(reference_field, trace, data, pre, ScoreOptions{reference, batch_size}, samples,
+  score_dataset(reference_field, trace, data, pre, ScoreSpec{reference, batch_size}, samples,
                 [&](const SampleResult& ref) {
                   const auto it = run.find(ref.index);
-                  if (ref.status != SampleStatus::kOk || it == run.end() || it->second->status != SampleStatus::kOk) {
+                  if (ref.status != SampleStatus::kOk || it == run.end() ||
+                      it->second->status != SampleStatus::kOk) {
                     return;
                   }
                   const double error = it->second->log_likelihood - ref.log_likelihood;

@@ -12,7 +12,8 @@ MeanEstimate estimate_mean(std::span<const double> values) {
   MeanEstimate out;
   out.count = static_cast<int64_t>(values.size());
   // Two passes: the mean first, then squared deviations from it, which loses less precision than
-  // accumulating sum and sum of squares for values far from zero (log-likelihoods in the thousands).
+  // accumulating sum and sum of squares for values far from zero (log-likelihoods in the
+  // thousands).
   double sum = 0.0;
   for (const double v : values) sum += v;
   out.mean = sum / out.count;

@@ -5,7 +5,7 @@
 
 #include <utility>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 #include "likelihood/vector_jacobian.h"
 
 namespace flowlik {

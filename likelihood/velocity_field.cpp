@@ -1,8 +1,8 @@
 #include "likelihood/velocity_field.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <caffe2/serialize/inline_container.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -10,8 +10,8 @@
 #include <fstream>
 #include <utility>
 
+#include "flowlik/error.h"
 #include "io/json_depth.h"
-#include "likelihood/error.h"
 #include "likelihood/aoti_network.h"
 #include "likelihood/schedule.h"
 #include "likelihood/torch_error.h"
@@ -24,37 +24,41 @@ constexpr const char* kManifestName = "flowlik.json";
 
 std::string first_line(const std::string& message) { return message.substr(0, message.find('\n')); }
 
-std::string shape_string(c10::IntArrayRef sizes) { return fmt::format("[{}]", fmt::join(sizes, ", ")); }
+std::string shape_string(c10::IntArrayRef sizes) {
+  return fmt::format("[{}]", fmt::join(sizes, ", "));
+}
 
-// A manifest is a few hundred bytes; these bounds keep a hostile one from exhausting the stack (nested
-// values are parsed and compared recursively) or the memory, and keep messages that quote it short.
+// A manifest is a few hundred bytes; these bounds keep a hostile one from exhausting the stack
+// (nested values are parsed and compared recursively) or the memory, and keep messages that quote
+// it short.
 constexpr size_t kMaxManifestBytes = 1 << 20;
 
 }  // namespace
 
 nlohmann::json parse_manifest(const std::string& text, const std::string& where) {
   if (text.size() > kMaxManifestBytes) {
-    throw ModelError(fmt::format("{}: manifest is {} bytes, more than the {} a manifest may have", where,
-                                 text.size(), kMaxManifestBytes));
+    throw ModelError(fmt::format("{}: manifest is {} bytes, more than the {} a manifest may have",
+                                 where, text.size(), kMaxManifestBytes));
   }
   if (json_nesting_depth(text) > kMaxJsonDepth) {
-    throw ModelError(fmt::format("{}: manifest nests arrays or objects deeper than {} levels", where,
-                                 kMaxJsonDepth));
+    throw ModelError(fmt::format("{}: manifest nests arrays or objects deeper than {} levels",
+                                 where, kMaxJsonDepth));
   }
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {  // parse errors, and numbers out of a double's range
-    throw ModelError(fmt::format("{}: manifest is not valid JSON ({})", where, first_line(e.what())));
+  } catch (
+      const nlohmann::json::exception& e) {  // parse errors, and numbers out of a double's range
+    throw ModelError(
+        fmt::format("{}: manifest is not valid JSON ({})", where, first_line(e.what())));
   }
 }
 
-
 namespace {
 
-// A model file's format, from its contents: both formats are zip archives written by PyTorch's stream
-// writer; an AOTInductor package says "pt2" in archive_format and keeps its compiled functions under
-// data/aotinductor/<name>/, an ExportedProgram saved by torch.export.save keeps models/ instead, and a
-// TorchScript module has data.pkl and code/.
+// A model file's format, from its contents: both formats are zip archives written by PyTorch's
+// stream writer; an AOTInductor package says "pt2" in archive_format and keeps its compiled
+// functions under data/aotinductor/<name>/, an ExportedProgram saved by torch.export.save keeps
+// models/ instead, and a TorchScript module has data.pkl and code/.
 enum class ModelFormat { kTorchScript, kAotiPackage };
 
 std::vector<std::string> archive_records(const std::string& path) {
@@ -62,9 +66,10 @@ std::vector<std::string> archive_records(const std::string& path) {
     caffe2::serialize::PyTorchStreamReader reader(path);
     return reader.getAllRecords();
   } catch (const c10::Error& e) {
-    throw ModelError(fmt::format("{}: cannot load as a TorchScript module or an AOTInductor package: not a "
-                                 "complete PyTorch zip archive ({})",
-                                 path, summarize_torch_error(e.what_without_backtrace())));
+    throw ModelError(
+        fmt::format("{}: cannot load as a TorchScript module or an AOTInductor package: not a "
+                    "complete PyTorch zip archive ({})",
+                    path, summarize_torch_error(e.what_without_backtrace())));
   }
 }
 
@@ -74,35 +79,43 @@ std::string read_record(const std::string& path, const std::string& name) {
   return std::string(static_cast<const char*>(data.get()), size);
 }
 
-std::unique_ptr<Network> load_aoti_package(const std::string& path, const std::vector<std::string>& records,
+std::unique_ptr<Network> load_aoti_package(const std::string& path,
+                                           const std::vector<std::string>& records,
                                            std::string& embedded_manifest) {
   AotiPackageInfo info;
   const std::string prefix = "data/aotinductor/";
   for (const auto& r : records) {
     if (!r.starts_with(prefix)) continue;
     const auto name = r.substr(prefix.size(), r.find('/', prefix.size()) - prefix.size());
-    if (!name.empty() && std::find(info.models.begin(), info.models.end(), name) == info.models.end()) {
+    if (!name.empty() &&
+        std::find(info.models.begin(), info.models.end(), name) == info.models.end()) {
       info.models.push_back(name);
     }
   }
   if (info.models.empty()) {
     const bool exported_program =
-        std::any_of(records.begin(), records.end(), [](const std::string& r) { return r.starts_with("models/"); });
+        std::any_of(records.begin(), records.end(),
+                    [](const std::string& r) { return r.starts_with("models/"); });
     throw ModelError(fmt::format(
-        "{}: {}; flowlik runs AOTInductor packages: export the model with flowlik_export.export(model, "
-        "path, contract, example_x, format=\"pt2\"), which compiles the velocity and its Jacobian products",
+        "{}: {}; flowlik runs AOTInductor packages: export the model with "
+        "flowlik_export.export(model, "
+        "path, contract, example_x, format=\"pt2\"), which compiles the velocity and its Jacobian "
+        "products",
         path,
-        exported_program ? "is a torch.export.save archive (an ExportedProgram), not an AOTInductor package"
-                         : "is a .pt2 archive with no compiled model in it"));
+        exported_program
+            ? "is a torch.export.save archive (an ExportedProgram), not an AOTInductor package"
+            : "is a .pt2 archive with no compiled model in it"));
   }
   std::sort(info.models.begin(), info.models.end());
   try {
-    info.metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, info.models.front());
+    info.metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(
+        path, info.models.front());
   } catch (const c10::Error& e) {
     throw ModelError(fmt::format("{}: cannot read the package's metadata ({})", path,
                                  summarize_torch_error(e.what_without_backtrace())));
   }
-  if (const auto it = info.metadata.find(kManifestName); it != info.metadata.end()) embedded_manifest = it->second;
+  if (const auto it = info.metadata.find(kManifestName); it != info.metadata.end())
+    embedded_manifest = it->second;
   return std::make_unique<AotiPackageNetwork>(path, std::move(info));
 }
 
@@ -112,8 +125,8 @@ std::unique_ptr<Network> load_torchscript(const std::string& path, std::string& 
   try {
     module = torch::jit::load(path, torch::kCPU, extra);
   } catch (const std::exception& e) {
-    throw ModelError(
-        fmt::format("{}: cannot load as a TorchScript module ({})", path, summarize_torch_error(e.what())));
+    throw ModelError(fmt::format("{}: cannot load as a TorchScript module ({})", path,
+                                 summarize_torch_error(e.what())));
   }
   embedded_manifest = extra[kManifestName];
   return std::make_unique<TorchScriptNetwork>(path, std::move(module));
@@ -126,19 +139,23 @@ ModelFile load_model_file(const std::string& path) {
   file.path = path;
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
-  if (!std::filesystem::exists(status)) throw ModelError(fmt::format("{}: cannot load: no such file", path));
+  if (!std::filesystem::exists(status))
+    throw ModelError(fmt::format("{}: cannot load: no such file", path));
   if (!std::filesystem::is_regular_file(status)) {
     throw ModelError(fmt::format("{}: cannot load: not a regular file", path));
   }
   const auto records = archive_records(path);
-  auto has = [&](const std::string& name) { return std::find(records.begin(), records.end(), name) != records.end(); };
+  auto has = [&](const std::string& name) {
+    return std::find(records.begin(), records.end(), name) != records.end();
+  };
   std::string embedded;
   if (has("archive_format")) {
     const auto kind = read_record(path, "archive_format");
     if (kind.rfind("pt2", 0) != 0) {
-      throw ModelError(fmt::format("{}: cannot load: an archive of format '{}', expected a TorchScript module "
-                                   "or an AOTInductor package (pt2)",
-                                   path, kind.substr(0, 40)));
+      throw ModelError(
+          fmt::format("{}: cannot load: an archive of format '{}', expected a TorchScript module "
+                      "or an AOTInductor package (pt2)",
+                      path, kind.substr(0, 40)));
     }
     file.network = load_aoti_package(path, records, embedded);
   } else {
@@ -154,8 +171,8 @@ ModelFile load_model_file(const std::string& path) {
       throw ModelError(fmt::format("{}: side manifest is not a regular file", side_path));
     }
     if (std::filesystem::file_size(side_path, ec) > kMaxManifestBytes) {
-      throw ModelError(fmt::format("{}: manifest is larger than the {} bytes a manifest may have", side_path,
-                                   kMaxManifestBytes));
+      throw ModelError(fmt::format("{}: manifest is larger than the {} bytes a manifest may have",
+                                   side_path, kMaxManifestBytes));
     }
     std::ifstream in(side_path, std::ios::binary);
     if (!in) throw ModelError(fmt::format("{}: cannot read side manifest", side_path));
@@ -179,12 +196,15 @@ ModelFile load_model_file(const std::string& path) {
 std::pair<ModelFile, Contract> load_model_with_contract(const std::string& path,
                                                         const ContractOptions& options) {
   auto file = load_model_file(path);
-  auto contract = resolve_contract(file.manifest ? &*file.manifest : nullptr, file.manifest_source, options);
+  auto contract =
+      resolve_contract(file.manifest ? &*file.manifest : nullptr, file.manifest_source, options);
   return {std::move(file), std::move(contract)};
 }
 
 VelocityField::VelocityField(ModelFile file, Contract contract, torch::TensorOptions options)
-    : path_(std::move(file.path)), network_(std::move(file.network)), contract_(std::move(contract)),
+    : path_(std::move(file.path)),
+      network_(std::move(file.network)),
+      contract_(std::move(contract)),
       options_(options) {
   CallSpec call;
   call.signature = contract_.signature;
@@ -193,7 +213,8 @@ VelocityField::VelocityField(ModelFile file, Contract contract, torch::TensorOpt
   try {
     network_->prepare(call, options_);
   } catch (const ModelError& e) {
-    throw ModelError(fmt::format("{} (conditioning from {})", e.what(), contract_.sources.at("conditioning")));
+    throw ModelError(
+        fmt::format("{} (conditioning from {})", e.what(), contract_.sources.at("conditioning")));
   }
 }
 
@@ -205,9 +226,9 @@ VelocityField VelocityField::load(const std::string& path, torch::ScalarType dty
 
 void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   if (contract_.shape && *contract_.shape != shape) {
-    throw DataError(fmt::format("{}: data have per-sample shape {}, the model's contract declares {} ({})",
-                                path_, shape_string(shape), shape_string(*contract_.shape),
-                                contract_.sources.at("shape")));
+    throw DataError(fmt::format(
+        "{}: data have per-sample shape {}, the model's contract declares {} ({})", path_,
+        shape_string(shape), shape_string(*contract_.shape), contract_.sources.at("shape")));
   }
   constexpr int64_t kProbeBatch = 2;
   shape_ = shape;
@@ -216,8 +237,9 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   network_->set_shape(shape);
   try {
     const auto x = torch::zeros({kProbeBatch, dim_}, options_);
-    const auto labels = contract_.conditional ? torch::zeros({kProbeBatch}, options_.dtype(torch::kInt64))
-                                              : torch::Tensor();
+    const auto labels = contract_.conditional
+                            ? torch::zeros({kProbeBatch}, options_.dtype(torch::kInt64))
+                            : torch::Tensor();
     network_->output(x, model_time(x, torch::full({kProbeBatch}, 0.5, torch::kFloat64)), labels);
   } catch (const ModelError&) {
     shape_.clear();
@@ -225,9 +247,9 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   } catch (const std::exception& e) {
     shape_.clear();
     const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
-    throw DataError(fmt::format("{}: forward fails on data of shape {} ({})", path_, shape_string(shape),
-                                summarize_torch_error(torch_error ? torch_error->what_without_backtrace()
-                                                                  : e.what())));
+    throw DataError(fmt::format(
+        "{}: forward fails on data of shape {} ({})", path_, shape_string(shape),
+        summarize_torch_error(torch_error ? torch_error->what_without_backtrace() : e.what())));
   }
 }
 
@@ -249,10 +271,12 @@ AffineVelocity VelocityField::affine_velocity(double t) const {
     case Parameterization::kNoise:
       return {k.alpha_dot / k.alpha, k.sigma_dot - k.sigma * k.alpha_dot / k.alpha};
     case Parameterization::kScore:
-      return {k.alpha_dot / k.alpha, k.sigma * k.sigma * k.alpha_dot / k.alpha - k.sigma * k.sigma_dot};
+      return {k.alpha_dot / k.alpha,
+              k.sigma * k.sigma * k.alpha_dot / k.alpha - k.sigma * k.sigma_dot};
     case Parameterization::kV: {
-      // v = alpha E - sigma D and x = alpha D + sigma E with alpha^2 + sigma^2 = 1 give E = sigma x + alpha v;
-      // the velocity is then the noise form's (alpha'/alpha) x + c E with c = sigma' - sigma alpha'/alpha.
+      // v = alpha E - sigma D and x = alpha D + sigma E with alpha^2 + sigma^2 = 1 give E = sigma x
+      // + alpha v; the velocity is then the noise form's (alpha'/alpha) x + c E with c = sigma' -
+      // sigma alpha'/alpha.
       const double c = k.sigma_dot - k.sigma * k.alpha_dot / k.alpha;
       return {k.alpha_dot / k.alpha + c * k.sigma, c * k.alpha};
     }
@@ -262,7 +286,8 @@ AffineVelocity VelocityField::affine_velocity(double t) const {
   return {0.0, 1.0};
 }
 
-AffineVelocityRows VelocityField::affine_velocity(const torch::Tensor& t, const torch::Tensor& x) const {
+AffineVelocityRows VelocityField::affine_velocity(const torch::Tensor& t,
+                                                  const torch::Tensor& x) const {
   const auto times = t.to(torch::kFloat64).contiguous();
   const auto rows = times.size(0);
   auto a = torch::empty({rows, 1}, torch::kFloat64);
@@ -284,17 +309,31 @@ AffineVelocityRows VelocityField::affine_velocity(const torch::Tensor& t, const 
 std::vector<torch::Tensor> VelocityField::call_by_time(
     const torch::Tensor& t, const std::vector<int64_t>& batch_dims,
     const std::function<std::vector<torch::Tensor>(const torch::Tensor& rows)>& call) const {
+  // What the network throws is the model's failure on these inputs (a TorchScript `raise`, a native
+  // op's error, an AOTInductor run failing), raised as one kind so that a solve can fail just those
+  // samples.
+  const auto guarded = [&](const torch::Tensor& rows) {
+    try {
+      return call(rows);
+    } catch (const std::exception& e) {
+      const auto* native = dynamic_cast<const c10::Error*>(&e);
+      throw IntegrationError(
+          "model evaluation failed (" +
+          summarize_torch_error(native ? native->what_without_backtrace() : e.what()) + ")");
+    }
+  };
   const auto times = t.to(torch::kFloat64);
   if (contract_.time_input == TimeInput::kVector || times.numel() == 0 ||
       (times == times[0]).all().item<bool>()) {
-    return call(torch::Tensor());
+    return guarded(torch::Tensor());
   }
-  // A scalar-time model takes one time per call: one call per distinct time, results put back in order.
+  // A scalar-time model takes one time per call: one call per distinct time, results put back in
+  // order.
   const auto distinct = std::get<0>(torch::_unique2(times, /*sorted=*/true));
   std::vector<torch::Tensor> results;
   for (int64_t i = 0; i < distinct.size(0); ++i) {
     const auto rows = (times == distinct[i]).nonzero().view({-1});
-    auto part = call(rows);
+    auto part = guarded(rows);
     if (results.empty()) {
       for (size_t j = 0; j < part.size(); ++j) {
         auto sizes = part[j].sizes().vec();
@@ -322,20 +361,20 @@ torch::Tensor VelocityField::evaluate(const torch::Tensor& x, const torch::Tenso
   const auto f = affine_velocity(t, x);
   const auto out = call_by_time(t, {0}, [&](const torch::Tensor& rows) {
     const auto xr = rows_of(x, rows);
-    return std::vector<torch::Tensor>{network_->output(xr, model_time(xr, rows_of(t, rows)), rows_of(labels, rows))};
+    return std::vector<torch::Tensor>{
+        network_->output(xr, model_time(xr, rows_of(t, rows)), rows_of(labels, rows))};
   })[0];
   return f.a_is_zero ? f.b * out : f.a * x.detach() + f.b * out;
 }
 
-std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(const torch::Tensor& x,
-                                                                        const torch::Tensor& t,
-                                                                        const torch::Tensor& probes,
-                                                                        const torch::Tensor& labels) const {
+std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(
+    const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
+    const torch::Tensor& labels) const {
   const auto f = affine_velocity(t, x);
   const auto parts = call_by_time(t, {0, 1}, [&](const torch::Tensor& rows) {
     const auto xr = rows_of(x, rows);
-    auto [out, vjp] = network_->output_and_vjp(xr, model_time(xr, rows_of(t, rows)), rows_of(probes, rows, 1),
-                                               rows_of(labels, rows));
+    auto [out, vjp] = network_->output_and_vjp(xr, model_time(xr, rows_of(t, rows)),
+                                               rows_of(probes, rows, 1), rows_of(labels, rows));
     return std::vector<torch::Tensor>{out, vjp};
   });
   const auto& out = parts[0];  // [B, D]
@@ -344,15 +383,14 @@ std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(const to
   return {f.a * x.detach() + f.b * out, f.a * probes + f.b * vjp};
 }
 
-std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(const torch::Tensor& x,
-                                                                             const torch::Tensor& t,
-                                                                             const torch::Tensor& idx,
-                                                                             const torch::Tensor& labels) const {
+std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(
+    const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
+    const torch::Tensor& labels) const {
   const auto f = affine_velocity(t, x);
   const auto parts = call_by_time(t, {0, 0}, [&](const torch::Tensor& rows) {
     const auto xr = rows_of(x, rows);
-    auto [out, diagonal] =
-        network_->output_and_diagonal(xr, model_time(xr, rows_of(t, rows)), idx, rows_of(labels, rows));
+    auto [out, diagonal] = network_->output_and_diagonal(xr, model_time(xr, rows_of(t, rows)), idx,
+                                                         rows_of(labels, rows));
     return std::vector<torch::Tensor>{out, diagonal};
   });
   const auto& out = parts[0];       // [B, D]
@@ -367,19 +405,19 @@ torch::Tensor same_time(const torch::Tensor& x, double t) {
 }
 }  // namespace
 
-torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels) const {
+torch::Tensor VelocityField::evaluate(const torch::Tensor& x, double t,
+                                      const torch::Tensor& labels) const {
   return evaluate(x, same_time(x, t), labels);
 }
 
-std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(const torch::Tensor& x, double t,
-                                                                        const torch::Tensor& probes,
-                                                                        const torch::Tensor& labels) const {
+std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(
+    const torch::Tensor& x, double t, const torch::Tensor& probes,
+    const torch::Tensor& labels) const {
   return velocity_and_vjp(x, same_time(x, t), probes, labels);
 }
 
-std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(const torch::Tensor& x, double t,
-                                                                             const torch::Tensor& idx,
-                                                                             const torch::Tensor& labels) const {
+std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(
+    const torch::Tensor& x, double t, const torch::Tensor& idx, const torch::Tensor& labels) const {
   return velocity_and_diagonal(x, same_time(x, t), idx, labels);
 }
 

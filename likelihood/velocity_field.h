@@ -1,22 +1,22 @@
 // The flow velocity v(t, x) of an exported network, whatever it predicts and whatever format it was
-// exported in (TorchScript or an AOTInductor package): the network is called as its contract says and its
-// output converted to the velocity of the probability-flow ODE in flow time (shared/MATH.md section 4).
-// Every parameterization is affine in x and in the network's output, v = a(t) x + b(t) out, so the
-// Jacobian products the trace estimators need convert in closed form: u^T J_v = a u + b u^T J_out and
-// J_v,ii = a + b J_out,ii.
+// exported in (TorchScript or an AOTInductor package): the network is called as its contract says
+// and its output converted to the velocity of the probability-flow ODE in flow time (shared/MATH.md
+// section 4). Every parameterization is affine in x and in the network's output, v = a(t) x + b(t)
+// out, so the Jacobian products the trace estimators need convert in closed form: u^T J_v = a u + b
+// u^T J_out and J_v,ii = a + b J_out,ii.
 #pragma once
 
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "estimators/jacobian_products.h"
 #include "likelihood/contract.h"
 #include "likelihood/network.h"
 
@@ -27,17 +27,18 @@ struct ModelFile {
   std::string path;
   std::unique_ptr<Network> network;
   std::optional<nlohmann::json> manifest;
-  std::string manifest_source;  // "manifest (embedded)" or "manifest (PATH.json)"; empty without one
+  std::string
+      manifest_source;  // "manifest (embedded)" or "manifest (PATH.json)"; empty without one
 };
 
-// Parses a manifest's text (at most 1 MiB, nested at most kMaxJsonDepth deep). Throws ModelError naming
-// `where`.
+// Parses a manifest's text (at most 1 MiB, nested at most kMaxJsonDepth deep). Throws ModelError
+// naming `where`.
 nlohmann::json parse_manifest(const std::string& text, const std::string& where);
 
 // Loads a model, recognising its format from the file's contents (a TorchScript archive, or an
 // AOTInductor package), and its manifest (embedded: the `flowlik.json` extra file of a TorchScript
-// module or the metadata of a package; or PATH.json beside it; both present and different is an error).
-// Throws ModelError naming the file and the fault.
+// module or the metadata of a package; or PATH.json beside it; both present and different is an
+// error). Throws ModelError naming the file and the fault.
 ModelFile load_model_file(const std::string& path);
 
 // Loads the model file and resolves its contract from the manifest and the options.
@@ -50,49 +51,54 @@ struct AffineVelocity {
   double b = 1.0;
 };
 
-// The same per row, for rows at their own flow times: a, b as [B, 1] in the states' dtype and device.
+// The same per row, for rows at their own flow times: a, b as [B, 1] in the states' dtype and
+// device.
 struct AffineVelocityRows {
   torch::Tensor a;
   torch::Tensor b;
   bool a_is_zero = true;  // every a is 0: v = b out, without touching x
 };
 
-class VelocityField {
+class VelocityField final : public JacobianProducts {
  public:
-  // Puts the network in eval mode on the device and in the dtype of `options` and checks that it can be
-  // called as the contract says. Throws ModelError naming the file.
+  // Puts the network in eval mode on the device and in the dtype of `options` and checks that it
+  // can be called as the contract says. Throws ModelError naming the file.
   VelocityField(ModelFile file, Contract contract, torch::TensorOptions options);
-  // The first contract: forward(x, t), velocity in flow time, N(0, I) prior, on the CPU. For tests and tools.
+  // The first contract: forward(x, t), velocity in flow time, N(0, I) prior, on the CPU. For tests
+  // and tools.
   static VelocityField load(const std::string& path, torch::ScalarType dtype);
 
-  // Runs one small batch of the given per-sample shape through the network and checks that it returns a
-  // floating tensor of the same shape. Fixes the shape used by evaluate(). Throws DataError when the
-  // network rejects the shape or the contract declares another, ModelError when the output breaks the
-  // contract.
+  // Runs one small batch of the given per-sample shape through the network and checks that it
+  // returns a floating tensor of the same shape. Fixes the shape used by evaluate(). Throws
+  // DataError when the network rejects the shape or the contract declares another, ModelError when
+  // the output breaks the contract.
   void bind_shape(const std::vector<int64_t>& shape);
 
-  // x: [B, D] flattened states, row b at flow time t[b] (t: [B] float64 on the CPU; every row may have its
-  // own time, as under per-sample step control); labels: [B] int64 for a conditional model, else
-  // undefined. Returns v: [B, D], detached. A scalar-time model is called once per distinct time.
+  // x: [B, D] flattened states, row b at flow time t[b] (t: [B] float64 on the CPU; every row may
+  // have its own time, as under per-sample step control); labels: [B] int64 for a conditional
+  // model, else undefined. Returns v: [B, D], detached. A scalar-time model is called once per
+  // distinct time.
   torch::Tensor evaluate(const torch::Tensor& x, const torch::Tensor& t,
                          const torch::Tensor& labels = {}) const;
   // v: [B, D] and u_k^T dv/dx for probes u: [K, B, D], as [K, B, D].
-  std::pair<torch::Tensor, torch::Tensor> velocity_and_vjp(const torch::Tensor& x, const torch::Tensor& t,
-                                                           const torch::Tensor& probes,
-                                                           const torch::Tensor& labels = {}) const;
-  // v: [B, D] and the diagonal entries dv_i/dx_i of the Jacobian for i in idx: [C] int64, as [B, C].
-  std::pair<torch::Tensor, torch::Tensor> velocity_and_diagonal(const torch::Tensor& x, const torch::Tensor& t,
-                                                                const torch::Tensor& idx,
-                                                                const torch::Tensor& labels = {}) const;
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_vjp(
+      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
+      const torch::Tensor& labels = {}) const override;
+  // v: [B, D] and the diagonal entries dv_i/dx_i of the Jacobian for i in idx: [C] int64, as [B,
+  // C].
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_diagonal(
+      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
+      const torch::Tensor& labels = {}) const override;
   // The same with every row at flow time t.
   torch::Tensor evaluate(const torch::Tensor& x, double t, const torch::Tensor& labels = {}) const;
   std::pair<torch::Tensor, torch::Tensor> velocity_and_vjp(const torch::Tensor& x, double t,
                                                            const torch::Tensor& probes,
                                                            const torch::Tensor& labels = {}) const;
-  std::pair<torch::Tensor, torch::Tensor> velocity_and_diagonal(const torch::Tensor& x, double t,
-                                                                const torch::Tensor& idx,
-                                                                const torch::Tensor& labels = {}) const;
-  // The affine map from the network's output to the velocity at flow time t (shared/MATH.md section 4).
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_diagonal(
+      const torch::Tensor& x, double t, const torch::Tensor& idx,
+      const torch::Tensor& labels = {}) const;
+  // The affine map from the network's output to the velocity at flow time t (shared/MATH.md section
+  // 4).
   AffineVelocity affine_velocity(double t) const;
   // The same for rows at flow times t: [B] float64, as [B, 1] tensors like x.
   AffineVelocityRows affine_velocity(const torch::Tensor& t, const torch::Tensor& x) const;
@@ -112,9 +118,9 @@ class VelocityField {
  private:
   // The network's time for flow times t: [B] float64, as [B] in x's dtype and device.
   torch::Tensor model_time(const torch::Tensor& x, const torch::Tensor& t) const;
-  // Calls `call(rows)` on the whole batch, or, for a scalar-time model whose rows are at different times,
-  // once per distinct time on the rows at that time, and puts the results back in row order. `call`
-  // returns tensors whose dimension `batch_dims[i]` is the batch.
+  // Calls `call(rows)` on the whole batch, or, for a scalar-time model whose rows are at different
+  // times, once per distinct time on the rows at that time, and puts the results back in row order.
+  // `call` returns tensors whose dimension `batch_dims[i]` is the batch.
   std::vector<torch::Tensor> call_by_time(
       const torch::Tensor& t, const std::vector<int64_t>& batch_dims,
       const std::function<std::vector<torch::Tensor>(const torch::Tensor& rows)>& call) const;

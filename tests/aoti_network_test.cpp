@@ -14,8 +14,8 @@
 
 #include "estimators/exact_trace.h"
 #include "estimators/hutchinson_trace.h"
+#include "flowlik/error.h"
 #include "likelihood/cnf_solver.h"
-#include "likelihood/error.h"
 #include "likelihood/prior.h"
 #include "tests/closed_form.h"
 

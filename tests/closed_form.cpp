@@ -1,9 +1,8 @@
 #include "tests/closed_form.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numbers>
 #include <stdexcept>
 
@@ -27,8 +26,8 @@ namespace {
 
 // Per component k: log w_k + log N(x; t mu_k, diag(S_k)), S_k = t^2 s_k^2 + (1 - t)^2.
 struct Components {
-  std::vector<double> log_joint;             // [K]
-  std::vector<std::vector<double>> var;      // [K][D]
+  std::vector<double> log_joint;         // [K]
+  std::vector<std::vector<double>> var;  // [K][D]
 };
 
 Components components(const MixtureParams& p, double t, std::span<const double> x) {
@@ -62,7 +61,8 @@ double mixture_log_density(const MixtureParams& p, double t, std::span<const dou
   return log_sum_exp(components(p, t, x).log_joint);
 }
 
-double path_log_density(const MixtureParams& p, double alpha, double sigma, std::span<const double> x) {
+double path_log_density(const MixtureParams& p, double alpha, double sigma,
+                        std::span<const double> x) {
   std::vector<double> log_joint;
   for (size_t k = 0; k < p.weights.size(); ++k) {
     double log_n = std::log(p.weights[k]);

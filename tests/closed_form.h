@@ -1,6 +1,6 @@
 // Closed forms of the Gaussian-mixture fields in tests/fixtures/make_fixtures.py, computed here
-// independently in double precision: the marginal velocity of the linear path, its divergence, and the
-// log-density p_t (shared/MATH.md section 4).
+// independently in double precision: the marginal velocity of the linear path, its divergence, and
+// the log-density p_t (shared/MATH.md section 4).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +31,7 @@ struct FieldValue {
 FieldValue mixture_field(const MixtureParams& p, double t, std::span<const double> x);
 double mixture_log_density(const MixtureParams& p, double t, std::span<const double> x);
 // log p_t(x) on a general Gaussian path: sum_k w_k N(x; alpha mu_k, diag(alpha^2 s_k^2 + sigma^2)).
-double path_log_density(const MixtureParams& p, double alpha, double sigma, std::span<const double> x);
+double path_log_density(const MixtureParams& p, double alpha, double sigma,
+                        std::span<const double> x);
 
 }  // namespace flowlik::test

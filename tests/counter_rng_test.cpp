@@ -1,9 +1,9 @@
+#include "likelihood/counter_rng.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
-
-#include "likelihood/counter_rng.h"
 
 namespace flowlik {
 namespace {
@@ -49,14 +49,15 @@ TEST(CounterRngTest, AFunctionOfTheKeyAlone) {
   fill_uniform({7, RandomStream::kDequantization, 3, 0}, a);
   fill_uniform({7, RandomStream::kDequantization, 3, 0}, b);
   EXPECT_EQ(a, b);
-  // A shorter draw is a prefix of a longer one: a sample's noise does not depend on how much is drawn.
+  // A shorter draw is a prefix of a longer one: a sample's noise does not depend on how much is
+  // drawn.
   fill_uniform({7, RandomStream::kDequantization, 3, 0}, prefix);
   EXPECT_EQ(std::vector<double>(a.begin(), a.begin() + 3), prefix);
   // Each part of the key changes the numbers.
-  for (const RandomKey other : {RandomKey{8, RandomStream::kDequantization, 3, 0},
-                                RandomKey{7, RandomStream::kProbe, 3, 0},
-                                RandomKey{7, RandomStream::kDequantization, 4, 0},
-                                RandomKey{7, RandomStream::kDequantization, 3, 1}}) {
+  for (const RandomKey other :
+       {RandomKey{8, RandomStream::kDequantization, 3, 0}, RandomKey{7, RandomStream::kProbe, 3, 0},
+        RandomKey{7, RandomStream::kDequantization, 4, 0},
+        RandomKey{7, RandomStream::kDequantization, 3, 1}}) {
     fill_uniform(other, b);
     EXPECT_NE(a, b);
   }

@@ -1,3 +1,5 @@
+#include "likelihood/dataset.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -5,8 +7,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "likelihood/dataset.h"
-#include "likelihood/error.h"
+#include "flowlik/error.h"
+#include "tests/expect_error.h"
 
 namespace flowlik {
 namespace {
@@ -34,16 +36,12 @@ std::string write_array(const std::string& name, NpyDtype dtype, std::vector<int
 
 template <typename F>
 std::string data_error(F f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "no DataError";
+  return test::expect_error<DataError>(f);
 }
 
 TEST(DatasetTest, LoadsSamplesFirstAndFlattensTheRest) {
-  const auto path = write_array("ok.npy", NpyDtype::kUint8, {2, 2, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  const auto path =
+      write_array("ok.npy", NpyDtype::kUint8, {2, 2, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
   const auto data = load_dataset(path);
   EXPECT_EQ(data.size, 2);
   EXPECT_EQ(data.dim, 6);

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "flowlik/error.h"
 #include "io/report_reader.h"
 #include "io/sample_csv.h"
 #include "likelihood/contract.h"
-#include "likelihood/error.h"
 #include "likelihood/npy.h"
 #include "likelihood/velocity_field.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 
 namespace flowlik {
 namespace {
@@ -67,7 +67,7 @@ class NpyTest : public ::testing::Test {
     try {
       read_npy(path);
     } catch (const DataError& e) {
-      EXPECT_EQ(e.code(), ExitCode::kData);
+      EXPECT_EQ(e.kind(), ErrorKind::kData);
       const std::string message = e.what();
       EXPECT_THAT(message, StartsWith(path + ": "));
       EXPECT_THAT(message, Not(HasSubstr("\n")));
@@ -88,7 +88,8 @@ class NpyTest : public ::testing::Test {
 
 TEST_F(NpyTest, RoundTripsEveryDtypeAndShape) {
   const std::vector<std::vector<int64_t>> shapes = {{}, {0}, {3}, {2, 3, 4}};
-  for (NpyDtype dtype : {NpyDtype::kFloat32, NpyDtype::kFloat64, NpyDtype::kUint8, NpyDtype::kInt64}) {
+  for (NpyDtype dtype :
+       {NpyDtype::kFloat32, NpyDtype::kFloat64, NpyDtype::kUint8, NpyDtype::kInt64}) {
     for (const auto& shape : shapes) {
       NpyArray array{dtype, shape, {}};
       array.bytes.resize(size_t(array.numel()) * item_size(dtype));

@@ -10,7 +10,8 @@
 #include <sstream>
 #include <vector>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
+#include "tests/expect_error.h"
 
 namespace flowlik {
 namespace {
@@ -65,12 +66,8 @@ TEST_F(OutputFileTest, GivesANewFileTheUsualPermissions) {
 
 TEST_F(OutputFileTest, CheckCanCreateNamesTheMissingDirectory) {
   EXPECT_NO_THROW(check_can_create(path("new.json")));
-  try {
-    check_can_create(path("missing/new.json"));
-    FAIL() << "expected an error";
-  } catch (const OutputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("does not exist"));
-  }
+  test::expect_error<OutputError>([&] { check_can_create(path("missing/new.json")); },
+                                  {"does not exist"});
   fs::create_directory(path("d"));
   EXPECT_THROW(check_can_create(path("d")), OutputError);
 }
@@ -91,23 +88,19 @@ TEST_F(OutputFileTest, SameFileSeesThroughLinksAndSpellings) {
 TEST_F(OutputFileTest, AnOutputNamingAnInputOrAnotherOutputIsRefused) {
   std::ofstream(path("d.npy")) << "data";
   const std::vector<NamedFile> inputs = {{"--data", path("d.npy")}, {"--labels", ""}};
-  try {
-    const std::vector<NamedFile> outputs = {{"-o", path("d.npy")}};
-    check_outputs_distinct(inputs, outputs);
-    FAIL() << "expected an error";
-  } catch (const UsageError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("-o"));
-    EXPECT_THAT(e.what(), HasSubstr("--data"));
-  }
-  try {
-    const std::vector<NamedFile> outputs = {
-        {"-o", path("x")}, {"--html", ""}, {"--per-sample", path("x")}};
-    check_outputs_distinct(inputs, outputs);
-    FAIL() << "expected an error";
-  } catch (const UsageError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("--per-sample"));
-    EXPECT_THAT(e.what(), HasSubstr("also given to -o"));
-  }
+  test::expect_error<InvalidArgument>(
+      [&] {
+        const std::vector<NamedFile> outputs = {{"-o", path("d.npy")}};
+        check_outputs_distinct(inputs, outputs);
+      },
+      {"-o", "--data"});
+  test::expect_error<InvalidArgument>(
+      [&] {
+        const std::vector<NamedFile> outputs = {
+            {"-o", path("x")}, {"--html", ""}, {"--per-sample", path("x")}};
+        check_outputs_distinct(inputs, outputs);
+      },
+      {"--per-sample", "also given to -o"});
   const std::vector<NamedFile> fine = {{"-o", path("r.json")}, {"--per-sample", path("s.csv")}};
   EXPECT_NO_THROW(check_outputs_distinct(inputs, fine));
 }

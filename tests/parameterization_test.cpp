@@ -1,6 +1,7 @@
-// Issue 4: each parameterization, in each time convention, on each schedule, turned into a flow velocity
-// and integrated, gives the exact log-density of a Gaussian-mixture target; and every contract error is
-// named. The fixtures compute each parameterization from the mixture's closed form directly.
+// Issue 4: each parameterization, in each time convention, on each schedule, turned into a flow
+// velocity and integrated, gives the exact log-density of a Gaussian-mixture target; and every
+// contract error is named. The fixtures compute each parameterization from the mixture's closed
+// form directly.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,12 +11,13 @@
 #include <numbers>
 
 #include "estimators/exact_trace.h"
+#include "flowlik/error.h"
 #include "likelihood/cnf_solver.h"
 #include "likelihood/contract.h"
-#include "likelihood/error.h"
 #include "likelihood/prior.h"
 #include "likelihood/velocity_field.h"
 #include "tests/closed_form.h"
+#include "tests/expect_error.h"
 
 namespace flowlik {
 namespace {
@@ -23,8 +25,8 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-// alpha and sigma of each schedule at flow time t, written out again here (values only; flowlik also
-// needs their derivatives) so the test does not lean on likelihood/schedule.cpp.
+// alpha and sigma of each schedule at flow time t, written out again here (values only; flowlik
+// also needs their derivatives) so the test does not lean on likelihood/schedule.cpp.
 std::pair<double, double> alpha_sigma(const std::string& schedule, double t) {
   const double s = 1 - t;
   if (schedule == "linear") return {t, 1 - t};
@@ -33,7 +35,8 @@ std::pair<double, double> alpha_sigma(const std::string& schedule, double t) {
   if (schedule == "vp") alpha = std::exp(-0.5 * (0.1 * s + 0.5 * 19.9 * s * s));
   if (schedule == "cosine") {
     const double c = 0.008;
-    alpha = std::cos(std::numbers::pi / 2 * (s + c) / (1 + c)) / std::cos(std::numbers::pi / 2 * c / (1 + c));
+    alpha = std::cos(std::numbers::pi / 2 * (s + c) / (1 + c)) /
+            std::cos(std::numbers::pi / 2 * c / (1 + c));
   }
   return {alpha, std::sqrt(1 - alpha * alpha)};
 }
@@ -74,45 +77,52 @@ TEST_P(ParameterizationTest, IntegratesToTheExactLogDensity) {
                              {"time_range", {0.01, 0.99}}};
   if (c.schedule == "ve") manifest["prior"] = "normal:10";
   const auto contract = resolve_contract(&manifest, "test manifest", ContractOptions{});
-  const auto path = test::fixture_path("path_" + c.schedule + "_" + c.parameterization + "_" + c.time + ".pt");
-  VelocityField field(load_model_file(path), contract, torch::TensorOptions().dtype(torch::kFloat64));
+  const auto path =
+      test::fixture_path("path_" + c.schedule + "_" + c.parameterization + "_" + c.time + ".pt");
+  VelocityField field(load_model_file(path), contract,
+                      torch::TensorOptions().dtype(torch::kFloat64));
   field.bind_shape(params.shape);
 
   SolverSpec spec;
   spec.rtol = spec.atol = 1e-10;
-  spec.t_data = contract.t_data();
-  spec.t_prior = contract.t_prior();
-  EXPECT_NEAR(spec.t_data, 0.99, 1e-15);
-  EXPECT_NEAR(spec.t_prior, 0.01, 1e-15);
-  const auto x = torch::tensor({-2.1, 0.3, 1.7, 1.2, 0.2, -2.0, 0.9, -0.4}, torch::kFloat64).view({4, 2});
+  // The solve runs over the contract's interval by itself.
+  EXPECT_NEAR(contract.t_data(), 0.99, 1e-15);
+  EXPECT_NEAR(contract.t_prior(), 0.01, 1e-15);
+  const auto x =
+      torch::tensor({-2.1, 0.3, 1.7, 1.2, 0.2, -2.0, 0.9, -0.4}, torch::kFloat64).view({4, 2});
   const auto solution = integrate_to_prior(field, ExactTrace(1 << 14), x, {}, spec);
-  const auto [alpha0, sigma0] = alpha_sigma(c.schedule, spec.t_prior);
-  const auto [alpha1, sigma1] = alpha_sigma(c.schedule, spec.t_data);
+  const auto [alpha0, sigma0] = alpha_sigma(c.schedule, contract.t_prior());
+  const auto [alpha1, sigma1] = alpha_sigma(c.schedule, contract.t_data());
   for (int64_t b = 0; b < 4; ++b) {
     const auto x0 = solution.x_prior[b].contiguous();
     const auto x1 = x[b].contiguous();
-    // log p_{t_data}(x1) = log p_{t_prior}(x0) + l(t_prior): the change of variables with the exact density
-    // at the prior end, so the check is exact whatever the prior.
+    // log p_{t_data}(x1) = log p_{t_prior}(x0) + l(t_prior): the change of variables with the exact
+    // density at the prior end, so the check is exact whatever the prior.
     const double got = test::path_log_density(params, alpha0, sigma0,
                                               std::span<const double>(x0.data_ptr<double>(), 2)) +
                        solution.log_density_change[b][0].item<double>();
-    const double expected =
-        test::path_log_density(params, alpha1, sigma1, std::span<const double>(x1.data_ptr<double>(), 2));
+    const double expected = test::path_log_density(
+        params, alpha1, sigma1, std::span<const double>(x1.data_ptr<double>(), 2));
     // Tolerance 1e-10 per step over a few hundred steps: global error well under 1e-6.
     EXPECT_NEAR(got, expected, 1e-6) << "sample " << b;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllPaths, ParameterizationTest, ::testing::ValuesIn(all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(AllPaths, ParameterizationTest, ::testing::ValuesIn(all_cases()),
+                         case_name);
 
-// The same noise-prediction VP model called as forward(t, x), and with a scalar t, gives the same field.
+// The same noise-prediction VP model called as forward(t, x), and with a scalar t, gives the same
+// field.
 TEST(ContractTest, ArgumentOrderAndScalarTimeAreHonoured) {
   const auto params = test::load_mixture_params("mixture");
-  const nlohmann::json base = {{"parameterization", "noise"}, {"time", "diffusion"},
-                               {"schedule", "vp:0.1,20"}, {"time_range", {1e-3, 1.0}}};
+  const nlohmann::json base = {{"parameterization", "noise"},
+                               {"time", "diffusion"},
+                               {"schedule", "vp:0.1,20"},
+                               {"time_range", {1e-3, 1.0}}};
   auto evaluate = [&](const std::string& file, nlohmann::json manifest) {
     VelocityField field(load_model_file(test::fixture_path(file)),
-                        resolve_contract(&manifest, "m", {}), torch::TensorOptions().dtype(torch::kFloat64));
+                        resolve_contract(&manifest, "m", {}),
+                        torch::TensorOptions().dtype(torch::kFloat64));
     field.bind_shape(params.shape);
     return field.evaluate(torch::tensor({0.3, -1.2, 2.0, 0.5}, torch::kFloat64).view({2, 2}), 0.4);
   };
@@ -162,12 +172,7 @@ TEST(ContractTest, TheEmbeddedManifestIsReadAndASideFileThatDiffersIsRefused) {
 
 template <typename E>
 std::string error_of(const nlohmann::json& manifest, const ContractOptions& options = {}) {
-  try {
-    resolve_contract(&manifest, "m.pt.json", options);
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "no error of the expected type";
+  return test::expect_error<E>([&] { resolve_contract(&manifest, "m.pt.json", options); });
 }
 
 TEST(ContractTest, MissingAndContradictoryFieldsAreNamed) {
@@ -178,28 +183,34 @@ TEST(ContractTest, MissingAndContradictoryFieldsAreNamed) {
   EXPECT_THAT(error_of<ModelError>(
                   {{"parameterization", "v"}, {"schedule", "linear"}, {"time_range", {0.1, 0.9}}}),
               HasSubstr("parameterization: 'v' is defined on variance-preserving paths only"));
-  EXPECT_THAT(error_of<ModelError>({{"parameterization", "noise"}, {"schedule", "linear"},
-                                    {"time_range", {0.0, 0.9}}}),
-              AllOf(HasSubstr("time_range: [0, 0.9] reaches flow time t = 0 where alpha = 0"),
-                    HasSubstr("time_range from m.pt.json")));
-  EXPECT_THAT(error_of<ModelError>({{"parameterization", "data"}, {"schedule", "vp"},
-                                    {"time", "diffusion"}, {"time_range", {0.0, 1.0}}}),
+  EXPECT_THAT(
+      error_of<ModelError>(
+          {{"parameterization", "noise"}, {"schedule", "linear"}, {"time_range", {0.0, 0.9}}}),
+      AllOf(HasSubstr("time_range: [0, 0.9] reaches flow time t = 0 where alpha = 0"),
+            HasSubstr("time_range from m.pt.json")));
+  EXPECT_THAT(error_of<ModelError>({{"parameterization", "data"},
+                                    {"schedule", "vp"},
+                                    {"time", "diffusion"},
+                                    {"time_range", {0.0, 1.0}}}),
               HasSubstr("where sigma = 0"));
   EXPECT_THAT(error_of<ModelError>({{"time_range", {0.5, 0.2}}}),
               HasSubstr("time_range: must satisfy 0 <= LO < HI <= 1, got [0.5, 0.2]"));
-  EXPECT_THAT(error_of<ModelError>({{"parameterization", "score"}, {"schedule", "ve:0.01,50"},
-                                    {"time_range", {0.0, 1.0}}}),
-              HasSubstr("prior: required with a ve schedule"));
+  EXPECT_THAT(
+      error_of<ModelError>(
+          {{"parameterization", "score"}, {"schedule", "ve:0.01,50"}, {"time_range", {0.0, 1.0}}}),
+      HasSubstr("prior: required with a ve schedule"));
 }
 
 TEST(ContractTest, BadManifestFieldsNameTheManifestAndField) {
   EXPECT_THAT(error_of<ModelError>({{"tme", "flow"}}),
               HasSubstr("m.pt.json: field 'tme' is not a contract field (valid: signature,"));
-  EXPECT_THAT(error_of<ModelError>({{"time", "forward"}}),
-              HasSubstr("m.pt.json: field 'time': unknown value 'forward' (valid: flow, diffusion)"));
-  EXPECT_THAT(error_of<ModelError>({{"parameterization", "eps"}}),
-              HasSubstr("field 'parameterization': unknown value 'eps' (valid: velocity, data, noise, "
-                        "score, v)"));
+  EXPECT_THAT(
+      error_of<ModelError>({{"time", "forward"}}),
+      HasSubstr("m.pt.json: field 'time': unknown value 'forward' (valid: flow, diffusion)"));
+  EXPECT_THAT(
+      error_of<ModelError>({{"parameterization", "eps"}}),
+      HasSubstr("field 'parameterization': unknown value 'eps' (valid: velocity, data, noise, "
+                "score, v)"));
   EXPECT_THAT(error_of<ModelError>({{"schedule", "vp:0.1"}}),
               HasSubstr("field 'schedule': 'vp:0.1' takes 2 parameter(s)"));
   EXPECT_THAT(error_of<ModelError>({{"schedule", {{"name", "ve"}, {"sigma_min", 0.01}}}}),
@@ -214,10 +225,12 @@ TEST(ContractTest, BadManifestFieldsNameTheManifestAndField) {
   // Object forms are strict: a misspelt or partial parameter set would otherwise change the number.
   EXPECT_THAT(error_of<ModelError>({{"schedule", {{"name", "vp"}, {"beta_max", 5}}}}),
               HasSubstr("field 'schedule': schedule 'vp' takes all of beta_min, beta_max or none"));
-  EXPECT_THAT(error_of<ModelError>({{"schedule", {{"name", "cosine"}, {"c", 0.5}}}}),
-              HasSubstr("field 'schedule': 'c' is not a parameter of schedule 'cosine' (valid: offset)"));
-  EXPECT_THAT(error_of<ModelError>({{"schedule", {{"name", "vp"}, {"beta_min", 0.1}, {"beta_mx", 20}}}}),
-              HasSubstr("'beta_mx' is not a parameter of schedule 'vp'"));
+  EXPECT_THAT(
+      error_of<ModelError>({{"schedule", {{"name", "cosine"}, {"c", 0.5}}}}),
+      HasSubstr("field 'schedule': 'c' is not a parameter of schedule 'cosine' (valid: offset)"));
+  EXPECT_THAT(
+      error_of<ModelError>({{"schedule", {{"name", "vp"}, {"beta_min", 0.1}, {"beta_mx", 20}}}}),
+      HasSubstr("'beta_mx' is not a parameter of schedule 'vp'"));
   EXPECT_THAT(error_of<ModelError>({{"prior", {{"name", "normal"}, {"scale", "big"}}}}),
               HasSubstr("field 'prior': 'scale' must be a number"));
   EXPECT_THAT(error_of<ModelError>({{"data", {{"levels", 1000}}}}),
@@ -236,27 +249,39 @@ TEST(ContractTest, OptionsOverrideTheManifestAndAreNamedWhenBad) {
   const nlohmann::json manifest = {{"time", "flow"}};
   const auto c = resolve_contract(&manifest, "m.pt.json", options);
   EXPECT_EQ(c.time, TimeConvention::kDiffusion);
-  EXPECT_EQ(c.sources.at("time"), "option --time");
+  // Named as the caller names its options; by the field's name by default.
+  EXPECT_EQ(c.sources.at("time"), "option time");
+  options.name_argument = [](const std::string& field) { return "--" + field; };
+  EXPECT_EQ(resolve_contract(&manifest, "m.pt.json", options).sources.at("time"), "option --time");
 
+  // A bad override is an invalid argument named by its field, for the caller to name its own
+  // option.
   options.time = "backwards";
-  EXPECT_THAT(error_of<UsageError>(manifest, options),
-              HasSubstr("--time: unknown value 'backwards' (valid: flow, diffusion)"));
+  EXPECT_THAT(error_of<InvalidArgument>(manifest, options),
+              HasSubstr("time: unknown value 'backwards' (valid: flow, diffusion)"));
   ContractOptions schedule;
   schedule.schedule = "karras";
-  EXPECT_THAT(error_of<UsageError>(manifest, schedule),
-              HasSubstr("--schedule: unknown schedule 'karras' (valid: linear, vp, cosine, ve)"));
+  EXPECT_THAT(error_of<InvalidArgument>(manifest, schedule),
+              HasSubstr("schedule: unknown schedule 'karras' (valid: linear, vp, cosine, ve)"));
   ContractOptions range;
   range.time_range = "0.1";
-  EXPECT_THAT(error_of<UsageError>(manifest, range), HasSubstr("--time-range: expected LO,HI, got '0.1'"));
-  // A contradiction an option took part in is the user's to fix: a usage error.
+  try {
+    resolve_contract(&manifest, "m.pt.json", range);
+    ADD_FAILURE() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_EQ(e.argument(), "time_range");
+    EXPECT_EQ(e.reason(), "expected LO,HI, got '0.1'");
+  }
+  // A contradiction an override took part in is the caller's to fix: an invalid argument.
   ContractOptions param;
   param.parameterization = "noise";
-  EXPECT_THAT(error_of<UsageError>(manifest, param),
+  EXPECT_THAT(error_of<InvalidArgument>(manifest, param),
               HasSubstr("schedule: required for parameterization 'noise'"));
 }
 
 TEST(ContractTest, ScheduleObjectsReadAsTheirTextForm) {
-  const nlohmann::json manifest = {{"schedule", {{"name", "vp"}, {"beta_min", 0.2}, {"beta_max", 10}}}};
+  const nlohmann::json manifest = {
+      {"schedule", {{"name", "vp"}, {"beta_min", 0.2}, {"beta_max", 10}}}};
   const auto c = resolve_contract(&manifest, "m", {});
   EXPECT_EQ(describe_schedule(*c.schedule), "vp:0.2,10");
 }

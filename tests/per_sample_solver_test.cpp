@@ -1,23 +1,25 @@
-// Per-sample step control: one row against Odeint's own controller, every adaptive tableau against the
-// closed form, results and NFE independent of batch size and order, and the error norms by hand.
+// Per-sample step control: one row against Odeint's own controller, every adaptive tableau against
+// the closed form, results and NFE independent of batch size and order, and the error norms by
+// hand.
+#include "likelihood/per_sample_solver.h"
+
 #include <gtest/gtest.h>
 
-#include <boost/numeric/odeint.hpp>
-
 #include <algorithm>
+#include <boost/numeric/odeint.hpp>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
 #include "estimators/exact_trace.h"
 #include "estimators/hutchinson_trace.h"
+#include "flowlik/error.h"
 #include "likelihood/cnf_solver.h"
-#include "likelihood/error.h"
-#include "likelihood/per_sample_solver.h"
 #include "likelihood/prior.h"
 #include "likelihood/score.h"
 #include "likelihood/tensor_state.h"
 #include "tests/closed_form.h"
+#include "tests/expect_error.h"
 #include "tests/in_memory_dataset.h"
 
 namespace flowlik {
@@ -38,16 +40,17 @@ torch::Tensor mixture_points(const test::MixtureParams& p, int per_component) {
   return torch::tensor(flat, torch::kFloat64).view({n, p.dim()});
 }
 
-VelocityField mixture_field(const test::MixtureParams& p, torch::ScalarType dtype = torch::kFloat64) {
+VelocityField mixture_field(const test::MixtureParams& p,
+                            torch::ScalarType dtype = torch::kFloat64) {
   auto field = VelocityField::load(test::fixture_path("mixture.pt"), dtype);
   field.bind_shape(p.shape);
   return field;
 }
 
 TEST(PerSampleSolverTest, OneRowTakesOdeintsOwnStepsWithTheMaxNorm) {
-  // Odeint's controlled dopri5 on the same augmented state [x, l] of one sample: the same trial steps
-  // (so the same NFE) and the same result to rounding. The change of variable (a unit step of h f)
-  // rounds differently from Odeint's x + dt a k, hence agreement to rounding, not bitwise.
+  // Odeint's controlled dopri5 on the same augmented state [x, l] of one sample: the same trial
+  // steps (so the same NFE) and the same result to rounding. The change of variable (a unit step of
+  // h f) rounds differently from Odeint's x + dt a k, hence agreement to rounding, not bitwise.
   const auto p = test::load_mixture_params("mixture");
   const auto field = mixture_field(p);
   const ExactTrace exact(1 << 14);
@@ -68,27 +71,32 @@ TEST(PerSampleSolverTest, OneRowTakesOdeintsOwnStepsWithTheMaxNorm) {
       torch::Tensor state = torch::cat({x, torch::zeros({1, 1}, torch::kFloat64)}, 1);
       using Stepper = odeint::runge_kutta_dopri5<torch::Tensor, double, torch::Tensor, double,
                                                  odeint::vector_space_algebra>;
-      odeint::integrate_adaptive(odeint::make_controlled(tol, tol, Stepper()), system, state, 1.0, 0.0, -0.01);
+      odeint::integrate_adaptive(odeint::make_controlled(tol, tol, Stepper()), system, state, 1.0,
+                                 0.0, -0.01);
 
       const auto solution = integrate_to_prior(field, exact, x, {}, spec);
       EXPECT_EQ(solution.nfe, odeint_nfe) << "point " << i << " tol " << tol;
-      EXPECT_NEAR(solution.log_density_change.item<double>(), state[0][field.dim()].item<double>(), 1e-11)
+      EXPECT_NEAR(solution.log_density_change.item<double>(), state[0][field.dim()].item<double>(),
+                  1e-11)
           << "point " << i << " tol " << tol;
-      EXPECT_LT((solution.x_prior - state.narrow(1, 0, field.dim())).abs().max().item<double>(), 1e-11);
+      EXPECT_LT((solution.x_prior - state.narrow(1, 0, field.dim())).abs().max().item<double>(),
+                1e-11);
     }
   }
 }
 
 TEST(PerSampleSolverTest, EveryAdaptiveTableauReachesTheClosedForm) {
-  // A wrong coefficient in a tableau lowers its order or spoils its error estimate: the solve then misses
-  // the exact log-density at a tight tolerance, or needs far more evaluations than its order allows.
+  // A wrong coefficient in a tableau lowers its order or spoils its error estimate: the solve then
+  // misses the exact log-density at a tight tolerance, or needs far more evaluations than its order
+  // allows.
   const auto p = test::load_mixture_params("mixture");
   const auto field = mixture_field(p);
   const auto points = mixture_points(p, 2);
   std::vector<double> exact;
   for (int64_t i = 0; i < points.size(0); ++i) {
     const auto row = points[i].contiguous();
-    exact.push_back(test::mixture_log_density(p, 1.0, std::span<const double>(row.data_ptr<double>(), p.dim())));
+    exact.push_back(test::mixture_log_density(
+        p, 1.0, std::span<const double>(row.data_ptr<double>(), p.dim())));
   }
   struct Case {
     SolverKind kind;
@@ -96,8 +104,9 @@ TEST(PerSampleSolverTest, EveryAdaptiveTableauReachesTheClosedForm) {
     double accuracy;
     int64_t max_nfe;
   };
-  for (const auto c : {Case{SolverKind::kDopri5, 1e-9, 1e-6, 1500}, Case{SolverKind::kTsit5, 1e-9, 1e-6, 1500},
-                       Case{SolverKind::kBosh3, 1e-8, 1e-5, 6000}, Case{SolverKind::kRkf78, 1e-10, 1e-6, 1500}}) {
+  for (const auto c :
+       {Case{SolverKind::kDopri5, 1e-9, 1e-6, 1500}, Case{SolverKind::kTsit5, 1e-9, 1e-6, 1500},
+        Case{SolverKind::kBosh3, 1e-8, 1e-5, 6000}, Case{SolverKind::kRkf78, 1e-10, 1e-6, 1500}}) {
     for (const auto norm : {ErrorNorm::kMax, ErrorNorm::kRms, ErrorNorm::kMixed}) {
       SolverSpec spec;
       spec.kind = c.kind;
@@ -105,7 +114,8 @@ TEST(PerSampleSolverTest, EveryAdaptiveTableauReachesTheClosedForm) {
       spec.rtol = spec.atol = c.tol;
       spec.max_nfe = c.max_nfe;
       const auto solution = integrate_to_prior(field, ExactTrace(1 << 14), points, {}, spec);
-      const auto log_density = normal_log_density(solution.x_prior) + solution.log_density_change.squeeze(1);
+      const auto log_density =
+          normal_log_density(solution.x_prior) + solution.log_density_change.squeeze(1);
       for (int64_t i = 0; i < points.size(0); ++i) {
         EXPECT_NEAR(log_density[i].item<double>(), exact[i], c.accuracy)
             << to_string(c.kind) << " " << to_string(norm) << " point " << i;
@@ -116,7 +126,7 @@ TEST(PerSampleSolverTest, EveryAdaptiveTableauReachesTheClosedForm) {
 
 // Scores `data` in the order of `indices` and returns the results by sample index.
 std::vector<SampleResult> score_in_order(const VelocityField& field, const TraceEstimator& trace,
-                                         const Dataset& data, const ScoreOptions& options,
+                                         const Dataset& data, const ScoreSpec& options,
                                          const std::vector<int64_t>& indices) {
   std::vector<SampleResult> by_index(static_cast<size_t>(data.size));
   std::vector<int64_t> order;
@@ -129,8 +139,9 @@ std::vector<SampleResult> score_in_order(const VelocityField& field, const Trace
 }
 
 TEST(PerSampleSolverTest, ResultsAndNfeDoNotDependOnBatchSizeOrOrder) {
-  // Each sample takes its own steps, so its NFE is the same whatever the batch, and, with network calls
-  // padded to whole blocks of rows and traces summed in float64, its value is the same to the last bit.
+  // Each sample takes its own steps, so its NFE is the same whatever the batch, and, with network
+  // calls padded to whole blocks of rows and traces summed in float64, its value is the same to the
+  // last bit.
   const auto p = test::load_mixture_params("mixture");
   const auto data = test::in_memory_dataset(mixture_points(p, 5));
   std::vector<int64_t> forward(static_cast<size_t>(data.size));
@@ -139,8 +150,9 @@ TEST(PerSampleSolverTest, ResultsAndNfeDoNotDependOnBatchSizeOrOrder) {
   for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
     const auto field = mixture_field(p, dtype);
     const HutchinsonTrace hutchinson(ProbeNoise::kRademacher, 2, 7);
-    for (const auto kind : {SolverKind::kDopri5, SolverKind::kTsit5, SolverKind::kBosh3, SolverKind::kRkf78}) {
-      ScoreOptions options;
+    for (const auto kind :
+         {SolverKind::kDopri5, SolverKind::kTsit5, SolverKind::kBosh3, SolverKind::kRkf78}) {
+      ScoreSpec options;
       options.solver.kind = kind;
       options.batch_size = 1;
       const auto alone = score_in_order(field, hutchinson, data, options, forward);
@@ -150,7 +162,8 @@ TEST(PerSampleSolverTest, ResultsAndNfeDoNotDependOnBatchSizeOrOrder) {
           const auto together = score_in_order(field, hutchinson, data, options, *indices);
           for (size_t i = 0; i < alone.size(); ++i) {
             EXPECT_EQ(together[i].status, SampleStatus::kOk);
-            EXPECT_EQ(together[i].nfe, alone[i].nfe) << to_string(kind) << " batch " << batch << " sample " << i;
+            EXPECT_EQ(together[i].nfe, alone[i].nfe)
+                << to_string(kind) << " batch " << batch << " sample " << i;
             EXPECT_EQ(together[i].log_likelihood, alone[i].log_likelihood)
                 << to_string(kind) << " batch " << batch << " sample " << i;
           }
@@ -167,7 +180,8 @@ TEST(PerSampleSolverTest, ErrorNormsByHand) {
   const auto y1 = torch::tensor({1.5, -1.0, 0.5}, torch::kFloat64).view({1, 3});
   const auto g0 = torch::tensor({0.5, 0.0, -1.0}, torch::kFloat64).view({1, 3});
   // max: |err| / (0.01 + 0.1 (|y0| + |g0|)) = 0.02/0.16, 0.01/0.21, 0.04/0.11.
-  EXPECT_NEAR(step_error(ErrorNorm::kMax, 0.1, 0.01, 2, err, y0, y1, g0).item<double>(), 0.04 / 0.11, 1e-15);
+  EXPECT_NEAR(step_error(ErrorNorm::kMax, 0.1, 0.01, 2, err, y0, y1, g0).item<double>(),
+              0.04 / 0.11, 1e-15);
   // rms and mixed: tolerance 0.01 + 0.1 max(|y0|, |y1|) = 0.16, 0.21, 0.06.
   const double r0 = 0.02 / 0.16, r1 = 0.01 / 0.21, r2 = 0.04 / 0.06;
   EXPECT_NEAR(step_error(ErrorNorm::kRms, 0.1, 0.01, 2, err, y0, y1, g0).item<double>(),
@@ -176,24 +190,21 @@ TEST(PerSampleSolverTest, ErrorNormsByHand) {
               std::max(std::sqrt((r0 * r0 + r1 * r1) / 2), r2), 1e-15);
   // A row whose error is not finite is rejected.
   const auto bad = torch::tensor({std::nan(""), 0.0, 0.0}, torch::kFloat64).view({1, 3});
-  EXPECT_TRUE(std::isinf(step_error(ErrorNorm::kRms, 0.1, 0.01, 2, bad, y0, y1, g0).item<double>()));
+  EXPECT_TRUE(
+      std::isinf(step_error(ErrorNorm::kRms, 0.1, 0.01, 2, bad, y0, y1, g0).item<double>()));
 }
 
 TEST(PerSampleSolverTest, ErrorNormFactoryRejectsUnknownNames) {
   EXPECT_EQ(parse_error_norm("mixed"), ErrorNorm::kMixed);
-  try {
-    parse_error_norm("l2");
-    FAIL() << "expected UsageError";
-  } catch (const UsageError& e) {
-    EXPECT_STREQ(e.what(), "--error-norm: unknown error norm 'l2' (valid: max, rms, mixed)");
-  }
+  EXPECT_EQ(test::expect_error<InvalidArgument>([] { parse_error_norm("l2"); }),
+            "error_norm: unknown error norm 'l2' (valid: max, rms, mixed)");
 }
 
 TEST(PerSampleSolverTest, ARowOverItsEvaluationBudgetFailsAlone) {
   const auto p = test::load_mixture_params("mixture");
   const auto field = mixture_field(p);
   const auto data = test::in_memory_dataset(mixture_points(p, 1));
-  ScoreOptions options;
+  ScoreSpec options;
   options.solver.rtol = options.solver.atol = 1e-10;
   options.solver.max_nfe = 40;
   std::vector<int64_t> indices(static_cast<size_t>(data.size));

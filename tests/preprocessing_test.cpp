@@ -1,13 +1,15 @@
-// Dequantization, the maps to model space and the bpd offsets (shared/MATH.md section 6), against values
-// worked out by hand.
+// Dequantization, the maps to model space and the bpd offsets (shared/MATH.md section 6), against
+// values worked out by hand.
+#include "likelihood/preprocessing.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
-#include "likelihood/error.h"
-#include "likelihood/preprocessing.h"
+#include "flowlik/error.h"
+#include "tests/expect_error.h"
 
 namespace flowlik {
 namespace {
@@ -28,14 +30,16 @@ double raw_bpd(double model_log_likelihood, double log_det, const Preprocessing&
 TEST(PreprocessingTest, CenteredEightBitDataAddSevenBits) {
   // D = 10, NLL = 100 nats: 100 / (10 ln 2) = 14.4269504 bits/dim, + log2(256) - 1 = 7.
   const auto pre = discrete("centered");
-  const auto in = to_model_space(torch::zeros({1, 10}, torch::kFloat64), std::vector<int64_t>{0}, pre);
+  const auto in =
+      to_model_space(torch::zeros({1, 10}, torch::kFloat64), std::vector<int64_t>{0}, pre);
   EXPECT_NEAR(in.log_det[0].item<double>(), 10 * std::log(2.0), 1e-12);
   EXPECT_NEAR(raw_bpd(-100.0, in.log_det[0].item<double>(), pre, 10), 14.4269504089 + 7.0, 1e-9);
 }
 
 TEST(PreprocessingTest, UnitEightBitDataAddEightBits) {
   const auto pre = discrete("unit");
-  const auto in = to_model_space(torch::zeros({1, 10}, torch::kFloat64), std::vector<int64_t>{0}, pre);
+  const auto in =
+      to_model_space(torch::zeros({1, 10}, torch::kFloat64), std::vector<int64_t>{0}, pre);
   EXPECT_EQ(in.log_det[0].item<double>(), 0.0);
   EXPECT_NEAR(raw_bpd(-100.0, 0.0, pre, 10), 14.4269504089 + 8.0, 1e-9);
 }
@@ -43,8 +47,8 @@ TEST(PreprocessingTest, UnitEightBitDataAddEightBits) {
 TEST(PreprocessingTest, SeventeenLevelsAddLog2Of17) {
   // The digits example: K = 17, centered: + log2(17) - 1 = 3.0874628.
   const auto pre = discrete("centered", 17);
-  EXPECT_NEAR(raw_bpd(-100.0, 64 * std::log(2.0), pre, 64), 100 / (64 * std::log(2.0)) + 3.0874628413,
-              1e-9);
+  EXPECT_NEAR(raw_bpd(-100.0, 64 * std::log(2.0), pre, 64),
+              100 / (64 * std::log(2.0)) + 3.0874628413, 1e-9);
 }
 
 TEST(PreprocessingTest, ContinuousDataHaveNoOffset) {
@@ -110,20 +114,12 @@ TEST(PreprocessingTest, ParseScaleRejectsWhatItDoesNotKnow) {
   parse_scale("logit:0.05", pre);
   EXPECT_EQ(pre.logit_lambda, 0.05);
   for (const std::string bad : {"logit:0.5", "logit:-1", "logit:abc", "logit:0.1x"}) {
-    try {
-      parse_scale(bad, pre);
-      FAIL() << bad;
-    } catch (const UsageError& e) {
-      EXPECT_THAT(e.what(), ::testing::HasSubstr("--scale: logit lambda must be a number in [0, 0.5)"));
-    }
+    test::expect_error<InvalidArgument>([&] { parse_scale(bad, pre); },
+                                        {"scale: logit lambda must be a number in [0, 0.5)"});
   }
-  try {
-    parse_scale("minmax", pre);
-    FAIL();
-  } catch (const UsageError& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("--scale: unknown map 'minmax' (valid: unit, centered, "
-                                               "logit, logit:LAMBDA)"));
-  }
+  test::expect_error<InvalidArgument>(
+      [&] { parse_scale("minmax", pre); },
+      {"scale: unknown map 'minmax' (valid: unit, centered, logit, logit:LAMBDA)"});
 }
 
 }  // namespace

@@ -8,7 +8,8 @@
 #include <fstream>
 #include <string>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
+#include "tests/expect_error.h"
 
 namespace flowlik {
 namespace {
@@ -25,15 +26,12 @@ std::string write_temp(const std::string& text) {
 
 std::string error_of(const std::string& text, void (*use)(const ReportReader&)) {
   const auto path = write_temp(text);
-  try {
+  const auto message = test::expect_error<DataError>([&] {
     const ReportReader r(path, "shard report");
     use(r);
-  } catch (const DataError& e) {
-    std::filesystem::remove(path);
-    return e.what();
-  }
+  });
   std::filesystem::remove(path);
-  return "";
+  return message;
 }
 
 TEST(ReportReaderTest, ReadsCheckedValuesByDottedKey) {

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "likelihood/error.h"
+#include "flowlik/error.h"
 
 namespace flowlik {
 namespace {

@@ -1,9 +1,9 @@
+#include "likelihood/statistics.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
-
-#include "likelihood/statistics.h"
 
 namespace flowlik {
 namespace {

@@ -8,8 +8,10 @@
 #include "estimators/exact_trace.h"
 #include "estimators/hutchinson_trace.h"
 #include "estimators/trace_factory.h"
-#include "likelihood/error.h"
+#include "flowlik/error.h"
+#include "likelihood/velocity_field.h"
 #include "tests/closed_form.h"
+#include "tests/expect_error.h"
 
 namespace flowlik {
 namespace {
@@ -94,13 +96,13 @@ Moments hutchinson_moments(const VelocityField& field, ProbeNoise noise, double 
   const std::vector<int64_t> sample{0};
   const auto drawn = estimator.draw_probes(sample, field.dim(), torch::kFloat64);
   const auto xt = torch::tensor(x, torch::kFloat64).view({1, field.dim()});
-  const auto estimates =
-      estimator.evaluate(field, xt, t, drawn, {}).trace[0];  // [K]
+  const auto estimates = estimator.evaluate(field, xt, t, drawn, {}).trace[0];  // [K]
   return {estimates.mean().item<double>(), estimates.var().item<double>()};
 }
 
 // E[e^T J e] = tr J; Var = 2 ||J||_F^2 for Gaussian probes and 2 (||J||_F^2 - sum J_ii^2) for
-// Rademacher probes (shared/MATH.md section 3). Checked on the mixture, whose Jacobian is not diagonal.
+// Rademacher probes (shared/MATH.md section 3). Checked on the mixture, whose Jacobian is not
+// diagonal.
 TEST(HutchinsonTraceTest, UnbiasedWithTheClosedFormVariances) {
   const auto params = test::load_mixture_params("mixture");
   const auto field = load_field("mixture", params);
@@ -121,7 +123,8 @@ TEST(HutchinsonTraceTest, UnbiasedWithTheClosedFormVariances) {
                  {ProbeNoise::kRademacher, 2 * (frobenius - diagonal)}};
     for (const auto& c : cases) {
       const auto m = hutchinson_moments(field, c.noise, t, x, kProbes);
-      // The mean of K draws is within 5 standard errors of tr J (a 1 in 1.7 million miss per check).
+      // The mean of K draws is within 5 standard errors of tr J (a 1 in 1.7 million miss per
+      // check).
       const double std_error = std::sqrt(c.variance / kProbes);
       EXPECT_NEAR(m.mean, expected.divergence, 5 * std_error + 1e-9) << "t = " << t;
       // The sample variance of K = 20000 draws is within 10% of the true one: its relative standard
@@ -164,28 +167,17 @@ TEST(HutchinsonTraceTest, ProbesDependOnTheSampleNotTheBatch) {
 TEST(TraceFactoryTest, RejectsUnknownNamesWithTheValidOnes) {
   TraceSpec spec;
   spec.method = "skilling";
-  try {
-    make_trace_estimator(spec);
-    FAIL() << "expected UsageError";
-  } catch (const UsageError& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("--trace: unknown trace estimator 'skilling'"));
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("valid: exact, hutchinson"));
-  }
+  test::expect_error<InvalidArgument>(
+      [&] { make_trace_estimator(spec); },
+      {"trace: unknown trace estimator 'skilling'", "valid: exact, hutchinson"});
   spec.method = "hutchinson";
   spec.noise = "uniform";
-  EXPECT_THROW(
-      {
-        try {
-          make_trace_estimator(spec);
-        } catch (const UsageError& e) {
-          EXPECT_THAT(e.what(), ::testing::HasSubstr("--noise: unknown probe distribution 'uniform'"));
-          throw;
-        }
-      },
-      UsageError);
+  test::expect_error<InvalidArgument>([&] { make_trace_estimator(spec); },
+                                      {"noise: unknown probe distribution 'uniform'"});
   spec.noise = "gaussian";
   spec.probes = 0;
-  EXPECT_THROW(make_trace_estimator(spec), UsageError);
+  test::expect_error<InvalidArgument>([&] { make_trace_estimator(spec); },
+                                      {"probes: must be at least 1"});
 }
 
 }  // namespace

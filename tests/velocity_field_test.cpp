@@ -1,9 +1,11 @@
-// The model contract: every way a model can break it is refused with a message naming the file and fault.
+// The model contract: every way a model can break it is refused with a message naming the file and
+// fault.
+#include "likelihood/velocity_field.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "likelihood/error.h"
-#include "likelihood/velocity_field.h"
+#include "flowlik/error.h"
 #include "tests/closed_form.h"
 
 namespace flowlik {
@@ -39,7 +41,8 @@ TEST(VelocityFieldTest, RefusesAFileThatIsNotTorchScript) {
 }
 
 TEST(VelocityFieldTest, RefusesAMissingFile) {
-  const auto m = message_of<ModelError>([] { VelocityField::load("/no/such/model.pt", torch::kFloat32); });
+  const auto m =
+      message_of<ModelError>([] { VelocityField::load("/no/such/model.pt", torch::kFloat32); });
   EXPECT_THAT(m, HasSubstr("/no/such/model.pt: cannot load"));
 }
 
@@ -73,7 +76,8 @@ TEST(VelocityFieldTest, RefusesDataOfAShapeTheModelCannotTake) {
   auto field = VelocityField::load(test::fixture_path("fixed_shape.pt"), torch::kFloat32);
   EXPECT_NO_THROW(field.bind_shape({3}));
   const auto m = message_of<DataError>([&] { field.bind_shape({8, 8}); });
-  EXPECT_THAT(m, AllOf(HasSubstr("fixed_shape.pt"), HasSubstr("forward fails on data of shape [8, 8]")));
+  EXPECT_THAT(
+      m, AllOf(HasSubstr("fixed_shape.pt"), HasSubstr("forward fails on data of shape [8, 8]")));
   EXPECT_EQ(m.find('\n'), std::string::npos) << "one line";
 }
 

@@ -1,0 +1,40 @@
+// What the program makes of the library's errors: a documented exit code per kind (README.md, "Exit
+// codes"; stable, scripts depend on them) and a message that names the command-line option at fault
+// where the library names the argument of its options.
+#pragma once
+
+#include <string>
+
+#include "flowlik/error.h"
+
+namespace flowlik::cli {
+
+enum class ExitCode : int {
+  kOk = 0,
+  kInternal = 1,    // a bug in flowlik: please report it
+  kUsage = 2,       // bad command line
+  kData = 3,        // a data file could not be read or does not fit the model
+  kModel = 4,       // a model file could not be loaded or breaks the model contract
+  kOutput = 5,      // a result file could not be written
+  kAllFailed = 6,   // every sample's integration failed; nothing to report
+  kGateFailed = 7,  // a regression gate (--max-regression) failed; the results are all written
+};
+
+// A usage error the program itself finds (an option combination, a file the command line names):
+// the message names the option already.
+class UsageError : public InvalidArgument {
+ public:
+  explicit UsageError(const std::string& message) : InvalidArgument("", message) {}
+};
+
+ExitCode exit_code(ErrorKind kind);
+
+// The option that sets a library argument: "max_nfe" -> "--max-nfe". Every argument the library
+// names is set by the option of the same name.
+std::string option_for(const std::string& argument);
+
+// The error's message as the program prints it: an InvalidArgument names the option instead of the
+// argument.
+std::string describe(const Error& error);
+
+}  // namespace flowlik::cli

@@ -1,0 +1,92 @@
+// flowlik as a library: the exact log-likelihood and bits per dimension of data under an exported
+// flow model (a TorchScript module or an AOTInductor package), as the `flowlik` program computes
+// them.
+//
+//   auto model = flowlik::Model::load("model.pt2");
+//   auto scores = flowlik::score(model, flowlik::load_data("test.npy"));
+//   scores.summary.bpd.mean, scores.summary.bpd.std_error, scores.samples[i].log_likelihood
+//
+// What the library takes care of: the model's contract (manifest and overrides: signature, time
+// convention, parameterization, integration interval, prior), the data's preprocessing
+// (dequantization, scaling and their log-determinant), per-sample adaptive solves whose results do
+// not depend on the batch size, and failures of single samples, which are recorded in their results
+// rather than thrown. Errors of the caller's input are thrown as flowlik::Error (flowlik/error.h).
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "flowlik/error.h"
+#include "flowlik/options.h"
+#include "flowlik/results.h"
+
+namespace flowlik {
+
+// The library's version, "MAJOR.MINOR.PATCH".
+std::string version();
+
+// A model loaded with its contract, on a device and in a dtype. Copies share the loaded network; a
+// Model is not to be used from several threads at once.
+class Model {
+ public:
+  // Recognises the format from the file's contents. Throws ModelError naming the file and the
+  // fault, InvalidArgument for a bad option or override.
+  static Model load(const std::string& path, const ModelOptions& options = {});
+
+  const std::string& path() const;
+  std::string format() const;         // "torchscript" or "aoti-package"
+  std::string contract_json() const;  // the contract in effect, with each field's origin, as JSON
+  const ModelOptions& options() const;
+
+  struct State;  // the loaded network and its contract (library-internal)
+  const State& state() const { return *state_; }
+
+ private:
+  explicit Model(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
+// Data to score: values [N, *shape], float32 or float64 (continuous, scored as given) or uint8
+// (discrete levels, dequantized as ScoreOptions::data says); labels [N] of an integer dtype for a
+// class-conditional model. `name` stands for the data in messages and reports.
+struct Data {
+  torch::Tensor values;
+  torch::Tensor labels;
+  std::string name = "tensor";
+};
+
+// An .npy file, and its labels if `labels_path` is given, as the program's --data and --labels read
+// them. Throws DataError naming the file.
+Data load_data(const std::string& path, const std::string& labels_path = "");
+
+struct Scores {
+  std::vector<SampleResult> samples;  // one per sample, in order; failed samples carry their status
+  ScoreSummary summary;               // over the samples scored ok
+};
+
+// Scores every sample of `data`, calling on_sample (if given) as each completes, in order. A
+// sample's result does not depend on the batch size or on the other samples. Throws
+// InvalidArgument, DataError or ModelError for input that cannot be scored, before any sample is;
+// never for one sample's failure.
+Scores score(const Model& model, const Data& data, const ScoreOptions& options = {},
+             const SampleSink& on_sample = {});
+
+struct Comparison {
+  std::vector<Scores> models;  // in the order given
+  std::vector<PairedDifference>
+      differences;  // every pair a < b: b minus a, over samples ok under both
+};
+
+// Two or more models scored on the same data with common random numbers: every sample gets the same
+// dequantization noise and probes under every model, so that their paired differences have small
+// standard errors. Throws InvalidArgument when the models see the data differently (shape,
+// preprocessing, conditioning), NoSampleScored when a model scores no sample.
+Comparison compare(std::span<const Model> models, const Data& data,
+                   const ScoreOptions& options = {});
+
+}  // namespace flowlik

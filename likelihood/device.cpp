@@ -1,0 +1,92 @@
+#include "likelihood/device.h"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+#include <torch/cuda.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "flowlik/error.h"
+
+namespace flowlik {
+namespace {
+
+constexpr const char* kCudaBackend = "libtorch_cuda.so";
+
+// LibTorch's libraries sit beside libtorch_cpu in every layout (wheel, archive, install): one is
+// looked for there first, then on the loader's search path. RTLD_GLOBAL: its symbols serve
+// libraries loaded after it (an AOTInductor package's functions). Returns an empty string, or why
+// it could not be loaded.
+std::string load_beside_libtorch_cpu(const char* name) {
+  Dl_info info{};
+  void* handle = nullptr;
+  if (dladdr(reinterpret_cast<void*>(&torch::cuda::is_available), &info) != 0 && info.dli_fname) {
+    const auto beside = std::filesystem::path(info.dli_fname).parent_path() / name;
+    if (std::filesystem::exists(beside)) handle = dlopen(beside.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  }
+  if (!handle) handle = dlopen(name, RTLD_NOW | RTLD_GLOBAL);
+  if (handle) return {};
+  const char* error = dlerror();
+  return error ? error : "not found";
+}
+
+}  // namespace
+
+bool load_cuda_backend(std::string* why) {
+  static const std::string failure = load_beside_libtorch_cpu(kCudaBackend);  // once per process
+  if (!failure.empty() && why) *why = failure;
+  return failure.empty();
+}
+
+void load_libtorch_for_package(const std::string& package) {
+  static const std::string failure = load_beside_libtorch_cpu("libtorch.so");
+  if (!failure.empty()) {
+    throw ModelError(
+        fmt::format("{}: cannot load libtorch.so, which the package's compiled functions need ({})",
+                    package, failure));
+  }
+}
+
+bool cuda_backend_loaded() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find(kCudaBackend) != std::string::npos) return true;
+  }
+  return false;
+}
+
+torch::Device resolve_device(const std::string& name) {
+  if (name != "cpu" && name != "cuda" && !name.starts_with("cuda:")) {
+    throw InvalidArgument("device",
+                          fmt::format("unknown device '{}' (valid: cpu, cuda, cuda:N)", name));
+  }
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(name);
+  } catch (const std::exception&) {
+    throw InvalidArgument("device",
+                          fmt::format("unknown device '{}' (valid: cpu, cuda, cuda:N)", name));
+  }
+  if (!device.is_cuda()) return device;
+  std::string why;
+  if (!load_cuda_backend(&why)) {
+    throw InvalidArgument("device",
+                          fmt::format("'{}' asked for, but LibTorch's CUDA backend cannot be "
+                                      "loaded ({})",
+                                      name, why));
+  }
+  const auto count = torch::cuda::device_count();
+  if (count == 0) {
+    throw InvalidArgument(
+        "device", fmt::format("'{}' asked for, but LibTorch finds no CUDA device here", name));
+  }
+  if (device.has_index() && device.index() >= static_cast<int>(count)) {
+    throw InvalidArgument(
+        "device", fmt::format("'{}' asked for, but there are {} CUDA device(s)", name, count));
+  }
+  return device;
+}
+
+}  // namespace flowlik

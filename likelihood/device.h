@@ -1,0 +1,33 @@
+// The device a model runs on. flowlik links LibTorch's CPU library only: a CPU run does not load
+// the CUDA libraries of a CUDA build of LibTorch (about 370 MB of resident memory and a quarter of
+// a second of start-up). LibTorch's CUDA backend (libtorch_cuda, and through it the CUDA runtime,
+// cuBLAS, cuDNN) is loaded here, once, when a CUDA device is first asked for; its static
+// initialisers register the CUDA kernels, hooks and AOTInductor runner as linking it would have.
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+
+namespace flowlik {
+
+// Loads the CUDA backend if it is not loaded yet; true when it is loaded. `why`, if given, receives
+// the reason it could not be (no CUDA build of LibTorch, a missing library). Must run before
+// anything asks LibTorch about CUDA: LibTorch decides once per process whether CUDA exists.
+bool load_cuda_backend(std::string* why = nullptr);
+
+// Loads libtorch.so, LibTorch's umbrella library, if it is not loaded yet. An AOTInductor package's
+// compiled functions name it as a dependency though they use nothing of it but libtorch_cpu, and in
+// a CUDA build it depends on the CUDA backend: loading a package therefore loads the CUDA
+// libraries, whatever the device. Throws ModelError naming `package` when it cannot be loaded.
+void load_libtorch_for_package(const std::string& package);
+
+// Whether this process has LibTorch's CUDA backend loaded (read from the loaded libraries, not
+// cached).
+bool cuda_backend_loaded();
+
+// "cpu", "cuda" or "cuda:N"; for a CUDA device, loads the backend and checks that the device
+// exists. Throws InvalidArgument naming `device`.
+torch::Device resolve_device(const std::string& name);
+
+}  // namespace flowlik

@@ -1,0 +1,264 @@
+#include "likelihood/model_run.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <optional>
+#include <utility>
+
+#include "flowlik/error.h"
+#include "likelihood/device.h"
+#include "likelihood/file_digest.h"
+#include "likelihood/score.h"
+
+namespace flowlik {
+namespace {
+
+std::string name_of(const DataOptions& options, const std::string& argument) {
+  return options.name_argument ? options.name_argument(argument) : argument;
+}
+
+// The range of values each map produces, for refusing continuous data that the model never saw.
+std::optional<std::pair<double, double>> scale_range(const std::string& scale) {
+  if (scale == "unit") return std::pair{0.0, 1.0};
+  if (scale == "centered") return std::pair{-1.0, 1.0};
+  return std::nullopt;
+}
+
+// The data's type, the options and the contract's `data` field turned into the preprocessing in
+// effect, or what is missing said. Options override the manifest.
+Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, const Dataset& data,
+                                    const Contract& contract) {
+  Preprocessing pre;
+  pre.seed = seed;
+  if (!data.is_discrete()) {
+    if (contract.data_scale && !options.scale) {
+      if (const auto range = scale_range(*contract.data_scale)) {
+        const double lo = data.values.min().item<double>();
+        const double hi = data.values.max().item<double>();
+        if (lo < range->first || hi > range->second) {
+          throw DataError(
+              fmt::format("{}: values span [{}, {}], outside [{}, {}] of the data scale '{}' the "
+                          "model was trained "
+                          "on ({})",
+                          data.path, lo, hi, range->first, range->second, *contract.data_scale,
+                          contract.sources.at("data")));
+        }
+      }
+    }
+    if (options.dequant_draws > 1) {
+      throw InvalidArgument("dequant_draws",
+                            fmt::format("{} holds {} values, scored as given; draws apply "
+                                        "to discrete (uint8) data",
+                                        data.path, to_string(data.dtype)));
+    }
+    if (options.levels || options.scale) {
+      // Names both options itself, so no one argument is singled out.
+      throw InvalidArgument(
+          "", fmt::format("{} and {} apply to discrete (uint8) data; {} holds {} values, scored "
+                          "as given",
+                          name_of(options, "levels"), name_of(options, "scale"), data.path,
+                          to_string(data.dtype)));
+    }
+    return pre;
+  }
+  const auto scale = options.scale ? options.scale : contract.data_scale;
+  if (!scale) {
+    throw InvalidArgument(
+        "scale", fmt::format("{} holds discrete uint8 data; say how it maps to the model's "
+                             "input with {} unit|centered|logit[:lambda]",
+                             data.path, name_of(options, "scale")));
+  }
+  if (options.dequant_draws < 1) {
+    throw InvalidArgument("dequant_draws",
+                          fmt::format("must be at least 1, got {}", options.dequant_draws));
+  }
+  pre.discrete = true;
+  pre.draws = options.dequant_draws;
+  pre.levels = options.levels.value_or(contract.data_levels.value_or(256));
+  pre.levels_source = options.levels         ? "option " + name_of(options, "levels")
+                      : contract.data_levels ? contract.sources.at("data")
+                                             : "default (uint8 data)";
+  pre.scale_source =
+      options.scale ? "option " + name_of(options, "scale") : contract.sources.at("data");
+  if (pre.levels < 2 || pre.levels > 256) {
+    throw InvalidArgument("levels",
+                          fmt::format("must be in [2, 256] for uint8 data, got {}", pre.levels));
+  }
+  parse_scale(*scale, pre);
+  check_levels(data, pre.levels,
+               options.levels ? name_of(options, "levels")
+                              : fmt::format("the levels of {}", pre.levels_source));
+  return pre;
+}
+
+}  // namespace
+
+ScoreSetup make_score_setup(const ScoreOptions& options) {
+  ScoreSetup setup;
+  setup.options = options;
+  setup.solver.kind = parse_solver(options.solver.method);
+  setup.solver.rtol = options.solver.rtol;
+  setup.solver.atol = options.solver.atol;
+  setup.solver.norm = parse_error_norm(options.solver.error_norm);
+  setup.solver.steps = options.solver.steps;
+  setup.solver.max_nfe = options.solver.max_nfe;
+  if (!(options.solver.rtol > 0 && options.solver.atol > 0)) {
+    throw InvalidArgument(options.solver.rtol > 0 ? "atol" : "rtol", "must be positive");
+  }
+  if (options.solver.steps < 1) throw InvalidArgument("steps", "must be at least 1");
+  if (options.solver.max_nfe < 1) throw InvalidArgument("max_nfe", "must be at least 1");
+  if (options.batch_size < 1) throw InvalidArgument("batch_size", "must be at least 1");
+  setup.trace_spec = TraceSpec{options.trace.method, options.trace.noise, options.trace.probes,
+                               options.seed, options.trace.max_rows};
+  setup.trace = make_trace_estimator(setup.trace_spec);
+  return setup;
+}
+
+torch::TensorOptions tensor_options(const ModelOptions& options) {
+  torch::ScalarType dtype;
+  if (options.dtype == "float32") {
+    dtype = torch::kFloat32;
+  } else if (options.dtype == "float64") {
+    dtype = torch::kFloat64;
+  } else {
+    throw InvalidArgument(
+        "dtype", fmt::format("unknown dtype '{}' (valid: float32, float64)", options.dtype));
+  }
+  return torch::TensorOptions().dtype(dtype).device(resolve_device(options.device));
+}
+
+std::shared_ptr<VelocityField> load_field(const std::string& path, const ModelOptions& options) {
+  const auto tensors = tensor_options(options);
+  auto [file, contract] = load_model_with_contract(path, options.contract);
+  return std::make_shared<VelocityField>(std::move(file), std::move(contract), tensors);
+}
+
+PreparedModel prepare_model(std::shared_ptr<VelocityField> field, const ModelOptions& model_options,
+                            const ScoreOptions& options, const Dataset& data) {
+  const auto& contract = field->contract();
+  if (contract.conditional && !data.labels.defined()) {
+    throw InvalidArgument("labels",
+                          fmt::format("{} is class-conditional (conditioning from {}); give the "
+                                      "labels of the data, one per sample",
+                                      field->path(), contract.sources.at("conditioning")));
+  }
+  if (!contract.conditional && data.labels.defined()) {
+    throw InvalidArgument("labels",
+                          fmt::format("{} is not class-conditional (conditioning from {}); its "
+                                      "forward takes no labels",
+                                      field->path(), contract.sources.at("conditioning")));
+  }
+  PreparedModel model;
+  model.path = field->path();
+  model.preprocessing = std::make_shared<const Preprocessing>(
+      resolve_preprocessing(options.data, options.seed, data, contract));
+  field->bind_shape(data.sample_shape);
+  model.field = std::move(field);
+  model.sha256 = sha256_file(model.path);
+  model.model_options = model_options;
+  return model;
+}
+
+void check_same_data_view(const PreparedModel& first, const PreparedModel& other) {
+  const auto& p = *first.preprocessing;
+  const auto& q = *other.preprocessing;
+  auto refuse = [&](const char* field, const std::string& here, const std::string& there) {
+    throw InvalidArgument("",
+                          fmt::format("compare: {} sees the data with {} {}, {} with {}; paired "
+                                      "differences of models that see different data mean nothing",
+                                      other.path, field, there, first.path, here));
+  };
+  if (p.discrete != q.discrete) {
+    refuse("kind", p.discrete ? "discrete" : "continuous", q.discrete ? "discrete" : "continuous");
+  }
+  if (p.discrete) {
+    if (p.levels != q.levels) {
+      refuse("levels", fmt::format("{} [{}]", p.levels, p.levels_source),
+             fmt::format("{} [{}]", q.levels, q.levels_source));
+    }
+    if (describe_scale(p) != describe_scale(q)) {
+      refuse("scale", fmt::format("{} [{}]", describe_scale(p), p.scale_source),
+             fmt::format("{} [{}]", describe_scale(q), q.scale_source));
+    }
+  }
+  const auto& a = first.field->contract();
+  const auto& b = other.field->contract();
+  if (a.shape != b.shape)
+    refuse("shape", contract_json(a)["shape"].dump(), contract_json(b)["shape"].dump());
+  if (a.conditional != b.conditional) {
+    refuse("conditioning", a.conditional ? "label" : "none", b.conditional ? "label" : "none");
+  }
+}
+
+std::vector<int64_t> all_indices(const Dataset& data) {
+  std::vector<int64_t> indices(static_cast<size_t>(data.size));
+  std::iota(indices.begin(), indices.end(), 0);
+  return indices;
+}
+
+nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model, int threads) {
+  const auto& solver = setup.solver;
+  const auto& trace = setup.trace_spec;
+  const auto& contract = model.field->contract();
+  nlohmann::json o = {
+      {"solver", to_string(solver.kind)},
+      {"trace", trace.method},
+      {"seed", setup.options.seed},
+      {"dequant_draws", setup.options.data.dequant_draws},
+      {"dtype", model.model_options.dtype},
+      {"device", model.model_options.device},
+      {"batch_size", setup.options.batch_size},
+      {"threads", threads},
+      {"max_nfe", solver.max_nfe},
+      {"flow_time_range", {contract.t_prior(), contract.t_data()}},
+  };
+  if (is_adaptive(solver.kind)) {
+    o["rtol"] = solver.rtol;
+    o["atol"] = solver.atol;
+    o["error_norm"] = to_string(solver.norm);
+    o["step_control"] = "per-sample";
+  } else {
+    o["steps"] = solver.steps;
+  }
+  if (trace.method == "hutchinson") {
+    o["noise"] = trace.noise;
+    o["probes"] = trace.probes;
+  } else {
+    o["max_rows"] = trace.max_rows;
+  }
+  return o;
+}
+
+ModelRun score_model(const PreparedModel& model, const ScoreSetup& setup, const Dataset& data,
+                     const std::string& data_sha256, std::span<const int64_t> indices,
+                     std::vector<SampleResult> done, const SampleSink& on_sample) {
+  const auto start = std::chrono::steady_clock::now();
+  ModelRun run;
+  run.results = std::move(done);
+  run.results.reserve(run.results.size() + indices.size());
+  const ScoreSpec spec{setup.solver, setup.options.batch_size};
+  score_dataset(*model.field, *setup.trace, data, *model.preprocessing, spec, indices,
+                [&](const SampleResult& r) {
+                  run.results.push_back(r);
+                  if (on_sample) on_sample(r);
+                });
+  std::sort(run.results.begin(), run.results.end(),
+            [](const SampleResult& a, const SampleResult& b) { return a.index < b.index; });
+
+  ScoreRun& s = run.score;
+  s.field = model.field.get();
+  s.model_sha256 = model.sha256;
+  s.data = &data;
+  s.data_sha256 = data_sha256;
+  s.preprocessing = model.preprocessing.get();
+  s.options = options_json(setup, model, torch::get_num_threads());
+  s.contract = contract_json(model.field->contract());
+  s.summary = summarize_results(run.results, data.dim);
+  s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return run;
+}
+
+}  // namespace flowlik

@@ -1,0 +1,84 @@
+// Scoring one model on one dataset, from the caller's options (flowlik/options.h) to per-sample
+// results and what a report says of them. The library does here what a caller must not be left to
+// do: the solve runs over the contract's interval, the preprocessing is resolved against the
+// manifest and the data, and the prior and the preprocessing's log-determinant are part of every
+// result.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "estimators/trace_factory.h"
+#include "flowlik/options.h"
+#include "flowlik/results.h"
+#include "likelihood/cnf_solver.h"
+#include "likelihood/dataset.h"
+#include "likelihood/preprocessing.h"
+#include "likelihood/report.h"
+#include "likelihood/velocity_field.h"
+
+namespace flowlik {
+
+// ScoreOptions checked and turned into the types scoring runs on. Throws InvalidArgument naming the
+// field.
+struct ScoreSetup {
+  ScoreOptions options;  // as given
+  SolverSpec solver;
+  TraceSpec trace_spec;
+  std::shared_ptr<const TraceEstimator> trace;
+};
+ScoreSetup make_score_setup(const ScoreOptions& options);
+
+// The dtype and device of ModelOptions; a CUDA device loads LibTorch's CUDA backend
+// (likelihood/device.h). Throws InvalidArgument naming `dtype` or `device`.
+torch::TensorOptions tensor_options(const ModelOptions& options);
+
+// A model file loaded with its contract (the manifest, overridden by options.contract), on the
+// device and in the dtype asked for. Throws ModelError naming the file, InvalidArgument for a bad
+// override.
+std::shared_ptr<VelocityField> load_field(const std::string& path, const ModelOptions& options);
+
+// One model ready to score one dataset: its field bound to the data's per-sample shape and the
+// data's preprocessing resolved against its manifest.
+struct PreparedModel {
+  std::string path;
+  std::shared_ptr<VelocityField> field;
+  std::shared_ptr<const Preprocessing> preprocessing;
+  std::string sha256;
+  ModelOptions model_options;  // as loaded, for reports
+};
+
+// Throws InvalidArgument (labels missing or unexpected, options that do not apply to the data),
+// DataError (data the model cannot take), before any sample is scored.
+PreparedModel prepare_model(std::shared_ptr<VelocityField> field, const ModelOptions& model_options,
+                            const ScoreOptions& options, const Dataset& data);
+
+// Throws InvalidArgument naming the field when `other` sees the data differently from `first`
+// (preprocessing, shape, conditioning): paired differences of such models mean nothing.
+void check_same_data_view(const PreparedModel& first, const PreparedModel& other);
+
+struct ModelRun {
+  std::vector<SampleResult> results;  // `done` and the newly scored, in index order
+  ScoreRun score;                     // points into the PreparedModel and the Dataset
+};
+
+// Scores data[indices], calling on_sample as each completes, and summarizes them together with
+// `done`, results of an earlier run. A run with no ok sample has ok = 0 and NaN means (the caller
+// decides whether that is an error: all_failed_error in likelihood/score.h).
+ModelRun score_model(const PreparedModel& model, const ScoreSetup& setup, const Dataset& data,
+                     const std::string& data_sha256, std::span<const int64_t> indices,
+                     std::vector<SampleResult> done, const SampleSink& on_sample);
+
+// Every index of the dataset, in order.
+std::vector<int64_t> all_indices(const Dataset& data);
+
+// The "options" object of a report: every option in effect, by its name in flowlik/options.h.
+nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model, int threads);
+
+}  // namespace flowlik

@@ -6,7 +6,7 @@
 
 #include "cli/ci_outputs.h"
 #include "cli/exit_codes.h"
-#include "cli/html_report.h"
+#include "cli/reporters.h"
 #include "likelihood/comparison.h"
 #include "likelihood/dataset.h"
 #include "likelihood/file_digest.h"
@@ -111,26 +111,16 @@ int run_compare(const CompareArguments& args) {
   for (const auto& g : gates) {
     report["gates"].push_back(gate_json(g));
   }
-  if (!args.scoring.output.empty()) write_report(args.scoring.output, report);
-  if (!args.scoring.history.empty()) {
-    for (const auto& model_report : report["models"])
-      append_history(args.scoring.history, "compare", model_report);
+  RunOutcome outcome;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    outcome.models.push_back({args.models[i], &runs[i].score.summary, &runs[i].results, ""});
   }
-  if (!args.scoring.html.empty()) {
-    std::vector<HtmlModel> html_models;
-    for (size_t i = 0; i < runs.size(); ++i) {
-      html_models.push_back({args.models[i], &runs[i].score.summary, &runs[i].results});
-    }
-    std::vector<std::vector<double>> values;
-    for (const auto& p : paired) values.push_back(p.bpd_values);
-    const auto history = args.scoring.history.empty() ? std::vector<HistoryRow>{}
-                                                      : read_history(args.scoring.history);
-    write_html_report(args.scoring.html, html_models, paired, values, gates, history);
-  }
-  std::vector<ModelRow> rows;
-  for (size_t i = 0; i < runs.size(); ++i) rows.push_back({args.models[i], &runs[i].score.summary});
-  if (!args.gate.junit.empty()) write_junit(args.gate.junit, gates);
-  if (!args.gate.markdown.empty()) write_markdown(args.gate.markdown, rows, paired, gates);
+  outcome.paired = paired;
+  outcome.gates = gates;
+  outcome.report = report;
+  for (const auto& model_report : report["models"]) outcome.history_rows.push_back(model_report);
+  for (const auto& reporter : make_reporters(args.scoring, args.gate, "compare"))
+    reporter->write(outcome);
 
   if (!args.scoring.quiet) {
     fmt::print("{:>3}  {:<40} {:>10} {:>10} {:>14}\n", "#", "model", "bpd", "stderr", "log-lik");

@@ -11,8 +11,8 @@
 
 #include "cli/ci_outputs.h"
 #include "cli/exit_codes.h"
-#include "cli/html_report.h"
 #include "cli/number_options.h"
+#include "cli/reporters.h"
 #include "cli/shard.h"
 #include "io/report_reader.h"
 #include "io/sample_csv.h"
@@ -411,24 +411,15 @@ int run_score(const ScoreCommandArguments& args) {
   for (const auto& g : gates) {
     report["gates"].push_back(gate_json(g));
   }
-  if (!args.scoring.output.empty()) write_report(args.scoring.output, report);
-  if (!args.scoring.history.empty() && summary.ok > 0)
-    append_history(args.scoring.history, "score", report);
-  if (!args.scoring.html.empty()) {
-    const auto history = args.scoring.history.empty()
-                             ? std::vector<HistoryRow>{}
-                             : read_history(args.scoring.history, args.model);
-    write_html_report(
-        args.scoring.html,
-        {{args.model, &run.score.summary, &run.results, describe_solve_check(solve_check)}}, {}, {},
-        gates, history);
-  }
-  if (!args.gate.junit.empty()) write_junit(args.gate.junit, gates);
-  if (!args.gate.markdown.empty()) {
-    write_markdown(args.gate.markdown,
-                   {{args.model, &run.score.summary, describe_solve_check(solve_check)}}, {},
-                   gates);
-  }
+  RunOutcome outcome;
+  outcome.models = {
+      {args.model, &run.score.summary, &run.results, describe_solve_check(solve_check)}};
+  outcome.gates = gates;
+  outcome.report = report;
+  if (summary.ok > 0) outcome.history_rows = {report};
+  outcome.history_model = args.model;
+  for (const auto& reporter : make_reporters(args.scoring, args.gate, "score"))
+    reporter->write(outcome);
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
   if (!args.scoring.quiet) {
     print_summary(run.score);

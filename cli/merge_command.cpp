@@ -17,64 +17,6 @@
 #include "likelihood/score.h"
 
 namespace flowlik::cli {
-namespace {
-
-// A shard's report, every field merge uses checked (io/report_reader.h).
-struct ShardReport {
-  ReportReader report;
-  int64_t index = 0;
-  int64_t count = 0;
-  int64_t first = 0;
-  int64_t end = 0;
-  int64_t n = 0;
-  int64_t dim = 0;
-  std::string per_sample;
-  double wall_seconds = 0.0;
-};
-
-ShardReport read_shard_report(const std::string& path) {
-  ShardReport s{ReportReader(path, "shard report")};
-  const auto& r = s.report;
-  for (const char* key : {"shard", "per_sample"}) {
-    if (!r.contains(key)) {
-      throw DataError(
-          fmt::format("{}: not a shard report of flowlik score (no '{}'; run with --shard and "
-                      "--per-sample)",
-                      path, key));
-    }
-  }
-  for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) r.object(key);
-  s.index = r.integer("shard.index");
-  s.count = r.integer("shard.count");
-  s.first = r.integer("shard.first");
-  s.end = r.integer("shard.end");
-  s.n = r.integer("data.N");
-  s.dim = r.integer("data.D");
-  s.per_sample = r.string("per_sample");
-  s.wall_seconds = r.number("wall_time_s");
-  constexpr int64_t kMaxSize = int64_t{1}
-                               << 40;  // beyond any dataset, and safe from overflow below
-  if (s.n < 0 || s.n > kMaxSize || s.dim < 1 || s.dim > kMaxSize) {
-    throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset",
-                                path, s.n, s.dim));
-  }
-  if (s.count < 1 || s.count > kMaxSize || s.index < 0 || s.index >= s.count) {
-    throw DataError(
-        fmt::format("{}: shard.index {} of shard.count {} is not a shard", path, s.index, s.count));
-  }
-  // The block this shard must have scored (cli/shard.h); anything else is a hand-edited report.
-  const Shard expected{s.index, s.count};
-  const auto [lo, hi] = expected.range(s.n);
-  if (s.first != lo || s.end != hi) {
-    throw DataError(
-        fmt::format("{}: shard.first/shard.end [{}, {}) are not block {} of {} of {} samples "
-                    "([{}, {}))",
-                    path, s.first, s.end, s.index, s.count, s.n, lo, hi));
-  }
-  return s;
-}
-
-}  // namespace
 
 CLI::App* add_merge_command(CLI::App& app, MergeArguments& a) {
   auto* cmd = app.add_subcommand("merge", "join the outputs of sharded `flowlik score` runs");

@@ -17,7 +17,8 @@ class JsonReporter final : public Reporter {
 
 class HistoryReporter final : public Reporter {
  public:
-  HistoryReporter(std::string path, std::string command) : path_(std::move(path)), command_(std::move(command)) {}
+  HistoryReporter(std::string path, std::string command)
+      : path_(std::move(path)), command_(std::move(command)) {}
   void write(const RunOutcome& outcome) const override {
     for (const auto& row : outcome.history_rows) append_history(path_, command_, row);
   }
@@ -29,14 +30,16 @@ class HistoryReporter final : public Reporter {
 
 class HtmlReporter final : public Reporter {
  public:
-  HtmlReporter(std::string path, std::string history) : path_(std::move(path)), history_(std::move(history)) {}
+  HtmlReporter(std::string path, std::string history)
+      : path_(std::move(path)), history_(std::move(history)) {}
   void write(const RunOutcome& outcome) const override {
     std::vector<HtmlModel> models;
-    for (const auto& m : outcome.models) models.push_back({m.name, m.summary, m.results, m.solve_check});
+    for (const auto& m : outcome.models)
+      models.push_back({m.name, m.summary, m.results, m.solve_check});
     std::vector<std::vector<double>> paired_values;
     for (const auto& p : outcome.paired) paired_values.push_back(p.bpd_values);
-    const auto history =
-        history_.empty() ? std::vector<HistoryRow>{} : read_history(history_, outcome.history_model);
+    const auto history = history_.empty() ? std::vector<HistoryRow>{}
+                                          : read_history(history_, outcome.history_model);
     write_html_report(path_, models, outcome.paired, paired_values, outcome.gates, history);
   }
 
@@ -69,14 +72,18 @@ class MarkdownReporter final : public Reporter {
 
 }  // namespace
 
-std::vector<std::unique_ptr<Reporter>> make_reporters(const ScoreArguments& scoring, const GateArguments& gate,
+std::vector<std::unique_ptr<Reporter>> make_reporters(const ScoreArguments& scoring,
+                                                      const GateArguments& gate,
                                                       const std::string& command) {
   std::vector<std::unique_ptr<Reporter>> reporters;
   if (!scoring.output.empty()) reporters.push_back(std::make_unique<JsonReporter>(scoring.output));
-  if (!scoring.history.empty()) reporters.push_back(std::make_unique<HistoryReporter>(scoring.history, command));
-  if (!scoring.html.empty()) reporters.push_back(std::make_unique<HtmlReporter>(scoring.html, scoring.history));
+  if (!scoring.history.empty())
+    reporters.push_back(std::make_unique<HistoryReporter>(scoring.history, command));
+  if (!scoring.html.empty())
+    reporters.push_back(std::make_unique<HtmlReporter>(scoring.html, scoring.history));
   if (!gate.junit.empty()) reporters.push_back(std::make_unique<JunitReporter>(gate.junit));
-  if (!gate.markdown.empty()) reporters.push_back(std::make_unique<MarkdownReporter>(gate.markdown));
+  if (!gate.markdown.empty())
+    reporters.push_back(std::make_unique<MarkdownReporter>(gate.markdown));
   return reporters;
 }
 

@@ -25,24 +25,6 @@
 namespace flowlik::cli {
 namespace {
 
-// The baseline's bpd as a mean estimate to subtract: checked to be a report of the same data.
-MeanEstimate read_baseline_bpd(const std::string& path, const ScoreRun& now) {
-  const ReportReader report(path, "baseline report");
-  const auto mean = report.number_or_null("metrics.bpd.mean");
-  if (!mean)
-    throw DataError(fmt::format("{}: baseline report has no bpd (metrics.bpd.mean is null)", path));
-  MeanEstimate bpd;
-  bpd.mean = *mean;
-  bpd.std_error = report.number_or_null("metrics.bpd.stderr").value_or(0.0);
-  bpd.count = report.integer("metrics.bpd.n");
-  const auto sha = report.string("data.sha256");
-  if (sha != now.data_sha256) {
-    throw DataError(fmt::format("{}: baseline was measured on other data (sha256 {} vs {})", path,
-                                sha.substr(0, 12), now.data_sha256.substr(0, 12)));
-  }
-  return bpd;
-}
-
 // The per-sample journal of an interrupted run (or the complete file of a finished one), checked to
 // belong to this run and this shard; a row cut off by the interruption is dropped (and its sample
 // scored again), anything else malformed is an error. Leaves the journal ready to be appended to;
@@ -383,7 +365,13 @@ int run_score(const ScoreCommandArguments& args) {
   const auto& summary = run.score.summary;
   std::vector<GateResult> gates;
   if (args.gate.max_regression && summary.ok > 0) {
-    const auto base = read_baseline_bpd(args.baseline, run.score);
+    const auto baseline = read_baseline_report(args.baseline);
+    if (baseline.data_sha256 != run.score.data_sha256) {
+      throw DataError(fmt::format("{}: baseline was measured on other data (sha256 {} vs {})",
+                                  args.baseline, baseline.data_sha256.substr(0, 12),
+                                  run.score.data_sha256.substr(0, 12)));
+    }
+    const auto& base = baseline.bpd;
     gates.push_back(gate_regression(fmt::format("{} vs baseline {}", args.model, args.baseline),
                                     unpaired_difference(summary.bpd, base),
                                     *args.gate.max_regression, rule));

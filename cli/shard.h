@@ -9,6 +9,8 @@
 #include <string>
 #include <utility>
 
+#include "io/report_reader.h"
+
 namespace flowlik::cli {
 
 struct Shard {
@@ -17,9 +19,7 @@ struct Shard {
   std::string source = "none";  // "--shard", "SLURM_ARRAY_TASK_ID", "RANK", or "none"
 
   // Contiguous block [first, end) of n samples; the blocks of all shards cover 0..n-1 once.
-  std::pair<int64_t, int64_t> range(int64_t n) const {
-    return {index * n / count, (index + 1) * n / count};
-  }
+  std::pair<int64_t, int64_t> range(int64_t n) const { return shard_block(index, count, n); }
 };
 
 using Environment = std::function<const char*(const char*)>;

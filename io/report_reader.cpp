@@ -117,4 +117,63 @@ const nlohmann::json& ReportReader::object(std::string_view key) const {
   return v;
 }
 
+std::pair<int64_t, int64_t> shard_block(int64_t index, int64_t count, int64_t n) {
+  return {index * n / count, (index + 1) * n / count};
+}
+
+BaselineReport read_baseline_report(const std::string& path) {
+  const ReportReader report(path, "baseline report");
+  const auto mean = report.number_or_null("metrics.bpd.mean");
+  if (!mean) {
+    throw DataError(fmt::format("{}: baseline report has no bpd (metrics.bpd.mean is null)", path));
+  }
+  BaselineReport baseline;
+  baseline.bpd.mean = *mean;
+  baseline.bpd.std_error = report.number_or_null("metrics.bpd.stderr").value_or(0.0);
+  baseline.bpd.count = report.integer("metrics.bpd.n");
+  baseline.data_sha256 = report.string("data.sha256");
+  return baseline;
+}
+
+ShardReport read_shard_report(const std::string& path) {
+  ShardReport s{ReportReader(path, "shard report")};
+  const auto& r = s.report;
+  for (const char* key : {"shard", "per_sample"}) {
+    if (!r.contains(key)) {
+      throw DataError(
+          fmt::format("{}: not a shard report of flowlik score (no '{}'; run with --shard and "
+                      "--per-sample)",
+                      path, key));
+    }
+  }
+  for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) r.object(key);
+  s.index = r.integer("shard.index");
+  s.count = r.integer("shard.count");
+  s.first = r.integer("shard.first");
+  s.end = r.integer("shard.end");
+  s.n = r.integer("data.N");
+  s.dim = r.integer("data.D");
+  s.per_sample = r.string("per_sample");
+  s.wall_seconds = r.number("wall_time_s");
+  // Beyond any dataset, and safe from overflow below.
+  constexpr int64_t kMaxSize = int64_t{1} << 40;
+  if (s.n < 0 || s.n > kMaxSize || s.dim < 1 || s.dim > kMaxSize) {
+    throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset",
+                                path, s.n, s.dim));
+  }
+  if (s.count < 1 || s.count > kMaxSize || s.index < 0 || s.index >= s.count) {
+    throw DataError(
+        fmt::format("{}: shard.index {} of shard.count {} is not a shard", path, s.index, s.count));
+  }
+  // The block this shard must have scored; anything else is a hand-edited report.
+  const auto [lo, hi] = shard_block(s.index, s.count, s.n);
+  if (s.first != lo || s.end != hi) {
+    throw DataError(
+        fmt::format("{}: shard.first/shard.end [{}, {}) are not block {} of {} of {} samples "
+                    "([{}, {}))",
+                    path, s.first, s.end, s.index, s.count, s.n, lo, hi));
+  }
+  return s;
+}
+
 }  // namespace flowlik

@@ -8,6 +8,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include "flowlik/results.h"
 
 namespace flowlik {
 
@@ -39,5 +42,34 @@ class ReportReader {
   std::string what_;
   nlohmann::json json_;
 };
+
+// The reports flowlik reads back, as typed values: every field used is checked on reading, so that
+// a hand-edited or truncated report is refused naming its file and key, never used half-read.
+
+// The contiguous block [first, end) of n samples that shard `index` of `count` scores; the blocks
+// of all shards cover 0..n-1 once.
+std::pair<int64_t, int64_t> shard_block(int64_t index, int64_t count, int64_t n);
+
+// A previous `flowlik score` report that `score --baseline` gates against.
+struct BaselineReport {
+  MeanEstimate bpd;  // a missing standard error (one sample) reads as 0
+  std::string data_sha256;
+};
+BaselineReport read_baseline_report(const std::string& path);
+
+// The report of one shard of a `flowlik score --shard` run, as `merge` joins them.
+struct ShardReport {
+  ReportReader report;  // the whole report, for the fields merge copies
+  int64_t index = 0;
+  int64_t count = 0;
+  int64_t first = 0;
+  int64_t end = 0;
+  int64_t n = 0;
+  int64_t dim = 0;
+  std::string per_sample;
+  double wall_seconds = 0.0;
+};
+// Also refuses a report that is not of a shard run, or whose block is not the one its index names.
+ShardReport read_shard_report(const std::string& path);
 
 }  // namespace flowlik

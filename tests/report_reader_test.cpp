@@ -64,5 +64,38 @@ TEST(ReportReaderTest, EveryMistakeNamesTheFileAndKey) {
       HasSubstr("deeper"));
 }
 
+TEST(ReportReaderTest, ABaselineReadsAsItsBpdAndData) {
+  const auto path = write_temp(
+      R"({"metrics": {"bpd": {"mean": 2.5, "stderr": null, "n": 1}}, "data": {"sha256": "ab"}})");
+  const auto baseline = read_baseline_report(path);
+  EXPECT_EQ(baseline.bpd.mean, 2.5);
+  EXPECT_EQ(baseline.bpd.std_error, 0.0);  // one sample: no standard error, counted as 0
+  EXPECT_EQ(baseline.bpd.count, 1);
+  EXPECT_EQ(baseline.data_sha256, "ab");
+  std::filesystem::remove(path);
+  const auto none =
+      write_temp(R"({"metrics": {"bpd": {"mean": null, "n": 0}}, "data": {"sha256": "ab"}})");
+  test::expect_error<DataError>([&] { read_baseline_report(none); },
+                                {"baseline report has no bpd (metrics.bpd.mean is null)"});
+  std::filesystem::remove(none);
+}
+
+TEST(ReportReaderTest, AShardReportMustHoldTheBlockItsIndexNames) {
+  const std::string head =
+      R"({"tool": {}, "model": {}, "data": {"N": 10, "D": 4}, "preprocessing": {},
+      "options": {}, "per_sample": "s.csv", "wall_time_s": 1.0, "shard": {"index": 1, "count": 3, )";
+  const auto good = write_temp(head + R"("first": 3, "end": 6}})");
+  const auto s = read_shard_report(good);
+  EXPECT_EQ(s.first, 3);
+  EXPECT_EQ(s.end, 6);
+  EXPECT_EQ(shard_block(1, 3, 10), std::make_pair(int64_t{3}, int64_t{6}));
+  std::filesystem::remove(good);
+  const auto bad = write_temp(head + R"("first": 0, "end": 6}})");
+  test::expect_error<DataError>(
+      [&] { read_shard_report(bad); },
+      {"shard.first/shard.end [0, 6) are not block 1 of 3 of 10 samples ([3, 6))"});
+  std::filesystem::remove(bad);
+}
+
 }  // namespace
 }  // namespace flowlik

@@ -4,19 +4,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <fstream>
-#include <numeric>
 #include <vector>
 
 #include "cli/contract_options.h"
 #include "cli/exit_codes.h"
 #include "cli/number_options.h"
 #include "cli/progress.h"
-#include "estimators/trace_factory.h"
-#include "io/sample_csv.h"
 #include "likelihood/dataset.h"
 #include "likelihood/file_digest.h"
 #include "likelihood/report.h"
@@ -144,7 +137,9 @@ Dataset load_scoring_data(const ScoreArguments& args) {
 
 PreparedModel prepare_for_run(const std::string& model_path, const ScoreArguments& args,
                               const Dataset& data) {
-  return prepare_model(load_field(model_path, args.model), args.model, args.score, data);
+  auto model = prepare_model(load_field(model_path, args.model), args.model, args.score, data);
+  model.sha256 = sha256_file(model_path);
+  return model;
 }
 
 std::vector<NamedFile> run_inputs(std::span<const std::string> models, const ScoreArguments& args) {

@@ -150,6 +150,7 @@ class Resolver {
       apply(nlohmann::json(*text), origin);
       contract_.sources[field] =
           "option " + (options_.name_argument ? options_.name_argument(field) : field);
+      overridden_.insert(field);
       return true;
     }
     if (manifest_ && manifest_->contains(field)) {
@@ -161,11 +162,15 @@ class Resolver {
     return false;
   }
 
+  // The fields an option set, for telling the caller's mistakes from the manifest's.
+  const std::set<std::string>& overridden() const { return overridden_; }
+
  private:
   const nlohmann::json* manifest_;
   std::string source_;
   const ContractOptions& options_;
   Contract& contract_;
+  std::set<std::string> overridden_;
 };
 
 // Raised for fields that contradict each other: a usage error if an option took part, else a model
@@ -181,9 +186,9 @@ class Resolver {
     from_option = from_option || overridden.contains(f);
     origins.push_back(fmt::format("{} from {}", f, origin));
   }
-  const auto message = fmt::format("{}: {} ({})", *fields.begin(), what, fmt::join(origins, "; "));
-  if (from_option) throw InvalidArgument(*fields.begin(), message.substr(message.find(": ") + 2));
-  throw ModelError(message);
+  const auto reason = fmt::format("{} ({})", what, fmt::join(origins, "; "));
+  if (from_option) throw InvalidArgument(*fields.begin(), reason);
+  throw ModelError(fmt::format("{}: {}", *fields.begin(), reason));
 }
 
 void check_consistency(Contract& c, const std::set<std::string>& overridden) {
@@ -377,18 +382,7 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
   std::erase_if(check.sources, [](const auto& kv) {
     return kv.second == "default" || kv.second == "not declared";
   });
-  std::set<std::string> overridden;
-  for (const auto& [field, value] : {std::pair{"signature", &options.signature},
-                                     {"time_input", &options.time_input},
-                                     {"time", &options.time},
-                                     {"parameterization", &options.parameterization},
-                                     {"schedule", &options.schedule},
-                                     {"time_range", &options.time_range},
-                                     {"prior", &options.prior},
-                                     {"conditioning", &options.conditioning}}) {
-    if (value->has_value()) overridden.insert(field);
-  }
-  check_consistency(check, overridden);
+  check_consistency(check, r.overridden());
   return c;
 }
 

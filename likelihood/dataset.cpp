@@ -73,13 +73,7 @@ torch::Tensor check_labels(const torch::Tensor& labels, int64_t count, const std
 }
 
 torch::Tensor load_labels(const std::string& path, int64_t count) {
-  const NpyArray array = read_npy(path);
-  if (array.shape.size() == 1 && array.shape[0] == count && array.dtype != NpyDtype::kInt64 &&
-      array.dtype != NpyDtype::kUint8) {
-    throw DataError(fmt::format("{}: labels must be integers (int64 or uint8), found {}", path,
-                                to_string(array.dtype)));
-  }
-  return check_labels(as_tensor(array), count, path);
+  return check_labels(load_array(path), count, path);
 }
 
 void check_levels(const Dataset& data, int64_t levels, const std::string& source) {

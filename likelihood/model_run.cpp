@@ -10,7 +10,6 @@
 
 #include "flowlik/error.h"
 #include "likelihood/device.h"
-#include "likelihood/file_digest.h"
 #include "likelihood/score.h"
 
 namespace flowlik {
@@ -157,7 +156,6 @@ PreparedModel prepare_model(std::shared_ptr<VelocityField> field, const ModelOpt
       resolve_preprocessing(options.data, options.seed, data, contract));
   field->bind_shape(data.sample_shape);
   model.field = std::move(field);
-  model.sha256 = sha256_file(model.path);
   model.model_options = model_options;
   return model;
 }

@@ -50,7 +50,8 @@ struct PreparedModel {
   std::string path;
   std::shared_ptr<VelocityField> field;
   std::shared_ptr<const Preprocessing> preprocessing;
-  std::string sha256;
+  std::string
+      sha256;  // of the model file, for reports: set by the caller that writes them, as the data's
   ModelOptions model_options;  // as loaded, for reports
 };
 

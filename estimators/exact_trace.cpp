@@ -17,8 +17,8 @@ VelocityAndTrace ExactTrace::evaluate(const JacobianProducts& field, const torch
 
   torch::Tensor velocity;
   // The whole diagonal, then one sum: the chunk depends on the batch, and summing chunk by chunk
-  // would make a sample's trace round differently in another batch. Summed in float64 so that the
-  // order of the reduction does not show in a float32 result either.
+  // would make a sample's trace round differently in another batch. Summed, and returned, in
+  // float64 so that the order of the reduction does not show in a float32 result either.
   std::vector<torch::Tensor> diagonals;
   for (int64_t first = 0; first < dim; first += chunk) {
     const int64_t count = std::min(chunk, dim - first);
@@ -27,8 +27,7 @@ VelocityAndTrace ExactTrace::evaluate(const JacobianProducts& field, const torch
     diagonals.push_back(diagonal);
     if (!velocity.defined()) velocity = v;
   }
-  const auto trace =
-      torch::cat(diagonals, 1).to(torch::kFloat64).sum(1, true).to(x.scalar_type());  // [B, 1]
+  const auto trace = torch::cat(diagonals, 1).to(torch::kFloat64).sum(1, true);  // [B, 1]
   return {velocity, trace};
 }
 

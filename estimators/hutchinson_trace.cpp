@@ -34,10 +34,9 @@ VelocityAndTrace HutchinsonTrace::evaluate(const JacobianProducts& field, const 
                                            const torch::Tensor& t, const torch::Tensor& probes,
                                            const torch::Tensor& labels) const {
   auto [velocity, vjp] = field.velocity_and_vjp(x, t, probes, labels);  // [B, D], [K, B, D]
-  // u^T J u: [B, K], summed in float64 so that the reduction's order (which may follow the batch's
-  // size) does not show in a float32 result.
-  const auto estimates =
-      (vjp * probes).to(torch::kFloat64).sum(2).t().contiguous().to(vjp.scalar_type());
+  // u^T J u: [B, K], summed (and returned) in float64 so that the reduction's order (which may
+  // follow the batch's size) does not show in a float32 result.
+  const auto estimates = (vjp * probes).to(torch::kFloat64).sum(2).t().contiguous();
   return {velocity, estimates};
 }
 

@@ -14,8 +14,10 @@
 namespace flowlik {
 
 struct VelocityAndTrace {
-  torch::Tensor velocity;  // [B, D], detached
-  torch::Tensor trace;  // [B, K]: K estimates of tr(dv/dx) per sample (K = 1 for the exact trace)
+  torch::Tensor velocity;  // [B, D] in x's dtype, detached
+  // [B, K] float64: K estimates of tr(dv/dx) per sample (K = 1 for the exact trace), reduced in
+  // float64 whatever x's dtype, so that the solver's float64 log-density keeps every digit.
+  torch::Tensor trace;
 };
 
 class TraceEstimator {

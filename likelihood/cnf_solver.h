@@ -46,16 +46,18 @@ struct SolverSpec {
 };
 
 struct FlowSolution {
-  torch::Tensor x_prior;  // [B, D]: the state at t_prior
-  torch::Tensor
-      log_density_change;  // [B, K]: l(t_prior) = -integral of the trace, per trace estimate
+  torch::Tensor x_prior;             // [B, D] float64: the state at t_prior
+  torch::Tensor log_density_change;  // [B, K] float64: l(t_prior) = -integral of the trace, per
+                                     // trace estimate
   int64_t nfe = 0;  // evaluations of the augmented dynamics for this batch (adaptive: the most
                     // any one sample needed)
 };
 
 // x_data: [B, D] in the field's dtype; probes as drawn by `trace` for these B samples; labels: [B]
-// int64 for a conditional model. An adaptive solver steps each sample apart; the first sample that
-// fails throws IntegrationError (flowlik/error.h).
+// int64 for a conditional model. The solver's state is float64 whatever the field's dtype (the
+// network alone runs in that dtype), so x_prior and log_density_change are float64. An adaptive
+// solver steps each sample apart; the first sample that fails throws IntegrationError
+// (flowlik/error.h).
 FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
                                 const torch::Tensor& x_data, const torch::Tensor& probes,
                                 const SolverSpec& spec, const torch::Tensor& labels = {});

@@ -39,8 +39,27 @@ bool load_cuda_backend(std::string* why) {
   return failure.empty();
 }
 
+namespace {
+
+// For a CPU run, flowlik's stand-in for libtorch.so (likelihood/libtorch_stub.cpp), where the build
+// or the install put it: the loader takes a loaded library whose soname is libtorch.so for every
+// later dependency on that name. With the CUDA backend loaded, or without the stand-in, the real
+// libtorch.so.
+std::string load_libtorch_umbrella() {
+  if (!cuda_backend_loaded()) {
+    for (const char* stub : {FLOWLIK_LIBTORCH_STUB_BUILD, FLOWLIK_LIBTORCH_STUB_INSTALL}) {
+      std::error_code ec;
+      if (std::filesystem::is_regular_file(stub, ec) && dlopen(stub, RTLD_NOW | RTLD_GLOBAL))
+        return {};
+    }
+  }
+  return load_beside_libtorch_cpu("libtorch.so");
+}
+
+}  // namespace
+
 void load_libtorch_for_package(const std::string& package) {
-  static const std::string failure = load_beside_libtorch_cpu("libtorch.so");
+  static const std::string failure = load_libtorch_umbrella();  // once per process
   if (!failure.empty()) {
     throw ModelError(
         fmt::format("{}: cannot load libtorch.so, which the package's compiled functions need ({})",

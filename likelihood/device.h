@@ -16,10 +16,13 @@ namespace flowlik {
 // anything asks LibTorch about CUDA: LibTorch decides once per process whether CUDA exists.
 bool load_cuda_backend(std::string* why = nullptr);
 
-// Loads libtorch.so, LibTorch's umbrella library, if it is not loaded yet. An AOTInductor package's
-// compiled functions name it as a dependency though they use nothing of it but libtorch_cpu, and in
-// a CUDA build it depends on the CUDA backend: loading a package therefore loads the CUDA
-// libraries, whatever the device. Throws ModelError naming `package` when it cannot be loaded.
+// Makes sure a library named libtorch.so, LibTorch's umbrella library, is loaded before a package.
+// An AOTInductor package's compiled functions name it as a dependency though they use nothing of it
+// but libtorch_cpu, and in a CUDA build the real one depends on the CUDA backend. So, unless the
+// CUDA backend is loaded already, flowlik's empty stand-in with that soname is loaded instead
+// (built and installed beside the library), and a CPU run with a package does not load the CUDA
+// libraries; the real libtorch.so is the fallback. Once per process. Throws ModelError naming
+// `package` when neither can be loaded.
 void load_libtorch_for_package(const std::string& package);
 
 // Whether this process has LibTorch's CUDA backend loaded (read from the loaded libraries, not

@@ -34,7 +34,9 @@ namespace odeint = boost::numeric::odeint;
 
 namespace {
 
-using State = torch::Tensor;  // [R, D + K]: the flattened x, then K log-density columns
+// [R, D + K] float64: the flattened x, then K log-density columns; the network runs in the field's
+// dtype (as in cnf_solver.cpp).
+using State = torch::Tensor;
 using Algebra = odeint::vector_space_algebra;
 
 // Rows per network call come in multiples of this (the last row repeated): the matrix products of a
@@ -58,17 +60,17 @@ class RowDynamics {
   // failures: one per row, set for a row the model threw on.
   torch::Tensor operator()(const State& y, const torch::Tensor& t, const torch::Tensor& probes,
                            const torch::Tensor& labels, std::vector<std::string>& failures) const {
-    const auto x = y.narrow(1, 0, field_.dim());  // [R, D]
+    const auto x = y.narrow(1, 0, field_.dim()).to(field_.dtype());  // [R, D]
     try {
       const int64_t rows = x.size(0);
       const int64_t padded = (rows + kEvaluationBlock - 1) / kEvaluationBlock * kEvaluationBlock;
       if (padded == rows) {
         auto result = trace_.evaluate(field_, x, t, probes, labels);
-        return torch::cat({result.velocity, result.trace}, 1);
+        return torch::cat({result.velocity.to(torch::kFloat64), result.trace}, 1);
       }
       auto result = trace_.evaluate(field_, pad_rows(x, padded, 0), pad_rows(t, padded, 0),
                                     pad_rows(probes, padded, 1), pad_rows(labels, padded, 0));
-      return torch::cat({result.velocity, result.trace}, 1).narrow(0, 0, rows);
+      return torch::cat({result.velocity.to(torch::kFloat64), result.trace}, 1).narrow(0, 0, rows);
     } catch (
         const IntegrationError& e) {  // the model threw (VelocityField); anything else is a bug
       const int64_t rows = y.size(0);
@@ -328,7 +330,8 @@ class ContinuousSolve {
       return;
     }
     const int64_t estimates = trace_columns(fresh);
-    const auto y = torch::cat({fresh.x, torch::zeros({count, estimates}, fresh.x.options())}, 1);
+    const auto options = fresh.x.options().dtype(torch::kFloat64);
+    const auto y = torch::cat({fresh.x.to(options), torch::zeros({count, estimates}, options)}, 1);
     y_ = y_.defined() ? torch::cat({y_, y}, 0) : y;
     f_ = f_.defined() ? torch::cat({f_, torch::zeros_like(y)}, 0) : torch::zeros_like(y);
     if (fresh.probes.defined())

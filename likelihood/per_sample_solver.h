@@ -43,8 +43,8 @@ struct RowSolution {
   int64_t row = 0;
   bool ok = true;
   std::string failure;
-  torch::Tensor x_prior;             // [D]
-  torch::Tensor log_density_change;  // [K]
+  torch::Tensor x_prior;             // [D] float64
+  torch::Tensor log_density_change;  // [K] float64
   int64_t nfe = 0;
 };
 

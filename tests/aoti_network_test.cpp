@@ -16,6 +16,7 @@
 #include "estimators/hutchinson_trace.h"
 #include "flowlik/error.h"
 #include "likelihood/cnf_solver.h"
+#include "likelihood/device.h"
 #include "likelihood/prior.h"
 #include "tests/closed_form.h"
 
@@ -51,6 +52,18 @@ torch::Tensor points(int64_t batch, int64_t dim) {
       flat.push_back(std::sin(1.3 * (b + 1) * (d + 1)) * (1.0 + 0.5 * b));
   }
   return torch::tensor(flat, torch::kFloat64).view({batch, dim});
+}
+
+TEST(AotiNetworkTest, ACpuRunOfAPackageLoadsNoCudaLibrary) {
+  // The package's compiled functions name libtorch.so, whose real copy in a CUDA build depends on
+  // libtorch_cuda; flowlik's stand-in takes its place for a CPU run (likelihood/device.h).
+  if (cuda_backend_loaded()) GTEST_SKIP() << "the CUDA backend was loaded before this test";
+  const auto p = test::load_mixture_params("gaussian");
+  const auto field = load_bound("gaussian_velocity.pt2", p.shape);
+  const auto x = points(3, p.dim());
+  const auto result = ExactTrace(1 << 14).evaluate(field, x, 0.5, {}, {});
+  EXPECT_TRUE(result.velocity.isfinite().all().item<bool>());
+  EXPECT_FALSE(cuda_backend_loaded());
 }
 
 TEST(AotiNetworkTest, LoadsAsAPackageWhateverItsName) {

@@ -39,10 +39,15 @@ namespace {
 using State = torch::Tensor;
 using Algebra = odeint::vector_space_algebra;
 
-// Rows per network call come in multiples of this (the last row repeated): the matrix products of a
-// network take another path for a handful of rows (MKL's sgemm for 1 to 3 rows of an MLP,
-// measured), and a row's value must not depend on how many rows share its call.
-constexpr int64_t kEvaluationBlock = 4;
+// Every network call takes exactly this many rows (the last block padded with its last row
+// repeated): a row's value must not depend on how many rows share its call, and the matrix products
+// of a network take other paths for other row counts. Measured on the digits MLP in float32: on an
+// AVX2 CPU MKL's sgemm rounds differently for 1 to 3 rows than for 4 or more; on an AVX-512 CPU a
+// call of 8 rows rounds differently from a call of 4 (so padding to a multiple of 4 was not
+// enough). Eight rather than four: the 360 digits (.pt2, one thread) took 9.6 s in blocks of 4, 8.9
+// s in blocks of 8, 9.2 s in blocks of 16 and 8.2 to 8.4 s in one call per stage (not invariant);
+// the price is up to 8 rows evaluated for a batch of one.
+constexpr int64_t kEvaluationBlock = 8;
 
 // Odeint's default_error_checker gives up on a step after this many rejections in a row
 // (failed_step_checker); so does a row here.
@@ -64,13 +69,20 @@ class RowDynamics {
     try {
       const int64_t rows = x.size(0);
       const int64_t padded = (rows + kEvaluationBlock - 1) / kEvaluationBlock * kEvaluationBlock;
-      if (padded == rows) {
-        auto result = trace_.evaluate(field_, x, t, probes, labels);
-        return torch::cat({result.velocity.to(torch::kFloat64), result.trace}, 1);
+      const auto xs = pad_rows(x, padded, 0);
+      const auto ts = pad_rows(t, padded, 0);
+      const auto ps = pad_rows(probes, padded, 1);
+      const auto ls = pad_rows(labels, padded, 0);
+      std::vector<torch::Tensor> blocks;
+      for (int64_t first = 0; first < padded; first += kEvaluationBlock) {
+        auto block = [&](const torch::Tensor& v, int64_t dim) {
+          return v.defined() ? v.narrow(dim, first, kEvaluationBlock) : v;
+        };
+        auto result =
+            trace_.evaluate(field_, block(xs, 0), block(ts, 0), block(ps, 1), block(ls, 0));
+        blocks.push_back(torch::cat({result.velocity.to(torch::kFloat64), result.trace}, 1));
       }
-      auto result = trace_.evaluate(field_, pad_rows(x, padded, 0), pad_rows(t, padded, 0),
-                                    pad_rows(probes, padded, 1), pad_rows(labels, padded, 0));
-      return torch::cat({result.velocity.to(torch::kFloat64), result.trace}, 1).narrow(0, 0, rows);
+      return torch::cat(blocks, 0).narrow(0, 0, rows);
     } catch (
         const IntegrationError& e) {  // the model threw (VelocityField); anything else is a bug
       const int64_t rows = y.size(0);
@@ -95,6 +107,7 @@ class RowDynamics {
   static torch::Tensor pad_rows(const torch::Tensor& value, int64_t rows, int64_t dim) {
     if (!value.defined()) return value;
     const int64_t have = value.size(dim);
+    if (have == rows) return value;
     const auto last = value.narrow(dim, have - 1, 1);
     std::vector<int64_t> repeats(static_cast<size_t>(value.dim()), 1);
     repeats[static_cast<size_t>(dim)] = rows - have;

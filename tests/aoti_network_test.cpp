@@ -19,6 +19,7 @@
 #include "likelihood/device.h"
 #include "likelihood/prior.h"
 #include "tests/closed_form.h"
+#include "tests/expect_error.h"
 
 namespace flowlik {
 namespace {
@@ -32,17 +33,6 @@ VelocityField load_bound(const std::string& file, const std::vector<int64_t>& sh
   auto field = VelocityField::load(test::fixture_path(file), dtype);
   field.bind_shape(shape);
   return field;
-}
-
-template <class E>
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
 }
 
 torch::Tensor points(int64_t batch, int64_t dim) {
@@ -184,7 +174,8 @@ TEST(AotiNetworkTest, RefusesATruncatedPackage) {
     in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     std::ofstream(path, std::ios::binary) << bytes;
   }
-  const auto m = message_of<ModelError>([&] { VelocityField::load(path, torch::kFloat64); });
+  const auto m =
+      test::expect_error<ModelError>([&] { VelocityField::load(path, torch::kFloat64); });
   EXPECT_THAT(m, AllOf(HasSubstr(path), HasSubstr("not a complete PyTorch zip archive")));
   EXPECT_EQ(m.find('\n'), std::string::npos) << "one line";
   fs::remove(path);
@@ -192,19 +183,22 @@ TEST(AotiNetworkTest, RefusesATruncatedPackage) {
 
 TEST(AotiNetworkTest, RefusesAnExportedProgramNamingTheFix) {
   const auto path = test::fixture_path("exported_program.pt2");
-  const auto m = message_of<ModelError>([&] { VelocityField::load(path, torch::kFloat64); });
+  const auto m =
+      test::expect_error<ModelError>([&] { VelocityField::load(path, torch::kFloat64); });
   EXPECT_THAT(m, AllOf(HasSubstr(path), HasSubstr("ExportedProgram"), HasSubstr("format=\"pt2\"")));
 }
 
 TEST(AotiNetworkTest, RefusesAPackageWithoutTheTraceFunctions) {
   const auto path = test::fixture_path("velocity_only.pt2");
-  const auto m = message_of<ModelError>([&] { VelocityField::load(path, torch::kFloat64); });
+  const auto m =
+      test::expect_error<ModelError>([&] { VelocityField::load(path, torch::kFloat64); });
   EXPECT_THAT(m, AllOf(HasSubstr(path), HasSubstr("no compiled 'vjp' function")));
 }
 
 TEST(AotiNetworkTest, RefusesADtypeItWasNotCompiledFor) {
   const auto path = test::fixture_path("gaussian_velocity.pt2");
-  const auto m = message_of<ModelError>([&] { VelocityField::load(path, torch::kFloat32); });
+  const auto m =
+      test::expect_error<ModelError>([&] { VelocityField::load(path, torch::kFloat32); });
   EXPECT_THAT(m, AllOf(HasSubstr("compiled for float64 only"), HasSubstr("dtypes=")));
 }
 

@@ -18,7 +18,9 @@ TEST(DeviceTest, AProgramStartsWithoutTheCudaBackend) { EXPECT_FALSE(kCudaLoaded
 
 TEST(DeviceTest, TheCpuDeviceLoadsNothing) {
   EXPECT_EQ(resolve_device("cpu"), torch::Device(torch::kCPU));
-  if (!kCudaLoadedAtStart) EXPECT_FALSE(cuda_backend_loaded());
+  if (!kCudaLoadedAtStart) {
+    EXPECT_FALSE(cuda_backend_loaded());
+  }
 }
 
 TEST(DeviceTest, AskingForCudaLoadsTheBackendAndRegistersTheDevice) {

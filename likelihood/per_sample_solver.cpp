@@ -39,15 +39,22 @@ namespace {
 using State = torch::Tensor;
 using Algebra = odeint::vector_space_algebra;
 
-// Every network call takes exactly this many rows (the last block padded with its last row
-// repeated): a row's value must not depend on how many rows share its call, and the matrix products
-// of a network take other paths for other row counts. Measured on the digits MLP in float32: on an
-// AVX2 CPU MKL's sgemm rounds differently for 1 to 3 rows than for 4 or more; on an AVX-512 CPU a
-// call of 8 rows rounds differently from a call of 4 (so padding to a multiple of 4 was not
-// enough). Eight rather than four: the 360 digits (.pt2, one thread) took 9.6 s in blocks of 4, 8.9
-// s in blocks of 8, 9.2 s in blocks of 16 and 8.2 to 8.4 s in one call per stage (not invariant);
-// the price is up to 8 rows evaluated for a batch of one.
-constexpr int64_t kEvaluationBlock = 8;
+// Every network call of a solve takes the same number of rows, the block (the last block padded
+// with its last row repeated): a row's value must not depend on how many rows share its call, and
+// the matrix products of a network round a row differently with another number of rows beside it.
+// Measured on the digits MLP in float32: MKL's sgemm on an AVX2 CPU for 1 to 3 rows against 4 or
+// more; on an AVX-512 CPU 4 rows against 8 (so the earlier padding to a multiple of 4 did not
+// suffice). The block depends on the model alone, never on the batch: about 2048 values per call,
+// a power of two from 1 to 32 rows. Small models get blocks of 32 (with blocks of 8, calls cost the
+// 2-D mixture 2.5x and the digits 7% of their time; 32 is the default batch size); large ones small
+// blocks, so that a batch of one pays for no padding (a 3x32x32 model: blocks of 1).
+int64_t evaluation_block(int64_t dim) {
+  constexpr int64_t kValuesPerCall = 2048;
+  constexpr int64_t kMaxBlock = 32;
+  int64_t block = 1;
+  while (block < kMaxBlock && block * dim < kValuesPerCall) block *= 2;
+  return block;
+}
 
 // Odeint's default_error_checker gives up on a step after this many rejections in a row
 // (failed_step_checker); so does a row here.
@@ -59,7 +66,7 @@ constexpr int kMaxRejections = 500;
 class RowDynamics {
  public:
   RowDynamics(const VelocityField& field, const TraceEstimator& trace)
-      : field_(field), trace_(trace) {}
+      : field_(field), trace_(trace), block_(evaluation_block(field.dim())) {}
 
   // y: [R, D + K]; t: [R] float64; probes: [K, R, D] or undefined; labels: [R] or undefined.
   // failures: one per row, set for a row the model threw on.
@@ -68,15 +75,15 @@ class RowDynamics {
     const auto x = y.narrow(1, 0, field_.dim()).to(field_.dtype());  // [R, D]
     try {
       const int64_t rows = x.size(0);
-      const int64_t padded = (rows + kEvaluationBlock - 1) / kEvaluationBlock * kEvaluationBlock;
+      const int64_t padded = (rows + block_ - 1) / block_ * block_;
       const auto xs = pad_rows(x, padded, 0);
       const auto ts = pad_rows(t, padded, 0);
       const auto ps = pad_rows(probes, padded, 1);
       const auto ls = pad_rows(labels, padded, 0);
       std::vector<torch::Tensor> blocks;
-      for (int64_t first = 0; first < padded; first += kEvaluationBlock) {
+      for (int64_t first = 0; first < padded; first += block_) {
         auto block = [&](const torch::Tensor& v, int64_t dim) {
-          return v.defined() ? v.narrow(dim, first, kEvaluationBlock) : v;
+          return v.defined() ? v.narrow(dim, first, block_) : v;
         };
         auto result =
             trace_.evaluate(field_, block(xs, 0), block(ts, 0), block(ps, 1), block(ls, 0));
@@ -116,6 +123,7 @@ class RowDynamics {
 
   const VelocityField& field_;
   const TraceEstimator& trace_;
+  int64_t block_;
 };
 
 // The system Odeint steps: a unit step in s of dy/ds = h f(t + s h, y), h and t per row. `raw`

@@ -16,11 +16,7 @@ namespace odeint = boost::numeric::odeint;
 
 namespace {
 
-// [B, D + K] float64: the flattened x, then K log-density columns. The network runs in the field's
-// dtype; the state and its arithmetic are float64 whatever that dtype is, so that a float32 model's
-// log-density does not lose digits to a float32 sum of hundreds of steps (a -110 nat float32 value
-// has a 7.6e-6 ulp).
-using State = torch::Tensor;
+using State = torch::Tensor;  // [B, D + K] float64, as augmented_state() makes it
 using Algebra = odeint::vector_space_algebra;
 
 template <template <class...> class Stepper>
@@ -53,9 +49,8 @@ class AugmentedDynamics {
       throw IntegrationError(
           fmt::format("more than {} function evaluations (the solve's limit)", max_nfe_));
     }
-    const auto x = state.narrow(1, 0, field_.dim()).to(field_.dtype());  // [B, D]
-    auto result = trace_.evaluate(field_, x, t, probes_, labels_);
-    dstate = torch::cat({result.velocity.to(torch::kFloat64), result.trace}, 1);
+    dstate = augmented_derivative(
+        field_, trace_, state, torch::full({state.size(0)}, t, torch::kFloat64), probes_, labels_);
   }
 
  private:
@@ -191,10 +186,7 @@ FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator
                                 const SolverSpec& spec, const torch::Tensor& labels) {
   if (is_adaptive(spec.kind))
     return integrate_per_sample(field, trace, x_data, probes, spec, labels);
-  const int64_t batch = x_data.size(0);
-  const auto options = x_data.options().dtype(torch::kFloat64);
-  State state =
-      torch::cat({x_data.to(options), torch::zeros({batch, trace.num_estimates()}, options)}, 1);
+  State state = augmented_state(x_data, trace.num_estimates());
   int64_t nfe = 0;
   const AugmentedDynamics dynamics(field, trace, probes, labels, spec.max_nfe, &nfe);
   try {
@@ -206,6 +198,19 @@ FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator
   }
   return {state.narrow(1, 0, field.dim()), state.narrow(1, field.dim(), trace.num_estimates()),
           nfe};
+}
+
+torch::Tensor augmented_state(const torch::Tensor& x, int64_t estimates) {
+  const auto options = x.options().dtype(torch::kFloat64);
+  return torch::cat({x.to(options), torch::zeros({x.size(0), estimates}, options)}, 1);
+}
+
+torch::Tensor augmented_derivative(const VelocityField& field, const TraceEstimator& trace,
+                                   const torch::Tensor& y, const torch::Tensor& t,
+                                   const torch::Tensor& probes, const torch::Tensor& labels) {
+  const auto x = y.narrow(1, 0, field.dim()).to(field.dtype());  // [B, D]
+  auto result = trace.evaluate(field, x, t, probes, labels);
+  return torch::cat({result.velocity.to(torch::kFloat64), result.trace}, 1);
 }
 
 torch::Tensor prior_log_density(const VelocityField& field, const torch::Tensor& x_prior) {

@@ -62,6 +62,17 @@ FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator
                                 const torch::Tensor& x_data, const torch::Tensor& probes,
                                 const SolverSpec& spec, const torch::Tensor& labels = {});
 
+// The augmented state [x, l] of rows x [B, D] at the data end: [B, D + estimates] float64, x then
+// zeros. The solvers' state and arithmetic are float64 whatever the field's dtype (a float32
+// log-density summed over hundreds of steps would lose digits: a -110 nat float32 value has a
+// 7.6e-6 ulp); the network alone runs in the field's dtype.
+torch::Tensor augmented_state(const torch::Tensor& x, int64_t estimates);
+// f(t, y) = [v, tr J] for augmented states y [B, D + K] float64, row b at flow time t[b] ([B]
+// float64): y's x converted to the field's dtype for the network, the result float64.
+torch::Tensor augmented_derivative(const VelocityField& field, const TraceEstimator& trace,
+                                   const torch::Tensor& y, const torch::Tensor& t,
+                                   const torch::Tensor& probes, const torch::Tensor& labels);
+
 // log p0(x0) under the field's prior (its contract's scale; shared/MATH.md section 5): [B] float64
 // on the CPU.
 torch::Tensor prior_log_density(const VelocityField& field, const torch::Tensor& x_prior);

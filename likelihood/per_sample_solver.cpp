@@ -34,9 +34,7 @@ namespace odeint = boost::numeric::odeint;
 
 namespace {
 
-// [R, D + K] float64: the flattened x, then K log-density columns; the network runs in the field's
-// dtype (as in cnf_solver.cpp).
-using State = torch::Tensor;
+using State = torch::Tensor;  // [R, D + K] float64, as augmented_state() makes it
 using Algebra = odeint::vector_space_algebra;
 
 // Every network call of a solve takes the same number of rows, the block (the last block padded
@@ -75,13 +73,14 @@ class RowDynamics {
 
   // y: [R, D + K]; t: [R] float64; probes: [K, R, D] or undefined; labels: [R] or undefined.
   // failures: one per row, set for a row the model threw on.
+  int64_t block() const { return block_; }
+
   torch::Tensor operator()(const State& y, const torch::Tensor& t, const torch::Tensor& probes,
                            const torch::Tensor& labels, std::vector<std::string>& failures) const {
-    const auto x = y.narrow(1, 0, field_.dim()).to(field_.dtype());  // [R, D]
     try {
-      const int64_t rows = x.size(0);
+      const int64_t rows = y.size(0);
       const int64_t padded = round_up(rows, block_);
-      const auto xs = pad_rows(x, padded, 0);
+      const auto ys = pad_rows(y, padded, 0);
       const auto ts = pad_rows(t, padded, 0);
       const auto ps = pad_rows(probes, padded, 1);
       const auto ls = pad_rows(labels, padded, 0);
@@ -90,9 +89,8 @@ class RowDynamics {
         auto block = [&](const torch::Tensor& v, int64_t dim) {
           return v.defined() ? v.narrow(dim, first, block_) : v;
         };
-        auto result =
-            trace_.evaluate(field_, block(xs, 0), block(ts, 0), block(ps, 1), block(ls, 0));
-        blocks.push_back(torch::cat({result.velocity.to(torch::kFloat64), result.trace}, 1));
+        blocks.push_back(augmented_derivative(field_, trace_, block(ys, 0), block(ts, 0),
+                                              block(ps, 1), block(ls, 0)));
       }
       return torch::cat(blocks, 0).narrow(0, 0, rows);
     } catch (
@@ -128,7 +126,7 @@ class RowDynamics {
 
   const VelocityField& field_;
   const TraceEstimator& trace_;
-  int64_t block_;
+  int64_t block_;  // evaluation_block(field.dim())
 };
 
 // The system Odeint steps: a unit step in s of dy/ds = h f(t + s h, y), h and t per row. `raw`
@@ -326,7 +324,7 @@ class ContinuousSolve {
         spec_(spec),
         // Rows are solved in whole blocks (results do not depend on the batch, so rounding it up
         // changes nothing but the padding, which it removes).
-        batch_rows_(round_up(std::max<int64_t>(batch_rows, 1), evaluation_block(field.dim()))),
+        batch_rows_(round_up(std::max<int64_t>(batch_rows, 1), dynamics_.block())),
         feed_(feed),
         sink_(sink),
         stepper_(make_row_stepper(spec.kind)) {}
@@ -358,8 +356,7 @@ class ContinuousSolve {
       return;
     }
     const int64_t estimates = trace_columns(fresh);
-    const auto options = fresh.x.options().dtype(torch::kFloat64);
-    const auto y = torch::cat({fresh.x.to(options), torch::zeros({count, estimates}, options)}, 1);
+    const auto y = augmented_state(fresh.x, estimates);
     y_ = y_.defined() ? torch::cat({y_, y}, 0) : y;
     f_ = f_.defined() ? torch::cat({f_, torch::zeros_like(y)}, 0) : torch::zeros_like(y);
     if (fresh.probes.defined())

@@ -27,7 +27,8 @@ CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {
   auto* cmd = app.add_subcommand(
       "compare",
       "score two or more models on the same data with common random numbers; paired differences");
-  cmd->add_option("models", a.models, "TorchScript models, earliest first")
+  cmd->add_option("models", a.models,
+                  "model files (.pt2 packages or TorchScript modules), earliest first")
       ->required()
       ->expected(2, -1)
       ->check(CLI::ExistingFile);

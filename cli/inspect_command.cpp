@@ -126,7 +126,10 @@ Cost measure_cost(const VelocityField& field, const torch::Tensor& x, const torc
 
 CLI::App* add_inspect_command(CLI::App& app, InspectArguments& a) {
   auto* cmd = app.add_subcommand("inspect", "show a model's contract and run it once");
-  cmd->add_option("model", a.model, "TorchScript model")->required()->check(CLI::ExistingFile);
+  cmd->add_option("model", a.model,
+                  "model file: an AOTInductor package (.pt2) or a TorchScript module")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->add_option("--shape", a.shape, "per-sample shape, e.g. 8,8 (default: the manifest's)");
   cmd->add_option("--dtype", a.options.dtype, "float32 or float64")->capture_default_str();
   cmd->add_option("--device", a.options.device, "cpu, cuda or cuda:N")->capture_default_str();

@@ -2,10 +2,12 @@
 // turns every error into one line on stderr and a documented exit code (README.md, "Exit codes").
 #include <fmt/format.h>
 #include <malloc.h>
+#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <new>
 #include <string>
 
@@ -15,22 +17,60 @@
 #include "cli/inspect_command.h"
 #include "cli/merge_command.h"
 #include "cli/score_command.h"
+#include "flowlik/flowlik.h"
+#include "likelihood/model_archive.h"
 
 namespace {
 
 // Errors are one line of bounded length, whatever they quote: a 10 MB manifest value or a many-line
 // torch message must not become a 10 MB or many-line error.
-std::string one_line(std::string message) {
+// The cap counts the whole line as printed, "flowlik: error: " and the note of what was cut
+// included.
+std::string one_line(std::string message, size_t prefix_length) {
   constexpr size_t kMaxLength = 1000;
+  constexpr size_t kNoteRoom = 32;  // "... (NNNNNNNNNN more characters)"
   for (char& c : message) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  if (message.size() > kMaxLength) {
-    const auto dropped = message.size() - kMaxLength;
-    message.resize(kMaxLength);
+  if (prefix_length + message.size() > kMaxLength) {
+    const auto keep = kMaxLength - prefix_length - kNoteRoom;
+    const auto dropped = message.size() - keep;
+    message.resize(keep);
     message += fmt::format("... ({} more characters)", dropped);
   }
   return message;
+}
+
+// flowlik's stand-in for libtorch.so (likelihood/device.h), relative to this executable: beside it
+// in the build tree, in the install's library folder otherwise; never at a path compiled in, so an
+// installed copy does not look where it was built.
+void use_libtorch_stand_in_of_this_program() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return;
+  for (const auto& candidate : {exe.parent_path() / FLOWLIK_STAND_IN_NAME,
+                                exe.parent_path() / FLOWLIK_BIN_TO_LIB / FLOWLIK_STAND_IN_NAME}) {
+    if (fs::is_regular_file(candidate, ec)) {
+      flowlik::use_libtorch_stand_in(candidate.lexically_normal().string());
+      return;
+    }
+  }
+}
+
+// On SIGINT, SIGTERM and SIGHUP the folders a package was extracted into are removed, then the
+// signal takes its default course (the exit status says which signal ended the run).
+void on_termination_signal(int signal) {
+  flowlik::remove_package_folders_on_signal();
+  ::signal(signal, SIG_DFL);
+  ::raise(signal);
+}
+
+void remove_extracted_packages_on_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_termination_signal;
+  sigemptyset(&action.sa_mask);
+  for (const int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &action, nullptr);
 }
 
 // LibTorch's CPU tensors come from malloc. glibc serves a block above its mmap threshold (128 KiB
@@ -50,6 +90,8 @@ void keep_tensor_memory_for_reuse() {
 
 int main(int argc, char** argv) {
   keep_tensor_memory_for_reuse();
+  use_libtorch_stand_in_of_this_program();
+  remove_extracted_packages_on_signals();
   CLI::App app{"flowlik: log-likelihood and bits/dim of exported flow models"};
   app.set_version_flag("--version", FLOWLIK_VERSION);
   app.require_subcommand(1);
@@ -80,14 +122,14 @@ int main(int argc, char** argv) {
     if (merge->parsed()) return flowlik::cli::run_merge(merge_args);
     if (history->parsed()) return flowlik::cli::run_history(history_args);
   } catch (const flowlik::Error& e) {
-    fmt::print(stderr, "flowlik: error: {}\n", one_line(flowlik::cli::describe(e)));
+    fmt::print(stderr, "flowlik: error: {}\n", one_line(flowlik::cli::describe(e), 16));
     return static_cast<int>(flowlik::cli::exit_code(e.kind()));
   } catch (const std::bad_alloc&) {
     fmt::print(stderr,
                "flowlik: error: out of memory (try a smaller --batch-size or --max-rows)\n");
     return static_cast<int>(flowlik::cli::ExitCode::kInternal);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "flowlik: internal error: {}\n", one_line(e.what()));
+    fmt::print(stderr, "flowlik: internal error: {}\n", one_line(e.what(), 25));
     return static_cast<int>(flowlik::cli::ExitCode::kInternal);
   }
   return static_cast<int>(flowlik::cli::ExitCode::kInternal);

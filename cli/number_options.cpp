@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <string>
 
 #include "likelihood/text_number.h"
@@ -39,7 +41,16 @@ CLI::Validator positive_finite(double hi) {
   return CLI::Validator(
       [hi](std::string& text) -> std::string {
         const auto value = parse_finite_double(text);
-        if (!value) return fmt::format("expected a finite number, got '{}'", text);
+        if (!value) {
+          // A number too small for a double (1e-400) is a number out of range, not a non-number.
+          errno = 0;
+          char* end = nullptr;
+          const double tiny = std::strtod(text.c_str(), &end);
+          if (!text.empty() && end == text.c_str() + text.size() && errno == ERANGE && tiny == 0.0)
+            return fmt::format("{} is out of range (0, {}]: it rounds to 0 in double precision",
+                               text, hi);
+          return fmt::format("expected a finite number, got '{}'", text);
+        }
         if (!(*value > 0.0 && *value <= hi))
           return fmt::format("{} is out of range (0, {}]", text, hi);
         return {};

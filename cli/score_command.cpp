@@ -29,44 +29,50 @@ namespace {
 // belong to this run and this shard; a row cut off by the interruption is dropped (and its sample
 // scored again), anything else malformed is an error. Leaves the journal ready to be appended to;
 // returns its rows. Returns nullopt when there is nothing to resume (no file, or one killed before
-// its header was written).
+// its header was written). The caller holds the journal's lock (an empty journal is the lock's).
 std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
+                                                        const JournalLock& lock,
                                                         const nlohmann::json& identity,
                                                         int64_t first, int64_t end, bool quiet) {
   namespace fs = std::filesystem;
   const auto journal = journal_path(path);
   std::error_code ec;
-  if (!fs::exists(journal, ec)) {
-    if (!fs::exists(path, ec)) return std::nullopt;
-    // A finished run's file: continued in a journal of its own, so that it stays whole until
-    // replaced.
-    fs::copy_file(path, journal, fs::copy_options::overwrite_existing, ec);
-    if (ec)
-      throw OutputError(fmt::format("{}: cannot copy to {} ({})", path, journal, ec.message()));
-  }
-  if (fs::file_size(journal, ec) == 0) return std::nullopt;
-  auto csv = read_sample_csv(journal);
+  // A finished run's file is checked where it is, and continued in the journal only once it is
+  // accepted, so that it stays whole until replaced and a refusal leaves nothing behind.
+  const bool finished = lock.was_empty();
+  if (finished && !fs::exists(path, ec)) return std::nullopt;
+  const auto& source = finished ? path : journal;
+  auto csv = read_sample_csv(source);
   if (!csv.has_header)
     return std::nullopt;  // killed while writing its first lines: nothing was done
   if (!csv.identity) {
     throw UsageError(
         fmt::format("--resume: {} records no run identity (written by flowlik 0.1?); its rows "
                     "cannot be checked to belong to this run, so score afresh without --resume",
-                    journal));
+                    source));
   }
   if (const auto diff = identity_difference(*csv.identity, identity); !diff.empty()) {
-    throw UsageError(fmt::format("--resume: {} was written by another run: {}", journal, diff));
+    throw UsageError(fmt::format("--resume: {} was written by another run: {}", source, diff));
   }
   std::vector<bool> seen(static_cast<size_t>(end - first), false);
   for (const auto& r : csv.rows) {
     if (r.index < first || r.index >= end) {
       throw DataError(fmt::format("{}: holds sample {}, outside this run's samples [{}, {})",
-                                  journal, r.index, first, end));
+                                  source, r.index, first, end));
     }
     if (seen[static_cast<size_t>(r.index - first)]) {
-      throw DataError(fmt::format("{}: holds sample {} twice", journal, r.index));
+      throw DataError(fmt::format("{}: holds sample {} twice", source, r.index));
     }
     seen[static_cast<size_t>(r.index - first)] = true;
+  }
+  if (finished) {
+    // Into the locked journal (same file: truncated, not replaced).
+    std::ifstream in(path, std::ios::binary);
+    std::ofstream out(journal, std::ios::binary | std::ios::trunc);
+    out << in.rdbuf();
+    out.close();
+    if (!in || !out)
+      throw OutputError(fmt::format("{}: cannot copy to {} to continue it", path, journal));
   }
   if (csv.partial_tail) {
     if (!quiet) {
@@ -199,6 +205,11 @@ nlohmann::json solve_check_report(const ScoreCommandArguments& args, const Model
     const auto reference_model = prepare_for_run(args.model, reference_args, data);
     const auto reference = reference_solver(setup.solver);
     const auto samples = pick_check_samples(run.results, args.check_solve, args.scoring.score.seed);
+    if (static_cast<int64_t>(samples.size()) < args.check_solve && !args.scoring.quiet) {
+      fmt::print(stderr,
+                 "flowlik: --check-solve {}: the run has {} samples scored ok; checking those {}\n",
+                 args.check_solve, samples.size(), samples.size());
+    }
     const auto check =
         check_solve(run.results, samples, *reference_model.field, *setup.trace, data,
                     *reference_model.preprocessing, reference, args.scoring.score.batch_size);
@@ -246,7 +257,10 @@ nlohmann::json solve_check_report(const ScoreCommandArguments& args, const Model
 
 CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
   auto* cmd = app.add_subcommand("score", "log-likelihood and bits/dim of a dataset under a model");
-  cmd->add_option("model", a.model, "TorchScript model")->required()->check(CLI::ExistingFile);
+  cmd->add_option("model", a.model,
+                  "model file: an AOTInductor package (.pt2) or a TorchScript module")
+      ->required()
+      ->check(CLI::ExistingFile);
   add_scoring_options(*cmd, a.scoring);
   cmd->add_option("--per-sample", a.per_sample,
                   "write per-sample results here (CSV), as each completes");
@@ -324,20 +338,26 @@ int run_score(const ScoreCommandArguments& args) {
                    advice["note"].get<std::string>());
       } else {
         const auto& a = advice["advice"];
+        // --probes only where it means something: the exact trace has none.
+        const auto probes = a["probes"].get<int64_t>();
         fmt::print(stderr,
-                   "flowlik: --target-stderr {}: advice: {} samples, --dequant-draws {}, --probes "
-                   "{} (from a first "
-                   "pass on {} samples; this run keeps its own options)\n",
+                   "flowlik: --target-stderr {}: advice: {} samples, --dequant-draws {}{} (from a "
+                   "first pass on {} samples; this run keeps its own options)\n",
                    *args.target_stderr, a["samples"].get<int64_t>(), a["draws"].get<int64_t>(),
-                   a["probes"].get<int64_t>(), advice["pilot"]["samples"].get<int64_t>());
+                   probes > 0 ? fmt::format(", --probes {}", probes) : std::string(),
+                   advice["pilot"]["samples"].get<int64_t>());
       }
     }
   }
 
   std::vector<SampleResult> done;
   bool append = false;
+  // Held until the run ends: one run writes a per-sample file at a time.
+  std::optional<JournalLock> lock;
+  if (!args.per_sample.empty()) lock.emplace(args.per_sample);
   if (args.resume) {
-    if (auto rows = resume_journal(args.per_sample, identity, first, end, args.scoring.quiet)) {
+    if (auto rows =
+            resume_journal(args.per_sample, *lock, identity, first, end, args.scoring.quiet)) {
       done = std::move(*rows);
       append = true;
     }

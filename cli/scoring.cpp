@@ -163,8 +163,11 @@ void check_run_outputs(std::span<const NamedFile> inputs, std::span<const NamedF
 nlohmann::json run_identity(const PreparedModel& model, const ScoreSetup& setup,
                             const Dataset& data, const std::string& data_sha256) {
   auto options = options_json(setup, model, 0);
+  // What does not change the results (README, "Reproducibility"): the batch, the threads, and the
+  // exact trace's chunking of its rows.
   options.erase("batch_size");
   options.erase("threads");
+  options.erase("max_rows");
   auto contract = contract_json(model.field->contract());
   contract.erase("sources");  // where a value came from does not change what is measured
   auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);

@@ -1,6 +1,10 @@
 #include "io/sample_csv.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -79,6 +83,58 @@ std::vector<std::string> split_csv_line(const std::string& line) {
 }  // namespace
 
 std::string journal_path(const std::string& path) { return path + ".partial"; }
+
+JournalLock::JournalLock(const std::string& path) {
+  const auto journal = journal_path(path);
+  // The run holding the lock renames its journal into place when it finishes: a lock taken on the
+  // file it renamed would lock nothing, so the path is checked to still name the locked file.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::open(journal.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const bool created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) fd = ::open(journal.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      throw OutputError(
+          fmt::format("{}: cannot open per-sample file ({})", journal, std::strerror(errno)));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      ::close(fd);
+      if (error == EWOULDBLOCK) {
+        throw OutputError(fmt::format(
+            "{}: another flowlik run is writing this per-sample file (its journal {} is locked); "
+            "wait for it to finish, or give this run another --per-sample file",
+            path, journal));
+      }
+      throw OutputError(fmt::format("{}: cannot lock ({})", journal, std::strerror(error)));
+    }
+    struct stat held {};
+    struct stat named {};
+    if (::fstat(fd, &held) == 0 && ::stat(journal.c_str(), &named) == 0 &&
+        held.st_ino == named.st_ino && held.st_dev == named.st_dev) {
+      fd_ = fd;
+      journal_ = journal;
+      created_ = created;
+      was_empty_ = held.st_size == 0;
+      return;
+    }
+    ::close(fd);  // renamed away while we waited for it: take the new one
+  }
+  throw OutputError(fmt::format("{}: cannot lock: it keeps being replaced", journal));
+}
+
+JournalLock::~JournalLock() {
+  if (fd_ < 0) return;
+  // A journal this lock created and nothing wrote to (the run was refused before its first line)
+  // is not left behind; one renamed into place is no longer at the path.
+  struct stat held {};
+  struct stat named {};
+  if (created_ && ::fstat(fd_, &held) == 0 && held.st_size == 0 &&
+      ::stat(journal_.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+      held.st_dev == named.st_dev) {
+    ::unlink(journal_.c_str());
+  }
+  ::close(fd_);  // releases the lock
+}
 
 SampleCsvWriter::SampleCsvWriter(const std::string& path, const nlohmann::json& identity,
                                  bool append)

@@ -22,6 +22,28 @@ namespace flowlik {
 // PATH.partial, where the rows of a run in progress are kept.
 std::string journal_path(const std::string& path);
 
+// One writer per per-sample file: an advisory lock (flock) on its journal PATH.partial, created
+// empty if there is none, taken before the journal is read or written and held until the object is
+// destroyed, after the journal has been renamed into place. Another run that wants the same file
+// (two --resume runs started together) is refused, so the finished CSV always holds one run's rows.
+// Throws OutputError naming the file.
+class JournalLock {
+ public:
+  explicit JournalLock(const std::string& path);
+  ~JournalLock();
+  JournalLock(const JournalLock&) = delete;
+  JournalLock& operator=(const JournalLock&) = delete;
+  // Whether the journal was empty when the lock was taken (none existed, or one killed before its
+  // first line): then there is nothing in it to resume.
+  bool was_empty() const { return was_empty_; }
+
+ private:
+  int fd_ = -1;
+  std::string journal_;
+  bool created_ = false;
+  bool was_empty_ = true;
+};
+
 class SampleCsvWriter {
  public:
   // Starts a new journal for `path` with the run's identity and the header, flushed at once so that

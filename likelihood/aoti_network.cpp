@@ -2,11 +2,18 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/utsname.h>
 
 #include <algorithm>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <utility>
 
 #include "flowlik/error.h"
+#include "io/json_depth.h"
 #include "likelihood/device.h"
 #include "likelihood/text_number.h"
 #include "likelihood/torch_error.h"
@@ -19,7 +26,94 @@ std::string metadata_value(const AotiPackageInfo& info, const std::string& key) 
   return it == info.metadata.end() ? std::string() : it->second;
 }
 
+// "2.15.0+cu132" -> "2.15.0": a local build suffix (CUDA or CPU wheel) does not change the ABI the
+// package's code was compiled against.
+std::string public_version(const std::string& version) {
+  return version.substr(0, version.find('+'));
+}
+
+// The CPU's feature flags, from /proc/cpuinfo (Linux names: avx2, avx512f, avx512_vnni, amx_tile).
+std::set<std::string> cpu_flags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  std::set<std::string> flags;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("flags")) continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    std::string flag;
+    while (words >> flag) flags.insert(flag);
+    break;
+  }
+  return flags;
+}
+
 }  // namespace
+
+std::unordered_map<std::string, std::string> read_package_metadata(const ModelArchive& archive,
+                                                                   const std::string& model) {
+  const std::string folder = "data/aotinductor/" + model + "/";
+  std::string record;
+  for (const auto& m : archive.members()) {
+    if (!m.record.starts_with(folder) || !m.record.ends_with("_metadata.json")) continue;
+    // The loader reads the wrapper's (the compiled function's); the kernels' file repeats it.
+    if (record.empty() || m.record.ends_with("wrapper_metadata.json")) record = m.record;
+  }
+  if (record.empty()) {
+    throw ModelError(fmt::format("{}: package metadata: no {}*_metadata.json member for '{}'",
+                                 archive.path(), folder, model));
+  }
+  const auto where =
+      fmt::format("{}: package metadata ({}/{})", archive.path(), archive.root(), record);
+  const auto text = archive.read(record);
+  if (json_nesting_depth(text) > kMaxJsonDepth)
+    throw ModelError(fmt::format("{}: nests deeper than {} levels", where, kMaxJsonDepth));
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    const std::string what = e.what();
+    throw ModelError(
+        fmt::format("{} is not valid JSON ({})", where, what.substr(0, what.find('\n'))));
+  }
+  if (!json.is_object()) throw ModelError(fmt::format("{} is not a JSON object", where));
+  std::unordered_map<std::string, std::string> metadata;
+  for (const auto& [key, value] : json.items()) {
+    if (!value.is_string()) {
+      throw ModelError(fmt::format("{}: key '{}' is not a string", where, key.substr(0, 80)));
+    }
+    metadata[key] = value.get<std::string>();
+  }
+  return metadata;
+}
+
+std::string missing_cpu_features(const std::string& machine, const std::string& isa) {
+  struct utsname name {};
+  const std::string here = ::uname(&name) == 0 ? name.machine : "";
+  if (!machine.empty() && !here.empty() && machine != here)
+    return fmt::format("a {} processor (this one is {})", machine, here);
+  // AOTInductor's vector ISAs (torch/_inductor/cpu_vec_isa.py) and the compiler flags each is built
+  // with, as the Linux CPU flags that name them.
+  static const std::map<std::string, std::vector<std::string>> kNeeds = {
+      {"AVX2", {"avx2", "fma", "f16c"}},
+      {"AVX512", {"avx512f", "avx512dq", "avx512vl", "avx512bw", "fma"}},
+      {"AVX512_VNNI", {"avx512_vnni"}},
+      {"AMX_TILE", {"amx_tile", "amx_bf16", "amx_int8"}}};
+  const auto flags = cpu_flags();
+  if (flags.empty()) return {};  // not Linux on x86: nothing to check against
+  std::vector<std::string> missing;
+  std::istringstream words(isa);
+  std::string word;
+  while (words >> word) {
+    const auto it = kNeeds.find(word);
+    if (it == kNeeds.end()) continue;  // another architecture's ISA is refused by the machine check
+    for (const auto& flag : it->second) {
+      if (!flags.contains(flag)) missing.push_back(flag);
+    }
+  }
+  if (missing.empty()) return {};
+  return fmt::format("the CPU instruction set {} (this CPU lacks {})", isa,
+                     fmt::join(missing, ", "));
+}
 
 AotiPackageNetwork::AotiPackageNetwork(std::string path, AotiPackageInfo info)
     : path_(std::move(path)), info_(std::move(info)) {
@@ -62,36 +156,49 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
                     "flowlik_export.export(..., device=\"{}\") on a machine with that device",
                     path_, package_device, wanted, wanted));
   }
+  if (wanted == "cpu") {
+    if (const auto missing = missing_cpu_features(metadata_value(info_, "AOTI_MACHINE"),
+                                                  metadata_value(info_, "AOTI_CPU_ISA"));
+        !missing.empty()) {
+      throw ModelError(fmt::format(
+          "{}: package was compiled for {}: its code would stop the program with an illegal "
+          "instruction here; re-export it on this machine (or on one with the same CPU)",
+          path_, missing));
+    }
+  }
   const auto device_index =
       options.device().has_index() ? options.device().index() : c10::DeviceIndex(-1);
   load_libtorch_for_package(path_);
+  // The functions are extracted by flowlik from the checked archive into a private folder, and the
+  // loader loads that folder: it never sees the archive itself.
+  folder_ = std::make_unique<PackageFolder>(path_);
+  const auto built_with = metadata_value(info_, "flowlik.torch_version");
   auto load = [&](const std::string& name) {
+    const auto model = name + "_" + dtype;
+    info_.archive->extract("data/aotinductor/" + model + "/", folder_->path(),
+                           [&](const std::filesystem::path& p) { folder_->record(p); });
     try {
       return std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-          path_, name + "_" + dtype,
+          folder_->path().string(), model,
           /*run_single_threaded=*/false,
           /*num_runners=*/1, device_index);
-    } catch (const c10::Error& e) {
-      const auto built_with = metadata_value(info_, "flowlik.torch_version");
-      throw ModelError(
-          fmt::format("{}: cannot load the compiled '{}' function ({}){}", path_, name,
-                      summarize_torch_error(e.what_without_backtrace()),
-                      built_with.empty() || built_with == TORCH_VERSION
-                          ? std::string()
-                          : fmt::format("; it was compiled by PyTorch {}, this flowlik uses {}: "
-                                        "re-export it with PyTorch {}",
-                                        built_with, TORCH_VERSION, TORCH_VERSION)));
+    } catch (const std::exception& e) {
+      const auto* native = dynamic_cast<const c10::Error*>(&e);
+      throw ModelError(fmt::format(
+          "{}: cannot load the compiled '{}' function ({}){}", path_, name,
+          summarize_torch_error(native ? native->what_without_backtrace() : e.what()),
+          built_with.empty() || public_version(built_with) == public_version(TORCH_VERSION)
+              ? std::string()
+              : fmt::format("; it was compiled by PyTorch {}, this flowlik uses {}: "
+                            "re-export it with PyTorch {}",
+                            built_with, TORCH_VERSION, TORCH_VERSION)));
     }
   };
   velocity_ = load("velocity");
   vjp_ = load("vjp");
   diag_ = load("diag");
-}
-
-void AotiPackageNetwork::set_shape(const std::vector<int64_t>& shape) {
-  call_.shape = shape;
-  dim_ = 1;
-  for (const auto s : shape) dim_ *= s;
+  // A CPU function is a shared library, mapped once loaded: its files are no longer needed.
+  if (!options.device().is_cuda()) folder_.reset();
 }
 
 std::vector<torch::Tensor> AotiPackageNetwork::run(torch::inductor::AOTIModelPackageLoader& loader,
@@ -104,24 +211,27 @@ std::vector<torch::Tensor> AotiPackageNetwork::run(torch::inductor::AOTIModelPac
 }
 
 torch::Tensor AotiPackageNetwork::output(const torch::Tensor& x, const torch::Tensor& t,
-                                         const torch::Tensor& labels) const {
-  if (x.size(1) != dim_) {
-    throw DataError(fmt::format("{}: input has {} values per sample, the package was bound to {}",
-                                path_, x.size(1), dim_));
+                                         const torch::Tensor& labels,
+                                         c10::IntArrayRef shape) const {
+  // The compiled functions take x flattened, for the per-sample shape they were exported with
+  // (checked by VelocityField::bind_shape through this call).
+  if (x.size(1) != c10::multiply_integers(shape)) {
+    throw DataError(fmt::format("{}: input has {} values per sample, its shape [{}] has {}", path_,
+                                x.size(1), fmt::join(shape, ", "), c10::multiply_integers(shape)));
   }
   return run(*velocity_, {x, t}, labels).at(0);
 }
 
 std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::output_and_vjp(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
-    const torch::Tensor& labels) const {
+    const torch::Tensor& labels, c10::IntArrayRef shape) const {
   auto out = run(*vjp_, {x, t, probes}, labels);
   return {out.at(0), out.at(1)};
 }
 
 std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::output_and_diagonal(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-    const torch::Tensor& labels) const {
+    const torch::Tensor& labels, c10::IntArrayRef shape) const {
   auto out = run(*diag_, {x, t, idx}, labels);
   return {out.at(0), out.at(1)};
 }

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "likelihood/model_archive.h"
 #include "likelihood/network.h"
 
 namespace flowlik {
@@ -23,7 +24,18 @@ namespace flowlik {
 struct AotiPackageInfo {
   std::vector<std::string> models;                        // the names of its compiled functions
   std::unordered_map<std::string, std::string> metadata;  // of its first model
+  std::shared_ptr<const ModelArchive> archive;            // checked; extracted from by prepare()
 };
+
+// A compiled function's metadata (its *_metadata.json member: AOTInductor's keys and flowlik's),
+// read from the checked archive. Throws ModelError naming the file and the member when it is not a
+// JSON object of strings.
+std::unordered_map<std::string, std::string> read_package_metadata(const ModelArchive& archive,
+                                                                   const std::string& model);
+
+// Whether this machine can run code compiled for AOTInductor's AOTI_MACHINE and AOTI_CPU_ISA
+// ("x86_64", "AVX512 AVX512_VNNI"): empty when it can, else what it lacks.
+std::string missing_cpu_features(const std::string& machine, const std::string& isa);
 
 class AotiPackageNetwork final : public Network {
  public:
@@ -31,15 +43,16 @@ class AotiPackageNetwork final : public Network {
 
   std::string format() const override { return "aoti-package"; }
   void prepare(const CallSpec& call, torch::TensorOptions options) override;
-  void set_shape(const std::vector<int64_t>& shape) override;
-  torch::Tensor output(const torch::Tensor& x, const torch::Tensor& t,
-                       const torch::Tensor& labels) const override;
-  std::pair<torch::Tensor, torch::Tensor> output_and_vjp(
-      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
-      const torch::Tensor& labels) const override;
+  torch::Tensor output(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels,
+                       c10::IntArrayRef shape) const override;
+  std::pair<torch::Tensor, torch::Tensor> output_and_vjp(const torch::Tensor& x,
+                                                         const torch::Tensor& t,
+                                                         const torch::Tensor& probes,
+                                                         const torch::Tensor& labels,
+                                                         c10::IntArrayRef shape) const override;
   std::pair<torch::Tensor, torch::Tensor> output_and_diagonal(
       const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-      const torch::Tensor& labels) const override;
+      const torch::Tensor& labels, c10::IntArrayRef shape) const override;
   int64_t parameter_count() const override { return parameter_count_; }
   std::string parameter_dtype() const override { return parameter_dtype_; }
 
@@ -52,9 +65,11 @@ class AotiPackageNetwork final : public Network {
   AotiPackageInfo info_;
   CallSpec call_;
   torch::TensorOptions options_;
-  int64_t dim_ = 0;
   int64_t parameter_count_ = -1;
   std::string parameter_dtype_ = "unknown";
+  // The extracted functions: removed once they are loaded on the CPU; a CUDA run's loaders read
+  // their kernels from it while they run, so it is kept until the network is destroyed.
+  std::unique_ptr<PackageFolder> folder_;
   // run() is not const in the loader's API although a run changes nothing we keep.
   mutable std::unique_ptr<torch::inductor::AOTIModelPackageLoader> velocity_;
   mutable std::unique_ptr<torch::inductor::AOTIModelPackageLoader> vjp_;

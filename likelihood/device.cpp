@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include "flowlik/error.h"
 
@@ -41,22 +42,34 @@ bool load_cuda_backend(std::string* why) {
 
 namespace {
 
-// For a CPU run, flowlik's stand-in for libtorch.so (likelihood/libtorch_stub.cpp), where the build
-// or the install put it: the loader takes a loaded library whose soname is libtorch.so for every
-// later dependency on that name. With the CUDA backend loaded, or without the stand-in, the real
-// libtorch.so.
+constexpr const char* kStandInMarker = "flowlik_libtorch_stub";
+
+std::mutex stand_in_mutex;
+std::string stand_in_path;  // set by use_libtorch_stand_in; empty: the real libtorch.so
+
+// The stand-in the caller named, if it loads and carries the stand-in's marker symbol; else the
+// real libtorch.so beside libtorch_cpu (correct, and heavier in a CUDA build).
 std::string load_libtorch_umbrella() {
-  if (!cuda_backend_loaded()) {
-    for (const char* stub : {FLOWLIK_LIBTORCH_STUB_BUILD, FLOWLIK_LIBTORCH_STUB_INSTALL}) {
-      std::error_code ec;
-      if (std::filesystem::is_regular_file(stub, ec) && dlopen(stub, RTLD_NOW | RTLD_GLOBAL))
-        return {};
+  std::string chosen;
+  {
+    std::lock_guard lock(stand_in_mutex);
+    chosen = stand_in_path;
+  }
+  if (!chosen.empty()) {
+    if (void* handle = dlopen(chosen.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+      if (dlsym(handle, kStandInMarker) != nullptr) return {};
+      dlclose(handle);
     }
   }
   return load_beside_libtorch_cpu("libtorch.so");
 }
 
 }  // namespace
+
+void use_libtorch_stand_in(const std::string& path) {
+  std::lock_guard lock(stand_in_mutex);
+  stand_in_path = path;
+}
 
 void load_libtorch_for_package(const std::string& package) {
   static const std::string failure = load_libtorch_umbrella();  // once per process
@@ -89,6 +102,17 @@ torch::Device resolve_device(const std::string& name) {
                           fmt::format("unknown device '{}' (valid: cpu, cuda, cuda:N)", name));
   }
   if (!device.is_cuda()) return device;
+  // Without an NVIDIA driver there is no device to find: the backend (and the CUDA libraries it
+  // maps, half a gigabyte) is not loaded for nothing.
+  std::error_code ec;
+  if (!std::filesystem::exists("/dev/nvidiactl", ec) &&
+      !std::filesystem::exists("/proc/driver/nvidia/version", ec) &&
+      !std::filesystem::exists("/dev/dxg", ec)) {
+    throw InvalidArgument("device",
+                          fmt::format("'{}' asked for, but this machine has no NVIDIA driver (no "
+                                      "/dev/nvidiactl)",
+                                      name));
+  }
   std::string why;
   if (!load_cuda_backend(&why)) {
     throw InvalidArgument("device",

@@ -18,12 +18,18 @@ bool load_cuda_backend(std::string* why = nullptr);
 
 // Makes sure a library named libtorch.so, LibTorch's umbrella library, is loaded before a package.
 // An AOTInductor package's compiled functions name it as a dependency though they use nothing of it
-// but libtorch_cpu, and in a CUDA build the real one depends on the CUDA backend. So, unless the
-// CUDA backend is loaded already, flowlik's empty stand-in with that soname is loaded instead
-// (built and installed beside the library), and a CPU run with a package does not load the CUDA
-// libraries; the real libtorch.so is the fallback. Once per process. Throws ModelError naming
-// `package` when neither can be loaded.
+// but libtorch_cpu (and, on a GPU, libtorch_cuda, which resolve_device loads globally), and in a
+// CUDA build the real one maps the CUDA libraries. With use_libtorch_stand_in, flowlik's empty
+// stand-in with that soname is loaded instead, and a CPU run with a package does not map them.
+// Once per process. Throws ModelError naming `package` when neither can be loaded.
 void load_libtorch_for_package(const std::string& package);
+
+// Opts in to the stand-in (libflowlik_libtorch_stub.so, built and installed beside the program):
+// process-wide, so the program makes that choice and a library user may. Nothing is loaded from a
+// path compiled in: `path` comes from the caller (the program finds it relative to its own
+// executable). The stand-in is used only if it carries its marker symbol; otherwise the real
+// libtorch.so is. Takes effect at the first package load.
+void use_libtorch_stand_in(const std::string& path);
 
 // Whether this process has LibTorch's CUDA backend loaded (read from the loaded libraries, not
 // cached).

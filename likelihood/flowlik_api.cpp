@@ -10,7 +10,7 @@
 namespace flowlik {
 
 struct Model::State {
-  std::shared_ptr<VelocityField> field;
+  std::shared_ptr<const VelocityField> field;  // never bound: each score binds a copy
   ModelOptions options;
 };
 

@@ -135,8 +135,9 @@ std::shared_ptr<VelocityField> load_field(const std::string& path, const ModelOp
   return std::make_shared<VelocityField>(std::move(file), std::move(contract), tensors);
 }
 
-PreparedModel prepare_model(std::shared_ptr<VelocityField> field, const ModelOptions& model_options,
-                            const ScoreOptions& options, const Dataset& data) {
+PreparedModel prepare_model(std::shared_ptr<const VelocityField> field,
+                            const ModelOptions& model_options, const ScoreOptions& options,
+                            const Dataset& data) {
   const auto& contract = field->contract();
   if (contract.conditional && !data.labels.defined()) {
     throw InvalidArgument("labels",
@@ -154,8 +155,11 @@ PreparedModel prepare_model(std::shared_ptr<VelocityField> field, const ModelOpt
   model.path = field->path();
   model.preprocessing = std::make_shared<const Preprocessing>(
       resolve_preprocessing(options.data, options.seed, data, contract));
-  field->bind_shape(data.sample_shape);
-  model.field = std::move(field);
+  // A field of this run's own, bound to its data's shape: the loaded field is shared by every copy
+  // of a Model and by every run, and is not changed (the network inside is shared, not copied).
+  auto bound = std::make_shared<VelocityField>(*field);
+  bound->bind_shape(data.sample_shape);
+  model.field = std::move(bound);
   model.model_options = model_options;
   return model;
 }

@@ -44,8 +44,8 @@ torch::TensorOptions tensor_options(const ModelOptions& options);
 // override.
 std::shared_ptr<VelocityField> load_field(const std::string& path, const ModelOptions& options);
 
-// One model ready to score one dataset: its field bound to the data's per-sample shape and the
-// data's preprocessing resolved against its manifest.
+// One model ready to score one dataset: a field of its own bound to the data's per-sample shape
+// (sharing the loaded network) and the data's preprocessing resolved against its manifest.
 struct PreparedModel {
   std::string path;
   std::shared_ptr<VelocityField> field;
@@ -57,8 +57,9 @@ struct PreparedModel {
 
 // Throws InvalidArgument (labels missing or unexpected, options that do not apply to the data),
 // DataError (data the model cannot take), before any sample is scored.
-PreparedModel prepare_model(std::shared_ptr<VelocityField> field, const ModelOptions& model_options,
-                            const ScoreOptions& options, const Dataset& data);
+PreparedModel prepare_model(std::shared_ptr<const VelocityField> field,
+                            const ModelOptions& model_options, const ScoreOptions& options,
+                            const Dataset& data);
 
 // Throws InvalidArgument naming the field when `other` sees the data differently from `first`
 // (preprocessing, shape, conditioning): paired differences of such models mean nothing.

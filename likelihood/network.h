@@ -23,7 +23,7 @@ struct CallSpec {
   Signature signature = Signature::kXT;
   TimeInput time_input = TimeInput::kVector;
   bool conditional = false;
-  std::vector<int64_t> shape;  // per sample; x is reshaped to [B, *shape] for the call
+  std::string conditioning_source;  // where `conditional` came from, for messages
 };
 
 class Network {
@@ -33,23 +33,27 @@ class Network {
   // "torchscript" or "aoti-package", for reports.
   virtual std::string format() const = 0;
   // Puts the network on the device and in the dtype of `options` and checks that it can be called
-  // as `call` says. Throws ModelError naming the file.
+  // as `call` says. Throws ModelError naming the file. Called once, at load: a prepared network is
+  // not changed by any call below, which may come from several threads at once, each with the
+  // per-sample shape of its own data.
   virtual void prepare(const CallSpec& call, torch::TensorOptions options) = 0;
-  virtual void set_shape(const std::vector<int64_t>& shape) = 0;
 
-  // x: [B, D] flattened; t: [B] model time (all equal for a scalar-time model); labels: [B] int64
-  // for a conditional model, else undefined. All return tensors are detached. out: [B, D].
+  // x: [B, D] flattened samples of per-sample `shape` (x is reshaped to [B, *shape] for the call);
+  // t: [B] model time (all equal for a scalar-time model); labels: [B] int64 for a conditional
+  // model, else undefined. All return tensors are detached. out: [B, D].
   virtual torch::Tensor output(const torch::Tensor& x, const torch::Tensor& t,
-                               const torch::Tensor& labels) const = 0;
+                               const torch::Tensor& labels, c10::IntArrayRef shape) const = 0;
   // out: [B, D] and u_k^T (d out / dx) per sample for probes u: [K, B, D], as [K, B, D].
-  virtual std::pair<torch::Tensor, torch::Tensor> output_and_vjp(
-      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
-      const torch::Tensor& labels) const = 0;
+  virtual std::pair<torch::Tensor, torch::Tensor> output_and_vjp(const torch::Tensor& x,
+                                                                 const torch::Tensor& t,
+                                                                 const torch::Tensor& probes,
+                                                                 const torch::Tensor& labels,
+                                                                 c10::IntArrayRef shape) const = 0;
   // out: [B, D] and the Jacobian's diagonal entries d out_i / d x_i for i in idx: [C] (int64), as
   // [B, C].
   virtual std::pair<torch::Tensor, torch::Tensor> output_and_diagonal(
       const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-      const torch::Tensor& labels) const = 0;
+      const torch::Tensor& labels, c10::IntArrayRef shape) const = 0;
 
   virtual int64_t parameter_count() const = 0;  // -1 when the format does not say
   virtual std::string parameter_dtype() const = 0;

@@ -53,6 +53,13 @@ std::string describe_error_sources(const ScoreSummary& s) {
   auto part = [](double v, const char* missing) {
     return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string(missing);
   };
+  if (std::isfinite(s.bpd.std_error) && !std::isfinite(s.data_std_error_bpd)) {
+    return fmt::format(
+        "{}: its split by source is not identifiable from {} samples (the within-sample parts, "
+        "dequantization {} and estimator {} bpd, exceed the spread between samples)",
+        part(s.bpd.std_error, "n/a"), s.ok, part(s.dequant_std_error_bpd, "not estimated"),
+        part(s.estimator_std_error_bpd, "not estimated"));
+  }
   return fmt::format("{} = data {} + dequantization {} + estimator {} (bpd, in quadrature)",
                      part(s.bpd.std_error, "n/a"), part(s.data_std_error_bpd, "n/a"),
                      part(s.dequant_std_error_bpd, "not estimated (one draw)"),
@@ -87,7 +94,8 @@ nlohmann::json metrics_json(const ScoreSummary& s) {
            "sqrt(sum) / n; "
            "null for the exact trace or one probe"},
           {"data",
-           "sqrt(total^2 - dequantization^2 - estimator^2), an unestimated part counting as 0"}}}}},
+           "sqrt(total^2 - dequantization^2 - estimator^2), an unestimated part counting as 0; "
+           "null when that is negative (not identifiable from so few samples)"}}}}},
       {"estimator_stderr",
        {{"log_likelihood", number_or_null(s.estimator_std_error_log_likelihood)},
         {"bpd", number_or_null(s.estimator_std_error_bpd)}}},

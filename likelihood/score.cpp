@@ -79,19 +79,22 @@ class BatchScorer {
       solution = integrate_to_prior(field_, trace_, input.y.to(field_.options()), probes,
                                     options_.solver, labels);
     } catch (const IntegrationError& failure) {
+      // Every evaluation of the batch evaluated each of a sample's M draws: M evaluations of it.
+      const int64_t burnt = spent + failure.nfe() * draws;
       if (batch.size() > 1) {
-        for (size_t i = 0; i < batch.size(); ++i) score(batch.subspan(i, 1), spent + failure.nfe());
+        for (size_t i = 0; i < batch.size(); ++i) score(batch.subspan(i, 1), burnt);
         return;
       }
       SampleResult result;
       result.index = batch[0];
       result.status = SampleStatus::kFailed;
       result.detail = failure.what();
-      result.nfe = spent + failure.nfe();
+      result.nfe = burnt;
       sink_(result);
       return;
     }
-    solution.nfe += spent;
+    // As the per-sample solver counts it: every evaluation spent on the sample, each draw's own.
+    solution.nfe = solution.nfe * draws + spent;
     emit(batch, draws, input, solution);
   }
 
@@ -314,9 +317,14 @@ ScoreSummary summarize_results(std::span<const SampleResult> results, int64_t di
   const auto known = [](double v) { return std::isfinite(v) ? v * v : 0.0; };
   const double total = summary.log_likelihood.std_error;
   if (std::isfinite(total)) {
+    // With few samples the within-sample parts, estimated from each sample's own draws and probes,
+    // can exceed the spread between samples that the total measures: then the data's part is not
+    // identifiable (NaN, and the summary says so), not clamped to 0 beside a part larger than the
+    // total.
+    const double rest = total * total - known(summary.dequant_std_error_log_likelihood) -
+                        known(summary.estimator_std_error_log_likelihood);
     summary.data_std_error_log_likelihood =
-        std::sqrt(std::max(0.0, total * total - known(summary.dequant_std_error_log_likelihood) -
-                                    known(summary.estimator_std_error_log_likelihood)));
+        rest >= 0.0 ? std::sqrt(rest) : std::numeric_limits<double>::quiet_NaN();
     summary.data_std_error_bpd = summary.data_std_error_log_likelihood * to_bpd;
   }
   return summary;

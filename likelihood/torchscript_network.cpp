@@ -35,10 +35,13 @@ void TorchScriptNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
   if (arguments.size() != expected + 1) {
     const auto signature = to_string(call.signature);
     throw ModelError(fmt::format(
-        "{}: forward takes {} arguments, expected {}: forward{} with x [B, *shape]{}", path_,
+        "{}: forward takes {} arguments, expected {}: forward{} with x [B, *shape]{}{}", path_,
         arguments.size() - 1, expected,
         call.conditional ? signature.substr(0, signature.size() - 1) + ", y)" : signature,
-        call.conditional ? " and labels y [B]" : ""));
+        call.conditional ? " and labels y [B]" : "",
+        call.conditioning_source.empty()
+            ? std::string()
+            : fmt::format(" (conditioning from {})", call.conditioning_source)));
   }
   for (size_t i = 1; i < arguments.size(); ++i) {
     if (arguments[i].type()->kind() != c10::TypeKind::TensorType) {
@@ -52,17 +55,11 @@ void TorchScriptNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
   for (auto parameter : module_.parameters()) parameter.requires_grad_(false);
 }
 
-void TorchScriptNetwork::set_shape(const std::vector<int64_t>& shape) {
-  call_.shape = shape;
-  dim_ = 1;
-  for (const auto s : shape) dim_ *= s;
-}
-
 torch::Tensor TorchScriptNetwork::call(const torch::Tensor& x, const torch::Tensor& t,
-                                       const torch::Tensor& labels) const {
+                                       const torch::Tensor& labels, c10::IntArrayRef shape) const {
   const int64_t batch = x.size(0);
   std::vector<int64_t> batch_shape{batch};
-  batch_shape.insert(batch_shape.end(), call_.shape.begin(), call_.shape.end());
+  batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
   const auto input = x.view(batch_shape);
   // A scalar-time model takes one t for the whole batch; flowlik's batches share one time.
   const auto time = call_.time_input == TimeInput::kVector ? t : t.select(0, 0);
@@ -89,47 +86,50 @@ torch::Tensor TorchScriptNetwork::call(const torch::Tensor& x, const torch::Tens
         fmt::format("{}: forward returns shape {} for input of shape {}, expected the same", path_,
                     shape_string(v.sizes()), shape_string(batch_shape)));
   }
-  return v.reshape({batch, dim_});
+  return v.reshape({batch, x.size(1)});
 }
 
 torch::Tensor TorchScriptNetwork::output(const torch::Tensor& x, const torch::Tensor& t,
-                                         const torch::Tensor& labels) const {
+                                         const torch::Tensor& labels,
+                                         c10::IntArrayRef shape) const {
   torch::NoGradGuard no_grad;
-  return call(x, t, labels);
+  return call(x, t, labels, shape);
 }
 
 std::pair<torch::Tensor, torch::Tensor> TorchScriptNetwork::output_and_vjp(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
-    const torch::Tensor& labels) const {
+    const torch::Tensor& labels, c10::IntArrayRef shape) const {
   const int64_t probe_count = probes.size(0);
   const int64_t batch = x.size(0);
+  const int64_t dim = x.size(1);
   torch::AutoGradMode enable_grad(true);
   // Row k * B + b is sample b under probe k: one forward and one backward for all K probes.
   auto rows = x.detach().repeat({probe_count, 1}).requires_grad_(true);  // [K * B, D]
   const auto row_labels = labels.defined() ? labels.repeat({probe_count}) : labels;
-  const auto out = call(rows, t.repeat({probe_count}), row_labels);  // [K * B, D]
-  const auto vjp = vector_jacobian_product(out, rows, probes.reshape({probe_count * batch, dim_}));
-  return {out.detach().narrow(0, 0, batch), vjp.view({probe_count, batch, dim_})};
+  const auto out = call(rows, t.repeat({probe_count}), row_labels, shape);  // [K * B, D]
+  const auto vjp = vector_jacobian_product(out, rows, probes.reshape({probe_count * batch, dim}));
+  return {out.detach().narrow(0, 0, batch), vjp.view({probe_count, batch, dim})};
 }
 
 std::pair<torch::Tensor, torch::Tensor> TorchScriptNetwork::output_and_diagonal(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-    const torch::Tensor& labels) const {
+    const torch::Tensor& labels, c10::IntArrayRef shape) const {
   const int64_t batch = x.size(0);
   const int64_t count = idx.size(0);
+  const int64_t dim = x.size(1);
   torch::AutoGradMode enable_grad(true);
   // Row b * C + c is sample b, probing dimension idx[c]: the forward is repeated C times per sample
   // (a TorchScript module cannot batch the vector-Jacobian products of one forward), one backward
   // for all.
   auto rows = x.detach().repeat_interleave(count, 0).requires_grad_(true);  // [B * C, D]
   const auto row_labels = labels.defined() ? labels.repeat_interleave(count, 0) : labels;
-  const auto out = call(rows, t.repeat_interleave(count, 0), row_labels);  // [B * C, D]
+  const auto out = call(rows, t.repeat_interleave(count, 0), row_labels, shape);  // [B * C, D]
   const auto directions =
-      torch::one_hot(idx, dim_).to(x.options()).repeat({batch, 1});  // [B * C, D]
-  const auto vjp = vector_jacobian_product(out, rows, directions).view({batch, count, dim_});
+      torch::one_hot(idx, dim).to(x.options()).repeat({batch, 1});  // [B * C, D]
+  const auto vjp = vector_jacobian_product(out, rows, directions).view({batch, count, dim});
   const auto diagonal =
       vjp.gather(2, idx.view({1, count, 1}).expand({batch, count, 1})).squeeze(2);  // [B, C]
-  return {out.detach().view({batch, count, dim_}).select(1, 0), diagonal};
+  return {out.detach().view({batch, count, dim}).select(1, 0), diagonal};
 }
 
 }  // namespace flowlik

@@ -1,6 +1,5 @@
 #include "likelihood/velocity_field.h"
 
-#include <caffe2/serialize/inline_container.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/script.h>
@@ -13,6 +12,7 @@
 #include "flowlik/error.h"
 #include "io/json_depth.h"
 #include "likelihood/aoti_network.h"
+#include "likelihood/model_archive.h"
 #include "likelihood/schedule.h"
 #include "likelihood/torch_error.h"
 #include "likelihood/torchscript_network.h"
@@ -61,30 +61,13 @@ namespace {
 // models/ instead, and a TorchScript module has data.pkl and code/.
 enum class ModelFormat { kTorchScript, kAotiPackage };
 
-std::vector<std::string> archive_records(const std::string& path) {
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    return reader.getAllRecords();
-  } catch (const c10::Error& e) {
-    throw ModelError(
-        fmt::format("{}: cannot load as a TorchScript module or an AOTInductor package: not a "
-                    "complete PyTorch zip archive ({})",
-                    path, summarize_torch_error(e.what_without_backtrace())));
-  }
-}
-
-std::string read_record(const std::string& path, const std::string& name) {
-  caffe2::serialize::PyTorchStreamReader reader(path);
-  const auto [data, size] = reader.getRecord(name);
-  return std::string(static_cast<const char*>(data.get()), size);
-}
-
-std::unique_ptr<Network> load_aoti_package(const std::string& path,
-                                           const std::vector<std::string>& records,
+std::unique_ptr<Network> load_aoti_package(std::shared_ptr<const ModelArchive> archive,
                                            std::string& embedded_manifest) {
+  const auto& path = archive->path();
   AotiPackageInfo info;
   const std::string prefix = "data/aotinductor/";
-  for (const auto& r : records) {
+  for (const auto& member : archive->members()) {
+    const auto& r = member.record;
     if (!r.starts_with(prefix)) continue;
     const auto name = r.substr(prefix.size(), r.find('/', prefix.size()) - prefix.size());
     if (!name.empty() &&
@@ -94,8 +77,8 @@ std::unique_ptr<Network> load_aoti_package(const std::string& path,
   }
   if (info.models.empty()) {
     const bool exported_program =
-        std::any_of(records.begin(), records.end(),
-                    [](const std::string& r) { return r.starts_with("models/"); });
+        std::any_of(archive->members().begin(), archive->members().end(),
+                    [](const ArchiveMember& m) { return m.record.starts_with("models/"); });
     throw ModelError(fmt::format(
         "{}: {}; flowlik runs AOTInductor packages: export the model with "
         "flowlik_export.export(model, "
@@ -107,15 +90,10 @@ std::unique_ptr<Network> load_aoti_package(const std::string& path,
             : "is a .pt2 archive with no compiled model in it"));
   }
   std::sort(info.models.begin(), info.models.end());
-  try {
-    info.metadata = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(
-        path, info.models.front());
-  } catch (const c10::Error& e) {
-    throw ModelError(fmt::format("{}: cannot read the package's metadata ({})", path,
-                                 summarize_torch_error(e.what_without_backtrace())));
-  }
+  info.metadata = read_package_metadata(*archive, info.models.front());
   if (const auto it = info.metadata.find(kManifestName); it != info.metadata.end())
     embedded_manifest = it->second;
+  info.archive = std::move(archive);
   return std::make_unique<AotiPackageNetwork>(path, std::move(info));
 }
 
@@ -144,21 +122,21 @@ ModelFile load_model_file(const std::string& path) {
   if (!std::filesystem::is_regular_file(status)) {
     throw ModelError(fmt::format("{}: cannot load: not a regular file", path));
   }
-  const auto records = archive_records(path);
-  auto has = [&](const std::string& name) {
-    return std::find(records.begin(), records.end(), name) != records.end();
-  };
+  // Every member's name and size is checked before anything in the archive is read (a package is
+  // untrusted input: likelihood/model_archive.h).
+  auto archive = std::make_shared<const ModelArchive>(path);
   std::string embedded;
-  if (has("archive_format")) {
-    const auto kind = read_record(path, "archive_format");
+  if (archive->has("archive_format")) {
+    const auto kind = archive->read("archive_format");
     if (kind.rfind("pt2", 0) != 0) {
       throw ModelError(
           fmt::format("{}: cannot load: an archive of format '{}', expected a TorchScript module "
                       "or an AOTInductor package (pt2)",
                       path, kind.substr(0, 40)));
     }
-    file.network = load_aoti_package(path, records, embedded);
+    file.network = load_aoti_package(std::move(archive), embedded);
   } else {
+    archive.reset();
     file.network = load_torchscript(path, embedded);
   }
 
@@ -202,20 +180,14 @@ std::pair<ModelFile, Contract> load_model_with_contract(const std::string& path,
 }
 
 VelocityField::VelocityField(ModelFile file, Contract contract, torch::TensorOptions options)
-    : path_(std::move(file.path)),
-      network_(std::move(file.network)),
-      contract_(std::move(contract)),
-      options_(options) {
+    : path_(std::move(file.path)), network_(), contract_(std::move(contract)), options_(options) {
   CallSpec call;
   call.signature = contract_.signature;
   call.time_input = contract_.time_input;
   call.conditional = contract_.conditional;
-  try {
-    network_->prepare(call, options_);
-  } catch (const ModelError& e) {
-    throw ModelError(
-        fmt::format("{} (conditioning from {})", e.what(), contract_.sources.at("conditioning")));
-  }
+  call.conditioning_source = contract_.sources.at("conditioning");
+  file.network->prepare(call, options_);
+  network_ = std::move(file.network);
 }
 
 VelocityField VelocityField::load(const std::string& path, torch::ScalarType dtype) {
@@ -234,13 +206,13 @@ void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
   shape_ = shape;
   dim_ = 1;
   for (const auto s : shape) dim_ *= s;
-  network_->set_shape(shape);
   try {
     const auto x = torch::zeros({kProbeBatch, dim_}, options_);
     const auto labels = contract_.conditional
                             ? torch::zeros({kProbeBatch}, options_.dtype(torch::kInt64))
                             : torch::Tensor();
-    network_->output(x, model_time(x, torch::full({kProbeBatch}, 0.5, torch::kFloat64)), labels);
+    network_->output(x, model_time(x, torch::full({kProbeBatch}, 0.5, torch::kFloat64)), labels,
+                     shape_);
   } catch (const ModelError&) {
     shape_.clear();
     throw;
@@ -362,7 +334,7 @@ torch::Tensor VelocityField::evaluate(const torch::Tensor& x, const torch::Tenso
   const auto out = call_by_time(t, {0}, [&](const torch::Tensor& rows) {
     const auto xr = rows_of(x, rows);
     return std::vector<torch::Tensor>{
-        network_->output(xr, model_time(xr, rows_of(t, rows)), rows_of(labels, rows))};
+        network_->output(xr, model_time(xr, rows_of(t, rows)), rows_of(labels, rows), shape_)};
   })[0];
   return f.a_is_zero ? f.b * out : f.a * x.detach() + f.b * out;
 }
@@ -373,8 +345,9 @@ std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(
   const auto f = affine_velocity(t, x);
   const auto parts = call_by_time(t, {0, 1}, [&](const torch::Tensor& rows) {
     const auto xr = rows_of(x, rows);
-    auto [out, vjp] = network_->output_and_vjp(xr, model_time(xr, rows_of(t, rows)),
-                                               rows_of(probes, rows, 1), rows_of(labels, rows));
+    auto [out, vjp] =
+        network_->output_and_vjp(xr, model_time(xr, rows_of(t, rows)), rows_of(probes, rows, 1),
+                                 rows_of(labels, rows), shape_);
     return std::vector<torch::Tensor>{out, vjp};
   });
   const auto& out = parts[0];  // [B, D]
@@ -390,7 +363,7 @@ std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(
   const auto parts = call_by_time(t, {0, 0}, [&](const torch::Tensor& rows) {
     const auto xr = rows_of(x, rows);
     auto [out, diagonal] = network_->output_and_diagonal(xr, model_time(xr, rows_of(t, rows)), idx,
-                                                         rows_of(labels, rows));
+                                                         rows_of(labels, rows), shape_);
     return std::vector<torch::Tensor>{out, diagonal};
   });
   const auto& out = parts[0];       // [B, D]

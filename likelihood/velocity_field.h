@@ -69,7 +69,8 @@ class VelocityField final : public JacobianProducts {
   static VelocityField load(const std::string& path, torch::ScalarType dtype);
 
   // Runs one small batch of the given per-sample shape through the network and checks that it
-  // returns a floating tensor of the same shape. Fixes the shape used by evaluate(). Throws
+  // returns a floating tensor of the same shape. Fixes the shape used by evaluate() for this
+  // object; copies made before keep theirs (bind a copy, not a shared field). Throws
   // DataError when the network rejects the shape or the contract declares another, ModelError when
   // the output breaks the contract.
   void bind_shape(const std::vector<int64_t>& shape);
@@ -126,7 +127,9 @@ class VelocityField final : public JacobianProducts {
       const std::function<std::vector<torch::Tensor>(const torch::Tensor& rows)>& call) const;
 
   std::string path_;
-  std::unique_ptr<Network> network_;
+  // Shared by copies, and not changed after the constructor: a copy bound to another shape (the
+  // per-sample shape is the copy's own) can be used beside it, from another thread too.
+  std::shared_ptr<const Network> network_;
   Contract contract_;
   torch::TensorOptions options_;
   std::vector<int64_t> shape_;

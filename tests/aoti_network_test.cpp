@@ -28,6 +28,10 @@ namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
+// This test program opts in to the stand-in for libtorch.so as the flowlik program does, before any
+// package is loaded (the choice is made once per process, at the first package).
+const bool kUsesStandIn = (use_libtorch_stand_in(FLOWLIK_LIBTORCH_STUB_BUILD), true);
+
 VelocityField load_bound(const std::string& file, const std::vector<int64_t>& shape,
                          torch::ScalarType dtype = torch::kFloat64) {
   auto field = VelocityField::load(test::fixture_path(file), dtype);
@@ -47,6 +51,7 @@ torch::Tensor points(int64_t batch, int64_t dim) {
 TEST(AotiNetworkTest, ACpuRunOfAPackageLoadsNoCudaLibrary) {
   // The package's compiled functions name libtorch.so, whose real copy in a CUDA build depends on
   // libtorch_cuda; flowlik's stand-in takes its place for a CPU run (likelihood/device.h).
+  ASSERT_TRUE(kUsesStandIn);
   if (cuda_backend_loaded()) GTEST_SKIP() << "the CUDA backend was loaded before this test";
   const auto p = test::load_mixture_params("gaussian");
   const auto field = load_bound("gaussian_velocity.pt2", p.shape);

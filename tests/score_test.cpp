@@ -2,10 +2,13 @@
 // against values worked out by hand.
 #include "likelihood/score.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
+
+#include "likelihood/report.h"
 
 namespace flowlik {
 namespace {
@@ -40,6 +43,17 @@ TEST(ScoreSummaryTest, AnUnestimatedPartIsNaNAndCountsAsZero) {
   EXPECT_TRUE(std::isnan(s.estimator_std_error_log_likelihood));
   EXPECT_TRUE(std::isnan(s.dequant_std_error_log_likelihood));
   EXPECT_NEAR(s.data_std_error_log_likelihood, s.log_likelihood.std_error, 1e-15);
+}
+
+TEST(ScoreSummaryTest, ASplitThatCannotBeIdentifiedIsSaidToBe) {
+  // Values 1 and 1.1: standard error 0.05; each sample's estimator error 0.3 gives an estimator
+  // part of sqrt(0.18) / 2 = 0.21, larger than the total. The data's part is not clamped to 0.
+  const std::vector<SampleResult> results = {ok(1, 0.3, NAN), ok(1.1, 0.3, NAN)};
+  const auto s = summarize_results(results, 1);
+  EXPECT_NEAR(s.log_likelihood.std_error, 0.05, 1e-12);
+  EXPECT_TRUE(std::isnan(s.data_std_error_log_likelihood));
+  EXPECT_TRUE(std::isnan(s.data_std_error_bpd));
+  EXPECT_THAT(describe_error_sources(s), ::testing::HasSubstr("not identifiable from 2 samples"));
 }
 
 TEST(ScoreSummaryTest, NoSampleOkGivesNaNMeansNotAnError) {

@@ -30,6 +30,13 @@ namespace flowlik {
 // The library's version, "MAJOR.MINOR.PATCH".
 std::string version();
 
+// Opts in to flowlik's stand-in for libtorch.so, the library libflowlik_libtorch_stub.so installed
+// beside libflowlik.a, at `path`: a CPU run of an AOTInductor package then does not map LibTorch's
+// CUDA libraries (half a gigabyte in a CUDA build), which the real libtorch.so depends on. A choice
+// for the whole process, so it is the caller's; the flowlik program makes it. The file is used only
+// if it carries the stand-in's marker symbol. Takes effect at the first package loaded.
+void use_libtorch_stand_in(const std::string& path);
+
 // A model loaded with its contract, on a device and in a dtype. Copies share the loaded network; a
 // Model is not to be used from several threads at once.
 class Model {

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import read_per_sample, run_flowlik, run_identity
+import subprocess
+
+from conftest import BIN, ROOT, read_per_sample, run_flowlik, run_identity
 
 FAST = ["--solver", "rk4", "--steps", "4", "-q"]
 
@@ -135,7 +137,6 @@ def test_a_journal_killed_before_its_first_row_is_resumed(gaussian, tmp_path):
 
 @pytest.mark.parametrize("change, key", [
     (["--seed", "1"], "options.seed"),
-    (["--max-rows", "7"], "options.max_rows"),
     (["--trace", "hutchinson"], "options.trace"),
     (["--scale-model"], "model_sha256"),
     (["--other-data"], "data_sha256"),
@@ -160,15 +161,41 @@ def test_resume_refuses_rows_of_another_run(fixtures, gaussian, tmp_path, change
     assert proc.returncode == 2, proc.stderr
     assert "another run" in proc.stderr and f"'{key}'" in proc.stderr
     assert digest(per_sample) == before
+    # The finished file is checked where it is: no copy of it is left beside it, none is named.
+    assert not (tmp_path / "s.csv.partial").exists() and ".partial" not in proc.stderr
 
 
-def test_resume_accepts_another_batch_size_and_thread_count(gaussian, tmp_path):
+def test_resume_accepts_another_batch_size_thread_count_and_max_rows(gaussian, tmp_path):
     model, data = gaussian
     per_sample = tmp_path / "s.csv"
     run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample)
     assert run_identity(per_sample)["options"]["solver"] == "rk4"
     run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample, "--resume",
-                "--batch-size", "2", "--threads", "1")
+                "--batch-size", "2", "--threads", "1", "--max-rows", "7")
+
+
+def test_two_runs_on_one_per_sample_file_never_mix_their_rows(tmp_path):
+    """Two --resume runs of one journal started together: one writes the file, the other is refused
+    (issue 19: 6 of 6 trials left duplicate rows before the journal was locked)."""
+    digits = ROOT / "examples" / "digits"
+    data = tmp_path / "d.npy"
+    np.save(data, np.load(digits / "test.npy")[:96])
+    per_sample = tmp_path / "s.csv"
+    args = [str(BIN), "score", str(digits / "model.pt2"), "--data", str(data), "--threads", "1", "-q",
+            "--per-sample", str(per_sample), "--resume"]
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "s.csv.partial").exists() or \
+            (tmp_path / "s.csv.partial").stat().st_size == 0:
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    second = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 5, second.stderr
+    assert "another flowlik run is writing this per-sample file" in second.stderr
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    rows = read_per_sample(per_sample)
+    assert sorted(int(r["index"]) for r in rows) == list(range(96))
+    assert not (tmp_path / "s.csv.partial").exists()
 
 
 def test_compare_refuses_models_that_see_the_data_differently(fixtures, tmp_path):

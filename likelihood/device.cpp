@@ -44,16 +44,24 @@ namespace {
 
 constexpr const char* kStandInMarker = "flowlik_libtorch_stub";
 
-std::mutex stand_in_mutex;
-std::string stand_in_path;  // set by use_libtorch_stand_in; empty: the real libtorch.so
+// Set by use_libtorch_stand_in (empty: the real libtorch.so). Function-local, so that a caller's
+// static initialiser may set it before this file's globals would have been constructed.
+struct StandIn {
+  std::mutex mutex;
+  std::string path;
+};
+StandIn& stand_in() {
+  static StandIn instance;
+  return instance;
+}
 
 // The stand-in the caller named, if it loads and carries the stand-in's marker symbol; else the
 // real libtorch.so beside libtorch_cpu (correct, and heavier in a CUDA build).
 std::string load_libtorch_umbrella() {
   std::string chosen;
   {
-    std::lock_guard lock(stand_in_mutex);
-    chosen = stand_in_path;
+    std::lock_guard lock(stand_in().mutex);
+    chosen = stand_in().path;
   }
   if (!chosen.empty()) {
     if (void* handle = dlopen(chosen.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
@@ -67,8 +75,8 @@ std::string load_libtorch_umbrella() {
 }  // namespace
 
 void use_libtorch_stand_in(const std::string& path) {
-  std::lock_guard lock(stand_in_mutex);
-  stand_in_path = path;
+  std::lock_guard lock(stand_in().mutex);
+  stand_in().path = path;
 }
 
 void load_libtorch_for_package(const std::string& package) {

@@ -32,7 +32,8 @@ TEST(DeviceTest, AskingForCudaLoadsTheBackendAndRegistersTheDevice) {
   if (torch::cuda::device_count() == 0) {
     test::expect_error<InvalidArgument>(
         [] { resolve_device("cuda"); },
-        {"device: 'cuda' asked for, but LibTorch finds no CUDA device here"});
+        // Without an NVIDIA driver the request is refused before LibTorch is asked.
+        {"device: 'cuda' asked for, but"});
   } else {
     EXPECT_TRUE(resolve_device("cuda").is_cuda());
     test::expect_error<InvalidArgument>([] { resolve_device("cuda:4096"); }, {"CUDA device(s)"});

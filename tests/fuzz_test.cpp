@@ -1,10 +1,10 @@
 // A seeded mutation fuzzer for the readers of files flowlik did not write itself (or that may have
 // been hand-edited): .npy arrays, manifests and the contract they resolve to, per-sample CSVs and
-// reports. Each seed file of tests/corpus/<reader>/ is mutated (bit flips, byte changes,
-// insertions, deletions, truncations, splices of interesting bytes) a bounded number of times with
-// a fixed seed, so a run is reproducible; every mutant must either read or be refused with a
-// flowlik::Error, never crash, hang or escape as another exception. Built with FLOWLIK_SANITIZE,
-// AddressSanitizer and UBSan watch every read.
+// reports, model archives. Each seed file of tests/corpus/<reader>/ is mutated (bit flips, byte
+// changes, insertions, deletions, truncations, splices of interesting bytes) a bounded number of
+// times with a fixed seed, so a run is reproducible; every mutant must either read or be refused
+// with a flowlik::Error, never crash, hang or escape as another exception. Built with
+// FLOWLIK_SANITIZE, AddressSanitizer and UBSan watch every read.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -19,7 +19,9 @@
 #include "flowlik/error.h"
 #include "io/report_reader.h"
 #include "io/sample_csv.h"
+#include "likelihood/aoti_network.h"
 #include "likelihood/contract.h"
+#include "likelihood/model_archive.h"
 #include "likelihood/npy.h"
 #include "likelihood/velocity_field.h"
 
@@ -133,6 +135,22 @@ TEST(FuzzTest, ManifestAndContract) {
 
 TEST(FuzzTest, PerSampleCsvReader) {
   fuzz("csv", 3, [](const std::string& path) { read_sample_csv(path); });
+}
+
+// Model archives, the untrusted input of issue 19 (seeds: tests/fixtures/make_package_corpus.py):
+// the archive checks, the metadata reader and the extraction into a private folder, never
+// LibTorch's loader (a mutated library is not something to run).
+TEST(FuzzTest, ModelArchive) {
+  fuzz("package", 5, [](const std::string& path) {
+    const ModelArchive archive(path);
+    if (archive.has("archive_format")) archive.read("archive_format");
+    const auto metadata = read_package_metadata(archive, "velocity_float32");
+    missing_cpu_features(metadata.contains("AOTI_MACHINE") ? metadata.at("AOTI_MACHINE") : "",
+                         metadata.contains("AOTI_CPU_ISA") ? metadata.at("AOTI_CPU_ISA") : "");
+    const PackageFolder folder(path);
+    archive.extract("data/aotinductor/velocity_float32/", folder.path(),
+                    [](const std::filesystem::path&) {});
+  });
 }
 
 TEST(FuzzTest, ReportReader) {

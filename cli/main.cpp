@@ -24,9 +24,9 @@ namespace {
 
 // Errors are one line of bounded length, whatever they quote: a 10 MB manifest value or a many-line
 // torch message must not become a 10 MB or many-line error.
-// The cap counts the whole line as printed, "flowlik: error: " and the note of what was cut
-// included.
-std::string one_line(std::string message, size_t prefix_length) {
+// The cap counts the whole line as printed, the prefix and the note of what was cut included.
+std::string one_line(const std::string& prefix, std::string message) {
+  const size_t prefix_length = prefix.size();
   constexpr size_t kMaxLength = 1000;
   constexpr size_t kNoteRoom = 32;  // "... (NNNNNNNNNN more characters)"
   for (char& c : message) {
@@ -38,7 +38,7 @@ std::string one_line(std::string message, size_t prefix_length) {
     message.resize(keep);
     message += fmt::format("... ({} more characters)", dropped);
   }
-  return message;
+  return prefix + message;
 }
 
 // flowlik's stand-in for libtorch.so (likelihood/device.h), relative to this executable: beside it
@@ -122,14 +122,14 @@ int main(int argc, char** argv) {
     if (merge->parsed()) return flowlik::cli::run_merge(merge_args);
     if (history->parsed()) return flowlik::cli::run_history(history_args);
   } catch (const flowlik::Error& e) {
-    fmt::print(stderr, "flowlik: error: {}\n", one_line(flowlik::cli::describe(e), 16));
+    fmt::print(stderr, "{}\n", one_line("flowlik: error: ", flowlik::cli::describe(e)));
     return static_cast<int>(flowlik::cli::exit_code(e.kind()));
   } catch (const std::bad_alloc&) {
     fmt::print(stderr,
                "flowlik: error: out of memory (try a smaller --batch-size or --max-rows)\n");
     return static_cast<int>(flowlik::cli::ExitCode::kInternal);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "flowlik: internal error: {}\n", one_line(e.what(), 25));
+    fmt::print(stderr, "{}\n", one_line("flowlik: internal error: ", e.what()));
     return static_cast<int>(flowlik::cli::ExitCode::kInternal);
   }
   return static_cast<int>(flowlik::cli::ExitCode::kInternal);

@@ -13,10 +13,10 @@
 #include <utility>
 
 #include "flowlik/error.h"
-#include "io/json_depth.h"
 #include "likelihood/device.h"
 #include "likelihood/text_number.h"
 #include "likelihood/torch_error.h"
+#include "likelihood/velocity_field.h"
 
 namespace flowlik {
 namespace {
@@ -62,19 +62,9 @@ std::unordered_map<std::string, std::string> read_package_metadata(const ModelAr
     throw ModelError(fmt::format("{}: package metadata: no {}*_metadata.json member for '{}'",
                                  archive.path(), folder, model));
   }
-  const auto where =
-      fmt::format("{}: package metadata ({}/{})", archive.path(), archive.root(), record);
-  const auto text = archive.read(record);
-  if (json_nesting_depth(text) > kMaxJsonDepth)
-    throw ModelError(fmt::format("{}: nests deeper than {} levels", where, kMaxJsonDepth));
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    const std::string what = e.what();
-    throw ModelError(
-        fmt::format("{} is not valid JSON ({})", where, what.substr(0, what.find('\n'))));
-  }
+  const auto what = fmt::format("package metadata ({}/{})", archive.root(), record);
+  const auto json = parse_model_json(archive.read(record), archive.path(), what);
+  const auto where = fmt::format("{}: {}", archive.path(), what);
   if (!json.is_object()) throw ModelError(fmt::format("{} is not a JSON object", where));
   std::unordered_map<std::string, std::string> metadata;
   for (const auto& [key, value] : json.items()) {

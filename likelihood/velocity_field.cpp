@@ -35,22 +35,27 @@ constexpr size_t kMaxManifestBytes = 1 << 20;
 
 }  // namespace
 
-nlohmann::json parse_manifest(const std::string& text, const std::string& where) {
+nlohmann::json parse_model_json(const std::string& text, const std::string& where,
+                                const std::string& what) {
   if (text.size() > kMaxManifestBytes) {
-    throw ModelError(fmt::format("{}: manifest is {} bytes, more than the {} a manifest may have",
-                                 where, text.size(), kMaxManifestBytes));
+    throw ModelError(fmt::format("{}: {} is {} bytes, more than the {} it may have", where, what,
+                                 text.size(), kMaxManifestBytes));
   }
   if (json_nesting_depth(text) > kMaxJsonDepth) {
-    throw ModelError(fmt::format("{}: manifest nests arrays or objects deeper than {} levels",
-                                 where, kMaxJsonDepth));
+    throw ModelError(fmt::format("{}: {} nests arrays or objects deeper than {} levels", where,
+                                 what, kMaxJsonDepth));
   }
   try {
     return nlohmann::json::parse(text);
   } catch (
       const nlohmann::json::exception& e) {  // parse errors, and numbers out of a double's range
     throw ModelError(
-        fmt::format("{}: manifest is not valid JSON ({})", where, first_line(e.what())));
+        fmt::format("{}: {} is not valid JSON ({})", where, what, first_line(e.what())));
   }
+}
+
+nlohmann::json parse_manifest(const std::string& text, const std::string& where) {
+  return parse_model_json(text, where, "manifest");
 }
 
 namespace {
@@ -59,8 +64,6 @@ namespace {
 // stream writer; an AOTInductor package says "pt2" in archive_format and keeps its compiled
 // functions under data/aotinductor/<name>/, an ExportedProgram saved by torch.export.save keeps
 // models/ instead, and a TorchScript module has data.pkl and code/.
-enum class ModelFormat { kTorchScript, kAotiPackage };
-
 std::unique_ptr<Network> load_aoti_package(std::shared_ptr<const ModelArchive> archive,
                                            std::string& embedded_manifest) {
   const auto& path = archive->path();

@@ -31,8 +31,12 @@ struct ModelFile {
       manifest_source;  // "manifest (embedded)" or "manifest (PATH.json)"; empty without one
 };
 
-// Parses a manifest's text (at most 1 MiB, nested at most kMaxJsonDepth deep). Throws ModelError
-// naming `where`.
+// Parses JSON text that came with a model file (at most 1 MiB, nested at most kMaxJsonDepth deep).
+// Throws ModelError naming `where` and saying what the text is (`what`: "manifest", "package
+// metadata (MEMBER)").
+nlohmann::json parse_model_json(const std::string& text, const std::string& where,
+                                const std::string& what);
+// parse_model_json of a manifest.
 nlohmann::json parse_manifest(const std::string& text, const std::string& where);
 
 // Loads a model, recognising its format from the file's contents (a TorchScript archive, or an

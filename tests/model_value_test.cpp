@@ -37,13 +37,18 @@ std::vector<double> log_likelihoods(const Scores& scores) {
   return out;
 }
 
+// One model, data of two shapes, and each one's results from a single thread.
+struct TwoShapes {
+  Model model = shape_agnostic_model();
+  Data narrow = data_of_width(4);
+  Data wide = data_of_width(8);
+  std::vector<double> expected_narrow = log_likelihoods(score(model, narrow, fast()));
+  std::vector<double> expected_wide = log_likelihoods(score(model, wide, fast()));
+};
+
 TEST(ModelValueTest, CopiesOnTwoShapesInTwoThreadsGiveOneThreadsResults) {
-  const auto model = shape_agnostic_model();
-  const auto narrow = data_of_width(4);
-  const auto wide = data_of_width(8);
-  const auto expected_narrow = log_likelihoods(score(model, narrow, fast()));
-  const auto expected_wide = log_likelihoods(score(model, wide, fast()));
-  ASSERT_NE(expected_narrow, expected_wide);
+  const TwoShapes c;
+  ASSERT_NE(c.expected_narrow, c.expected_wide);
 
   std::vector<std::string> failures;
   std::mutex failures_mutex;
@@ -60,26 +65,22 @@ TEST(ModelValueTest, CopiesOnTwoShapesInTwoThreadsGiveOneThreadsResults) {
       }
     }
   };
-  std::thread a(worker, model, std::cref(narrow), std::cref(expected_narrow));
-  std::thread b(worker, model, std::cref(wide), std::cref(expected_wide));
+  std::thread a(worker, c.model, std::cref(c.narrow), std::cref(c.expected_narrow));
+  std::thread b(worker, c.model, std::cref(c.wide), std::cref(c.expected_wide));
   a.join();
   b.join();
   EXPECT_TRUE(failures.empty()) << failures.size() << " failures, first: " << failures.front();
 }
 
 TEST(ModelValueTest, AScoreFromInsideAnotherOnOtherDataLeavesItAlone) {
-  const auto model = shape_agnostic_model();
-  const auto narrow = data_of_width(4);
-  const auto wide = data_of_width(8);
-  const auto expected_narrow = log_likelihoods(score(model, narrow, fast()));
-  const auto expected_wide = log_likelihoods(score(model, wide, fast()));
-  const Model copy = model;
+  const TwoShapes c;
+  const Model copy = c.model;
   std::vector<double> inner;
-  const auto outer = score(model, narrow, fast(), [&](const SampleResult& r) {
-    if (r.index == 0) inner = log_likelihoods(score(copy, wide, fast()));
+  const auto outer = score(c.model, c.narrow, fast(), [&](const SampleResult& r) {
+    if (r.index == 0) inner = log_likelihoods(score(copy, c.wide, fast()));
   });
-  EXPECT_EQ(log_likelihoods(outer), expected_narrow);
-  EXPECT_EQ(inner, expected_wide);
+  EXPECT_EQ(log_likelihoods(outer), c.expected_narrow);
+  EXPECT_EQ(inner, c.expected_wide);
 }
 
 }  // namespace

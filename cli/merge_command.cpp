@@ -39,7 +39,9 @@ int run_merge(const MergeArguments& args) {
   const std::vector<NamedFile> outputs = {
       {"-o", args.output},
       {"--per-sample", args.per_sample},
-      {"--per-sample (its journal)", args.per_sample.empty() ? "" : journal_path(args.per_sample)}};
+      {"--per-sample (its journal)", args.per_sample.empty() ? "" : journal_path(args.per_sample)},
+      {"--per-sample (its run identity)",
+       args.per_sample.empty() ? "" : identity_path(args.per_sample)}};
   check_run_outputs(inputs, outputs);
 
   const auto& first = reports.front();

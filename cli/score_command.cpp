@@ -45,13 +45,14 @@ std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
   auto csv = read_sample_csv(source);
   if (!csv.has_header)
     return std::nullopt;  // killed while writing its first lines: nothing was done
-  if (!csv.identity) {
+  const auto recorded = recorded_identity(source, csv);
+  if (!recorded) {
     throw UsageError(
         fmt::format("--resume: {} records no run identity (written by flowlik 0.1?); its rows "
                     "cannot be checked to belong to this run, so score afresh without --resume",
                     source));
   }
-  if (const auto diff = identity_difference(*csv.identity, identity); !diff.empty()) {
+  if (const auto diff = identity_difference(*recorded, identity); !diff.empty()) {
     throw UsageError(fmt::format("--resume: {} was written by another run: {}", source, diff));
   }
   std::vector<bool> seen(static_cast<size_t>(end - first), false);
@@ -65,21 +66,14 @@ std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
     }
     seen[static_cast<size_t>(r.index - first)] = true;
   }
-  if (finished) {
-    // Into the locked journal (same file: truncated, not replaced).
-    std::ifstream in(path, std::ios::binary);
-    std::ofstream out(journal, std::ios::binary | std::ios::trunc);
-    out << in.rdbuf();
-    out.close();
-    if (!in || !out)
-      throw OutputError(fmt::format("{}: cannot copy to {} to continue it", path, journal));
+  if (csv.partial_tail && !quiet) {
+    fmt::print(stderr,
+               "flowlik: {}: dropping a last row cut off mid-write; its sample is scored again\n",
+               source);
   }
-  if (csv.partial_tail) {
-    if (!quiet) {
-      fmt::print(stderr,
-                 "flowlik: {}: dropping a last row cut off mid-write; its sample is scored again\n",
-                 journal);
-    }
+  if (finished) {
+    continue_in_journal(path, csv, *recorded);
+  } else if (csv.partial_tail) {
     fs::resize_file(journal, csv.complete_bytes);
   }
   if (!quiet)
@@ -314,6 +308,8 @@ int run_score(const ScoreCommandArguments& args) {
       {"-o", args.scoring.output},
       {"--per-sample", args.per_sample},
       {"--per-sample (its journal)", args.per_sample.empty() ? "" : journal_path(args.per_sample)},
+      {"--per-sample (its run identity)",
+       args.per_sample.empty() ? "" : identity_path(args.per_sample)},
       {"--html", args.scoring.html},
       {"--junit", args.gate.junit},
       {"--markdown", args.gate.markdown},

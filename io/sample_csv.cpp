@@ -16,6 +16,8 @@
 
 #include "flowlik/error.h"
 #include "io/json_depth.h"
+#include "io/output_file.h"
+#include "likelihood/file_digest.h"
 #include "likelihood/text_number.h"
 
 namespace flowlik {
@@ -83,6 +85,8 @@ std::vector<std::string> split_csv_line(const std::string& line) {
 }  // namespace
 
 std::string journal_path(const std::string& path) { return path + ".partial"; }
+
+std::string identity_path(const std::string& path) { return path + ".run.json"; }
 
 JournalLock::JournalLock(const std::string& path) {
   const auto journal = journal_path(path);
@@ -157,11 +161,29 @@ void SampleCsvWriter::commit() {
   out_.close();
   if (!out_)
     throw OutputError(fmt::format("{}: write failed ({})", journal_, std::strerror(errno)));
+  std::ifstream in(journal_, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (!in)
+    throw OutputError(fmt::format("{}: cannot read back ({})", journal_, std::strerror(errno)));
+  const std::string text = buffer.str();
+  // The journal's first line is its identity (written by this writer, or by the run it resumes).
+  const auto first_end = text.find('\n');
+  if (!text.starts_with(kIdentityPrefix) || first_end == std::string::npos)
+    throw OutputError(fmt::format("{}: the journal lost its identity line", journal_));
+  const std::string_view rows = std::string_view(text).substr(first_end + 1);
+  const nlohmann::json sidecar = {
+      {"flowlik_run", nlohmann::json::parse(
+                          text.substr(kIdentityPrefix.size(), first_end - kIdentityPrefix.size()))},
+      {"per_sample_file", std::filesystem::path(path_).filename().string()},
+      {"per_sample_sha256", sha256_bytes(rows)}};
+  // The identity first: a run killed between the two writes leaves an identity whose digest does
+  // not match the rows beside it, which recorded_identity() refuses, and its journal to resume.
+  write_file_atomically(identity_path(path_), sidecar.dump(2) + "\n");
+  write_file_atomically(path_, rows);
   std::error_code ec;
-  std::filesystem::rename(journal_, path_, ec);
-  if (ec)
-    throw OutputError(
-        fmt::format("{}: cannot rename {} into place ({})", path_, journal_, ec.message()));
+  std::filesystem::remove(journal_, ec);
+  if (ec) throw OutputError(fmt::format("{}: cannot remove ({})", journal_, ec.message()));
 }
 
 void SampleCsvWriter::write(const SampleResult& r) {
@@ -272,6 +294,59 @@ SampleCsv read_sample_csv(const std::string& path) {
   }
   if (line_number < header_line) fail("no header line");
   return csv;
+}
+
+std::optional<nlohmann::json> recorded_identity(const std::string& path, const SampleCsv& csv) {
+  if (csv.identity) return csv.identity;
+  const auto sidecar = identity_path(path);
+  std::error_code ec;
+  if (!std::filesystem::exists(sidecar, ec)) return std::nullopt;
+  constexpr uintmax_t kMaxBytes = 1 << 20;
+  if (!std::filesystem::is_regular_file(sidecar, ec) ||
+      std::filesystem::file_size(sidecar, ec) > kMaxBytes) {
+    throw DataError(
+        fmt::format("{}: not a run identity (a regular file of at most 1 MB)", sidecar));
+  }
+  std::ifstream in(sidecar, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const auto text = buffer.str();
+  nlohmann::json json;
+  if (json_nesting_depth(text) <= kMaxJsonDepth) {
+    try {
+      json = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  if (!json.is_object() || !json.contains("flowlik_run") || !json["flowlik_run"].is_object() ||
+      !json.contains("per_sample_sha256") || !json["per_sample_sha256"].is_string()) {
+    throw DataError(fmt::format(
+        "{}: not a run identity (a JSON object with flowlik_run and per_sample_sha256)", sidecar));
+  }
+  if (json["per_sample_sha256"].get<std::string>() != sha256_file(path)) {
+    throw DataError(fmt::format(
+        "{}: describes other rows than {} (its SHA-256 differs: a run replacing the file was "
+        "interrupted, or the file was edited); its identity cannot vouch for these rows",
+        sidecar, path));
+  }
+  return json["flowlik_run"];
+}
+
+void continue_in_journal(const std::string& path, const SampleCsv& csv,
+                         const nlohmann::json& identity) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  auto text = buffer.str();
+  text.resize(std::min<size_t>(text.size(), csv.complete_bytes));
+  const auto journal = journal_path(path);
+  // Truncated, not replaced: the journal is the file the caller's lock holds.
+  std::ofstream out(journal, std::ios::binary | std::ios::trunc);
+  if (!csv.identity) out << kIdentityPrefix << identity.dump() << '\n';
+  out << text;
+  out.close();
+  if (!in || !out)
+    throw OutputError(fmt::format("{}: cannot copy to {} to continue it", path, journal));
 }
 
 }  // namespace flowlik

@@ -1,11 +1,12 @@
 // Per-sample results as CSV, one row per sample, written as each completes so that nothing done is
 // lost, and read back strictly for --resume and `flowlik merge`.
 //
-// While a run goes on, rows go to the journal PATH.partial, which --resume continues; the journal
-// is renamed to PATH when every sample has been written, so PATH is always a complete file. The
-// first line records the identity of the run that wrote the rows (model and data digests, contract,
+// While a run goes on, rows go to the journal PATH.partial, which --resume continues; its first
+// line records the identity of the run that wrote the rows (model and data digests, contract,
 // preprocessing, seed, solver, estimator, shard) as a comment, `# flowlik-run {...}`, so that
-// --resume never mixes rows of two runs.
+// --resume never mixes rows of two runs. When every sample has been written, the identity goes to
+// PATH.run.json with the SHA-256 of the rows it describes, and PATH becomes the rows alone: a plain
+// CSV that every reader (pandas, csv, numpy, SQLite) reads with its defaults.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,8 @@ namespace flowlik {
 
 // PATH.partial, where the rows of a run in progress are kept.
 std::string journal_path(const std::string& path);
+// PATH.run.json, the identity of the run that wrote a finished PATH.
+std::string identity_path(const std::string& path);
 
 // One writer per per-sample file: an advisory lock (flock) on its journal PATH.partial, created
 // empty if there is none, taken before the journal is read or written and held until the object is
@@ -51,7 +54,8 @@ class SampleCsvWriter {
   // the existing journal. Throws OutputError naming the file if it cannot be opened.
   SampleCsvWriter(const std::string& path, const nlohmann::json& identity, bool append = false);
   void write(const SampleResult& result);
-  // Renames the journal to `path`: called once every sample of the run has been written.
+  // Writes the identity to identity_path(path), then the rows to `path` (each atomically), and
+  // removes the journal: called once every sample of the run has been written.
   void commit();
 
  private:
@@ -71,5 +75,16 @@ struct SampleCsv {
 
 // Throws DataError naming the file and line for a wrong header or a malformed complete row.
 SampleCsv read_sample_csv(const std::string& path);
+
+// The identity of the run that wrote `csv` (read from `path`): its first line's (a journal, or a
+// file of an earlier flowlik), else PATH.run.json's when that records this file's SHA-256; nullopt
+// when there is neither. Throws DataError naming PATH.run.json when it is malformed or describes
+// other rows (a run replacing the file was interrupted).
+std::optional<nlohmann::json> recorded_identity(const std::string& path, const SampleCsv& csv);
+
+// Starts the journal of `path` (held under its JournalLock) from the finished file's complete rows
+// `csv`, with its identity line, so that a resumed run appends to it. Throws OutputError.
+void continue_in_journal(const std::string& path, const SampleCsv& csv,
+                         const nlohmann::json& identity);
 
 }  // namespace flowlik

@@ -48,7 +48,18 @@ TEST(SampleCsvTest, JournalRecordsTheIdentityAndBecomesTheFileOnCommit) {
   ASSERT_EQ(csv.rows.size(), 2u);
   EXPECT_EQ(csv.rows[1].log_likelihood, -2.25);
   EXPECT_EQ(csv.rows[1].nfe, 7);
+  // The finished file is the rows alone; its identity is beside it.
+  std::ifstream in(path);
+  std::string first;
+  std::getline(in, first);
+  EXPECT_TRUE(first.starts_with("index,log_likelihood,")) << first;
+  EXPECT_FALSE(csv.identity.has_value());
+  EXPECT_EQ(recorded_identity(path, csv), identity);
+  // Rows that are not the ones the identity was written for are not vouched for.
+  std::ofstream(path, std::ios::app) << "2,-3,0.3,7,ok,,,,,,,\n";
+  EXPECT_THROW(recorded_identity(path, read_sample_csv(path)), DataError);
   fs::remove(path);
+  fs::remove(identity_path(path));
 }
 
 TEST(SampleCsvTest, AFileOfTheFirstVersionReadsWithoutIdentity) {

@@ -20,19 +20,24 @@ def run_flowlik(*args, check=True, timeout=600):
 
 
 def read_per_sample(path):
-    """The rows of a per-sample CSV as dicts; the `# flowlik-run {...}` identity line is skipped."""
+    """The rows of a per-sample CSV (or of its journal, whose `# flowlik-run {...}` identity line is skipped)
+    as dicts."""
     import csv
     with open(path, newline="") as f:
         return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
 def run_identity(path):
-    """The identity a per-sample CSV records on its first line."""
+    """The identity of the run that wrote a per-sample CSV: a journal's (FILE.csv.partial) first line, a
+    finished file's FILE.csv.run.json."""
     import json
-    with open(path) as f:
-        first = f.readline()
-    assert first.startswith("# flowlik-run "), first
-    return json.loads(first[len("# flowlik-run "):])
+    path = pathlib.Path(path)
+    if path.suffix == ".partial":
+        with open(path) as f:
+            first = f.readline()
+        assert first.startswith("# flowlik-run "), first
+        return json.loads(first[len("# flowlik-run "):])
+    return json.loads(path.with_name(path.name + ".run.json").read_text())["flowlik_run"]
 
 
 @pytest.fixture

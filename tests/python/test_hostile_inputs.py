@@ -125,8 +125,11 @@ def test_a_journal_killed_before_its_first_row_is_resumed(gaussian, tmp_path):
     journal = tmp_path / "s.csv.partial"
     run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample)
     complete = per_sample.read_text()
+    # The journal of that run: its identity line, then the rows.
+    journal_text = f"# flowlik-run {json.dumps(run_identity(per_sample))}\n{complete}"
     per_sample.unlink()
-    for cut in ("", "".join(complete.splitlines(keepends=True)[:2]), complete.splitlines()[0][:9]):
+    for cut in ("", "".join(journal_text.splitlines(keepends=True)[:2]),
+                journal_text.splitlines()[0][:9]):
         journal.write_text(cut)  # empty, identity and header only, or cut inside the identity
         run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample, "--resume")
         assert per_sample.read_text() == complete and not journal.exists()
@@ -172,6 +175,46 @@ def test_resume_accepts_another_batch_size_thread_count_and_max_rows(gaussian, t
     assert run_identity(per_sample)["options"]["solver"] == "rk4"
     run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample, "--resume",
                 "--batch-size", "2", "--threads", "1", "--max-rows", "7")
+
+
+def test_the_per_sample_csv_reads_correctly_with_every_readers_defaults(gaussian, tmp_path):
+    """Issue 19: with the identity as its first line pandas gave 38 columns of JSON fragments, DictReader
+    wrong keys, genfromtxt raised and SQLite imported 0 rows. The identity now lives in FILE.csv.run.json."""
+    import csv
+    import sqlite3
+
+    import pandas
+    model, data = gaussian
+    per_sample = tmp_path / "s.csv"
+    run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample)
+    columns = ["index", "log_likelihood", "bpd", "nfe", "status", "model_log_likelihood", "log_det",
+               "prior_log_density", "estimator_stderr", "dequant_stderr", "draws", "detail"]
+    frame = pandas.read_csv(per_sample)
+    assert list(frame.columns) == columns and list(frame["index"]) == list(range(6))
+    with open(per_sample, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == columns and [int(r["index"]) for r in rows] == list(range(6))
+    array = np.genfromtxt(per_sample, delimiter=",", names=True, dtype=None, encoding="utf-8")
+    assert list(array["index"]) == list(range(6))
+    np.testing.assert_allclose(array["log_likelihood"], frame["log_likelihood"])
+    database = tmp_path / "s.db"
+    subprocess.run(["sqlite3", database, f".import --csv {per_sample} s"], check=True)
+    assert sqlite3.connect(database).execute("select count(*), min(\"index\") from s").fetchone() == (6, "0")
+    identity = run_identity(per_sample)
+    assert identity["options"]["solver"] == "rk4" and identity["model_sha256"]
+
+
+def test_resume_refuses_a_finished_file_its_identity_does_not_describe(gaussian, tmp_path):
+    model, data = gaussian
+    per_sample = tmp_path / "s.csv"
+    run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample)
+    edited = per_sample.read_text().replace(",ok,", ",failed,", 1)
+    per_sample.write_text(edited)
+    proc = run_flowlik("score", model, "--data", data, *FAST, "--per-sample", per_sample, "--resume",
+                       check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert "s.csv.run.json: describes other rows than" in proc.stderr
+    assert per_sample.read_text() == edited
 
 
 def test_two_runs_on_one_per_sample_file_never_mix_their_rows(tmp_path):
@@ -258,7 +301,7 @@ def test_a_huge_manifest_value_gives_a_short_message(gaussian):
     model.with_name(model.name + ".json").write_text(json.dumps({"schedule": "x" * 900_000}))
     proc = run_flowlik("score", model, "--data", data, *FAST, check=False)
     assert proc.returncode == 4
-    assert len(proc.stderr) < 2000 and proc.stderr.count("\n") == 1
+    assert proc.stderr.count("\n") == 1 and len(proc.stderr.rstrip("\n")) <= 1000  # the cap, whole line
 
 
 def test_threads_at_the_limit_runs(gaussian):

@@ -39,7 +39,7 @@ CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {
 }
 
 int run_compare(const CompareArguments& args) {
-  const auto setup = parse_run_setup(args.scoring);
+  const auto parsed = parse_run_setup(args.scoring);
   const auto rule = parse_gate_rule(args.gate.rule);
   const std::vector<NamedFile> outputs = {{"-o", args.scoring.output},
                                           {"--html", args.scoring.html},
@@ -56,6 +56,8 @@ int run_compare(const CompareArguments& args) {
     models.push_back(prepare_for_run(path, args.scoring, data));
     check_same_data_view(models.front(), models.back());
   }
+  std::string rows_chosen;
+  const auto setup = fit_exact_rows_to_memory(args.scoring, parsed, models, &rows_chosen);
 
   // The same --seed for every model: each sample gets the same dequantization noise and probes
   // under every model, since both are keyed by (seed, sample index).
@@ -91,6 +93,7 @@ int run_compare(const CompareArguments& args) {
        "(seed " +
            std::to_string(args.scoring.score.seed) + ")"}};
   for (const auto& run : runs) report["models"].push_back(make_score_report(run.score));
+  if (!rows_chosen.empty()) report["exact_trace_rows"] = rows_chosen;
   for (const auto& p : paired) {
     report["paired"].push_back(
         {{"a", p.a},

@@ -11,6 +11,7 @@
 
 #include "cli/contract_options.h"
 #include "cli/exit_codes.h"
+#include "cli/memory.h"
 #include "estimators/hutchinson_trace.h"
 #include "likelihood/cnf_solver.h"
 #include "likelihood/model_run.h"
@@ -33,21 +34,7 @@ std::vector<int64_t> parse_shape(const std::string& text) {
   return shape;
 }
 
-constexpr int64_t kDefaultMaxRows = 1 << 14;  // `flowlik score`'s --max-rows
-constexpr int64_t kDefaultBatch = 32;         // and --batch-size
-
-// A size in bytes from /proc/self/status (Linux): "VmRSS" now, "VmHWM" the peak since the last
-// reset_peak_memory(); -1 where it cannot be read.
-int64_t status_bytes(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.starts_with(key + ":")) return std::stoll(line.substr(key.size() + 1)) * 1024;
-  }
-  return -1;
-}
-// Writing 5 to clear_refs resets VmHWM to the current resident size (Linux 4.0 and later).
-void reset_peak_memory() { std::ofstream("/proc/self/clear_refs") << "5"; }
+constexpr int64_t kDefaultBatch = 32;  // `flowlik score`'s --batch-size
 
 struct Cost {
   double velocity_ms = NAN;
@@ -55,6 +42,7 @@ struct Cost {
   double exact_ms = NAN;
   int64_t exact_rows = 0;
   double exact_peak_bytes = NAN;
+  RowBudget exact_budget;  // what `score --max-rows auto` takes here
   std::string solve_status = "ok";
   int64_t nfe = 0;
   double solve_seconds = 0.0;
@@ -90,17 +78,16 @@ Cost measure_cost(const VelocityField& field, const torch::Tensor& x, const torc
   cost.exact_rows = std::min<int64_t>(field.dim(), 64);
   const HutchinsonTrace chunk(ProbeNoise::kRademacher, cost.exact_rows, 0);
   const auto probes = chunk.draw_probes(sample, field.dim(), field.options());
-  const int64_t before = status_bytes("VmRSS");
-  reset_peak_memory();
   const double chunk_ms = milliseconds([&] { chunk.evaluate(field, x, t_mid, probes, labels); });
-  const int64_t peak = status_bytes("VmHWM");
-  const double rows = static_cast<double>(cost.exact_rows);
-  cost.exact_ms = chunk_ms * static_cast<double>(field.dim()) / rows;
-  if (before >= 0 && peak >= before) {
-    const double per_row = static_cast<double>(peak - before) / rows;
+  cost.exact_ms =
+      chunk_ms * static_cast<double>(field.dim()) / static_cast<double>(cost.exact_rows);
+  const int64_t before = status_bytes("VmRSS");
+  cost.exact_budget = rows_for_memory(exact_bytes_per_row(field), 0, available_memory_bytes());
+  if (before >= 0 && std::isfinite(cost.exact_budget.bytes_per_row)) {
     const double rows_at_once =
-        static_cast<double>(std::min(field.dim() * kDefaultBatch, kDefaultMaxRows));
-    cost.exact_peak_bytes = static_cast<double>(before) + per_row * rows_at_once;
+        static_cast<double>(std::min(field.dim() * kDefaultBatch, cost.exact_budget.max_rows));
+    cost.exact_peak_bytes =
+        static_cast<double>(before) + cost.exact_budget.bytes_per_row * rows_at_once;
   }
 
   // One sample solved with the score defaults but the Hutchinson trace, bounded to about 30
@@ -206,14 +193,16 @@ int run_inspect(const InspectArguments& args) {
         {"score_seconds_per_sample",
          {{"hutchinson", cost.hutchinson_ms * 1e-3 * nfe}, {"exact", cost.exact_ms * 1e-3 * nfe}}},
         {"exact_peak_memory_bytes", cost.exact_peak_bytes},
+        {"exact_max_rows", cost.exact_budget.max_rows},
+        {"exact_max_rows_how", "--max-rows auto: " + cost.exact_budget.how},
         {"assumptions",
          fmt::format(
              "one sample at a time; NFE {} from the Hutchinson solve at rtol = atol = 1e-5 "
              "(dopri5); "
              "exact trace extrapolated from {} rows to D = {} rows per evaluation; peak memory of "
-             "the exact trace at --max-rows {} and --batch-size 32, extrapolated linearly in rows "
-             "from the measured chunk",
-             nfe, cost.exact_rows, field.dim(), kDefaultMaxRows)}}},
+             "the exact trace at --max-rows auto ({}) and --batch-size 32, extrapolated linearly "
+             "in rows from the measured chunk",
+             nfe, cost.exact_rows, field.dim(), cost.exact_budget.max_rows)}}},
   };
   if (args.json) {
     fmt::print("{}\n", report.dump(2));
@@ -242,6 +231,7 @@ int run_inspect(const InspectArguments& args) {
         "about {:.0f} MB (estimated from {} of {} rows)\n",
         cost.exact_ms, cost.exact_ms * 1e-3 * nfe, cost.exact_peak_bytes / 1e6, cost.exact_rows,
         field.dim());
+    fmt::print("  memory: exact     --max-rows auto gives {}\n", cost.exact_budget.how);
   }
   return finite && solve_status == "ok" ? 0 : static_cast<int>(ExitCode::kModel);
 }

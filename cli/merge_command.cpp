@@ -55,9 +55,14 @@ int run_merge(const MergeArguments& args) {
   for (size_t i = 0; i < reports.size(); ++i) {
     const auto& s = reports[i];
     const auto& path = args.reports[i];
-    // Shards of one run agree on everything but the shard itself.
+    // Shards of one run agree on everything but the shard itself and the options that change no
+    // result (threads, batch size and the exact trace's rows per call may differ between machines).
     for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) {
-      if (s.report.json().at(key) != first_json.at(key)) {
+      const bool differ =
+          std::string_view(key) == "options"
+              ? result_options(s.report.json().at(key)) != result_options(first_json.at(key))
+              : s.report.json().at(key) != first_json.at(key);
+      if (differ) {
         throw DataError(fmt::format("{}: '{}' differs from {}; these shards are not of one run",
                                     path, key, args.reports.front()));
       }

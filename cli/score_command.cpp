@@ -287,7 +287,7 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
 
 int run_score(const ScoreCommandArguments& args) {
   // Parse: every option checked before any work is done.
-  const auto setup = parse_run_setup(args.scoring);
+  const auto parsed = parse_run_setup(args.scoring);
   const auto rule = parse_gate_rule(args.gate.rule);
   if (args.gate.max_regression.has_value() != !args.baseline.empty()) {
     throw UsageError(
@@ -320,6 +320,9 @@ int run_score(const ScoreCommandArguments& args) {
   const Dataset data = load_scoring_data(args.scoring);
   const auto data_sha256 = sha256_file(data.path);
   const auto model = prepare_for_run(args.model, args.scoring, data);
+  std::string rows_chosen;
+  const auto setup =
+      fit_exact_rows_to_memory(args.scoring, parsed, std::span(&model, 1), &rows_chosen);
   const auto [first, end] = shard.range(data.size);
   auto identity = run_identity(model, setup, data, data_sha256);
   identity["shard"] = {
@@ -399,6 +402,7 @@ int run_score(const ScoreCommandArguments& args) {
     if (solve_gate) gates.push_back(*solve_gate);
   }
   auto report = make_score_report(run.score);
+  if (!rows_chosen.empty()) report["exact_trace_rows"] = rows_chosen;
   if (!solve_check.is_null()) report["check_solve"] = solve_check;
   if (shard.count > 1) {
     report["shard"] = {{"index", shard.index},

@@ -8,12 +8,14 @@
 
 #include "cli/contract_options.h"
 #include "cli/exit_codes.h"
+#include "cli/memory.h"
 #include "cli/number_options.h"
 #include "cli/progress.h"
 #include "likelihood/dataset.h"
 #include "likelihood/file_digest.h"
 #include "likelihood/report.h"
 #include "likelihood/score.h"
+#include "likelihood/text_number.h"
 
 namespace flowlik::cli {
 
@@ -98,10 +100,15 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
   cmd.add_option("--probes", a.score.trace.probes, "Hutchinson probes per sample")
       ->capture_default_str()
       ->check(integer_in(1, kMaxProbes));
-  cmd.add_option("--max-rows", a.score.trace.max_rows,
-                 "rows per batched autograd call of the exact trace")
+  cmd.add_option("--max-rows", a.max_rows,
+                 "rows per batched autograd call of the exact trace, or auto: as many as fit in "
+                 "--memory, measured on the model")
       ->capture_default_str()
-      ->check(integer_in(1, kMaxCount));
+      ->check(CLI::IsMember({"auto"}) | integer_in(1, kMaxCount));
+  cmd.add_option("--memory", a.memory_mb,
+                 "memory budget in MB of the exact trace's batched calls under --max-rows auto "
+                 "(default: half of the memory available)")
+      ->check(positive_finite(1e12));
   cmd.add_option("--seed", a.score.seed, "seed of dequantization noise and probes")
       ->capture_default_str()
       ->check(unsigned_integer());
@@ -120,10 +127,33 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
 }
 
 ScoreSetup parse_run_setup(const ScoreArguments& args) {
-  auto setup = make_score_setup(args.score);
+  auto options = args.score;
+  if (args.max_rows != "auto") options.trace.max_rows = *parse_int64(args.max_rows);
+  auto setup = make_score_setup(options);
   tensor_options(args.model);  // --dtype and --device checked (and CUDA loaded) before any work
   if (args.threads > 0) torch::set_num_threads(args.threads);
   return setup;
+}
+
+ScoreSetup fit_exact_rows_to_memory(const ScoreArguments& args, const ScoreSetup& setup,
+                                    std::span<const PreparedModel> models, std::string* how) {
+  if (setup.trace_spec.method != "exact" || args.max_rows != "auto") return setup;
+  const auto budget_bytes = static_cast<int64_t>(args.memory_mb * 1e6);
+  const auto available = available_memory_bytes();
+  RowBudget fewest;
+  for (const auto& model : models) {
+    const auto fit = rows_for_memory(exact_bytes_per_row(*model.field), budget_bytes, available);
+    if (&model == &models.front() || fit.max_rows < fewest.max_rows) fewest = fit;
+  }
+  if (how) *how = "--max-rows auto: " + fewest.how;
+  auto options = setup.options;
+  options.trace.max_rows = fewest.max_rows;
+  return make_score_setup(options);
+}
+
+nlohmann::json result_options(nlohmann::json options) {
+  for (const char* key : {"batch_size", "threads", "max_rows"}) options.erase(key);
+  return options;
 }
 
 Dataset load_scoring_data(const ScoreArguments& args) {
@@ -162,12 +192,9 @@ void check_run_outputs(std::span<const NamedFile> inputs, std::span<const NamedF
 
 nlohmann::json run_identity(const PreparedModel& model, const ScoreSetup& setup,
                             const Dataset& data, const std::string& data_sha256) {
-  auto options = options_json(setup, model, 0);
   // What does not change the results (README, "Reproducibility"): the batch, the threads, and the
   // exact trace's chunking of its rows.
-  options.erase("batch_size");
-  options.erase("threads");
-  options.erase("max_rows");
+  const auto options = result_options(options_json(setup, model, 0));
   auto contract = contract_json(model.field->contract());
   contract.erase("sources");  // where a value came from does not change what is measured
   auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);

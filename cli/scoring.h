@@ -27,7 +27,10 @@ struct ScoreArguments {
   std::string labels;  // class labels for a conditional model
   ModelOptions model;  // --dtype, --device and the contract's overrides
   ScoreOptions score;  // solver, trace, data map, seed, batch size
-  int threads = 0;     // 0: LibTorch's default
+  // --max-rows: "auto" (sized from the memory, cli/memory.h) or a number of rows.
+  std::string max_rows = "auto";
+  double memory_mb = 0.0;  // --memory: the exact trace's budget; 0: half of the memory available
+  int threads = 0;         // 0: LibTorch's default
   std::string output;
   std::string history;  // SQLite file to append each model's result to
   std::string html;     // self-contained HTML report
@@ -40,6 +43,17 @@ void add_scoring_options(CLI::App& command, ScoreArguments& args);
 // The options turned into typed values, once, before any work: throws for a bad value, sets the
 // thread count, and loads the CUDA backend if a CUDA device is asked for.
 ScoreSetup parse_run_setup(const ScoreArguments& args);
+
+// --max-rows auto (the default) for the exact trace: the rows per call that fit the memory budget,
+// measured on each model (the fewest over them); the setup as it was for a number given or the
+// Hutchinson trace. `how` (if given) receives how the value was chosen, for the report.
+ScoreSetup fit_exact_rows_to_memory(const ScoreArguments& args, const ScoreSetup& setup,
+                                    std::span<const PreparedModel> models,
+                                    std::string* how = nullptr);
+
+// The report's "options" less those that do not change any result (batch size, threads, the exact
+// trace's rows per call): what two runs, or two shards, must agree on.
+nlohmann::json result_options(nlohmann::json options);
 
 // --data, and --labels if given. Throws DataError naming the file.
 Dataset load_scoring_data(const ScoreArguments& args);

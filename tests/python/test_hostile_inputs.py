@@ -372,6 +372,32 @@ def test_inspect_answers_in_seconds_on_a_convolutional_model(tmp_path):
     assert cost["score_seconds_per_sample"]["exact"] > 0
     assert cost["exact_peak_memory_bytes"] > 0
     assert cost["exact_measured_rows"] == 64
+    # Issue 19: the exact trace's default rows follow the machine, so its estimated peak stays within the
+    # memory available (a 3x32x32 UNet was estimated at 73.7 GB on this 24 GB machine at 16384 rows).
+    available = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo")
+                     if line.startswith("MemAvailable:"))
+    assert 1 <= cost["exact_max_rows"] <= 16384
+    assert cost["exact_peak_memory_bytes"] < available
+    assert "half of the memory available" in cost["exact_max_rows_how"]
+
+
+def test_the_exact_trace_rows_follow_the_memory_budget_and_change_no_result(gaussian, tmp_path):
+    """--max-rows auto (the default) sizes the exact trace's calls from --memory; any number of rows
+    gives the same values, since each row is one sample's own vector-Jacobian product."""
+    model, data = gaussian
+    reports = {}
+    for name, option in (("tiny", ["--memory", "0.001"]), ("fixed", ["--max-rows", "16384"]),
+                         ("default", [])):
+        out, report = tmp_path / f"{name}.csv", tmp_path / f"{name}.json"
+        run_flowlik("score", model, "--data", data, *FAST, *option, "--per-sample", out, "-o", report)
+        reports[name] = (json.loads(report.read_text()), read_per_sample(out))
+    tiny, fixed, default = (reports[k][0] for k in ("tiny", "fixed", "default"))
+    assert tiny["options"]["max_rows"] == 1  # 1 kB of budget fits less than one measured row
+    assert "--memory" in tiny["exact_trace_rows"] and "exact_trace_rows" not in fixed
+    assert fixed["options"]["max_rows"] == 16384
+    assert "half of the memory available" in default["exact_trace_rows"]
+    values = {k: [r["log_likelihood"] for r in reports[k][1]] for k in reports}
+    assert values["tiny"] == values["fixed"] == values["default"]
 
 
 # --- right model, wrong outcome ------------------------------------------------------------------------

@@ -197,6 +197,9 @@ nlohmann::json solve_check_report(const ScoreCommandArguments& args, const Model
   reference_args.model.dtype = "float64";
   try {
     const auto reference_model = prepare_for_run(args.model, reference_args, data);
+    // A float64 row takes about twice the memory of a float32 one: the reference's own rows.
+    const auto reference_setup =
+        fit_exact_rows_to_memory(reference_args, setup, std::span(&reference_model, 1));
     const auto reference = reference_solver(setup.solver);
     const auto samples = pick_check_samples(run.results, args.check_solve, args.scoring.score.seed);
     if (static_cast<int64_t>(samples.size()) < args.check_solve && !args.scoring.quiet) {
@@ -205,7 +208,7 @@ nlohmann::json solve_check_report(const ScoreCommandArguments& args, const Model
                  args.check_solve, samples.size(), samples.size());
     }
     const auto check =
-        check_solve(run.results, samples, *reference_model.field, *setup.trace, data,
+        check_solve(run.results, samples, *reference_model.field, *reference_setup.trace, data,
                     *reference_model.preprocessing, reference, args.scoring.score.batch_size);
     nlohmann::json ref = {{"solver", to_string(reference.kind)},
                           {"rtol", reference.rtol},

@@ -489,3 +489,33 @@ def test_a_native_op_error_reads_as_its_message(tmp_path):
     run_flowlik("score", model, "--data", data, "--per-sample", out, "-q", check=False)
     detail = read_per_sample(out)[0]["detail"]
     assert "out of data bounds" in detail.lower() and "frame #" not in detail and "0x" not in detail, detail
+
+
+# --- papercuts (issue 19, finding 15) -------------------------------------------------------------------
+
+LOUD = [a for a in FAST if a != "-q"]
+
+
+def test_a_number_too_small_for_a_double_is_out_of_range(gaussian):
+    model, data = gaussian
+    proc = run_flowlik("score", model, "--data", data, *FAST, "--target-stderr", "1e-400", check=False)
+    assert proc.returncode == 2 and "rounds to 0" in proc.stderr and "finite" not in proc.stderr
+
+
+def test_budget_advice_for_the_exact_trace_names_no_probes(gaussian):
+    model, data = gaussian
+    # 5 bpd is within reach of the 6 samples (the data's own part is about 1 bpd over all of them).
+    proc = run_flowlik("score", model, "--data", data, *LOUD, "--target-stderr", "5")
+    advice = [line for line in proc.stderr.splitlines() if "--target-stderr 5: advice:" in line]
+    assert len(advice) == 1 and "--probes" not in advice[0], proc.stderr
+
+
+def test_check_solve_of_more_samples_than_scored_says_so(gaussian):
+    model, data = gaussian  # 6 samples
+    proc = run_flowlik("score", model, "--data", data, *LOUD, "--check-solve", "7")
+    assert "--check-solve 7: the run has 6 samples scored ok; checking those 6" in proc.stderr
+
+
+def test_help_names_both_model_formats():
+    for command in ("score", "inspect"):
+        assert ".pt2" in run_flowlik(command, "--help").stdout

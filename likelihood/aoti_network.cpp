@@ -21,6 +21,11 @@
 namespace flowlik {
 namespace {
 
+// The package format this flowlik reads (pt2.py's FORMAT_VERSION), and the largest block or probe
+// count it takes from a package's metadata.
+constexpr const char* kPackageFormat = "2";
+constexpr int64_t kMaxCompiledSize = 4096;
+
 std::string metadata_value(const AotiPackageInfo& info, const std::string& key) {
   const auto it = info.metadata.find(key);
   return it == info.metadata.end() ? std::string() : it->second;
@@ -118,16 +123,45 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
   options_ = options;
   const auto dtype =
       options.dtype() == torch::kFloat64 ? std::string("float64") : std::string("float32");
+  const auto format = metadata_value(info_, "flowlik.format");
+  if (format != kPackageFormat) {
+    throw ModelError(fmt::format(
+        "{}: package format '{}' (flowlik.format) is not the format this flowlik reads ({}): "
+        "re-export it with this version's flowlik_export.export(..., format=\"pt2\")",
+        path_, format.substr(0, 40), kPackageFormat));
+  }
   const auto functions = split_on_commas(metadata_value(info_, "flowlik.functions"));
-  for (const char* needed : {"velocity", "vjp", "diag"}) {
+  for (const char* needed : {"velocity", "vjp"}) {
     if (std::find(functions.begin(), functions.end(), needed) == functions.end()) {
       throw ModelError(
           fmt::format("{}: package has no compiled '{}' function (it has: {}); flowlik needs "
-                      "velocity, vjp and diag: "
+                      "velocity and vjp: "
                       "export it with flowlik_export.export(..., format=\"pt2\")",
                       path_, needed, fmt::join(functions, ", ")));
     }
   }
+  const auto block = parse_int64(metadata_value(info_, "flowlik.block"));
+  if (!block || *block < 1 || *block > kMaxCompiledSize) {
+    throw ModelError(
+        fmt::format("{}: package metadata flowlik.block '{}' is not a row count from 1 to {}",
+                    path_, metadata_value(info_, "flowlik.block").substr(0, 40), kMaxCompiledSize));
+  }
+  std::vector<int64_t> probe_counts;
+  for (const auto& text : split_on_commas(metadata_value(info_, "flowlik.probes"))) {
+    const auto k = parse_int64(text);
+    if (!k || *k < 1 || *k > kMaxCompiledSize) {
+      throw ModelError(fmt::format(
+          "{}: package metadata flowlik.probes '{}' is not a list of probe counts from 1 to {}",
+          path_, metadata_value(info_, "flowlik.probes").substr(0, 40), kMaxCompiledSize));
+    }
+    probe_counts.push_back(*k);
+  }
+  if (probe_counts.empty()) {
+    throw ModelError(
+        fmt::format("{}: package metadata flowlik.probes names no compiled vjp", path_));
+  }
+  std::sort(probe_counts.begin(), probe_counts.end());
+  probe_counts.erase(std::unique(probe_counts.begin(), probe_counts.end()), probe_counts.end());
   std::vector<std::string> dtypes;
   for (const auto& m : info_.models) {
     if (m.starts_with("velocity_")) dtypes.push_back(m.substr(9));
@@ -165,6 +199,10 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
   const auto built_with = metadata_value(info_, "flowlik.torch_version");
   auto load = [&](const std::string& name) {
     const auto model = name + "_" + dtype;
+    if (std::find(info_.models.begin(), info_.models.end(), model) == info_.models.end()) {
+      throw ModelError(fmt::format(
+          "{}: package has no compiled function '{}' (its metadata lists it)", path_, model));
+    }
     info_.archive->extract("data/aotinductor/" + model + "/", folder_->path(),
                            [&](const std::filesystem::path& p) { folder_->record(p); });
     try {
@@ -185,8 +223,8 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
     }
   };
   velocity_ = load("velocity");
-  vjp_ = load("vjp");
-  diag_ = load("diag");
+  for (const auto k : probe_counts) vjps_.push_back({k, load(fmt::format("vjp_k{}", k))});
+  block_ = *block;
   // A CPU function is a shared library, mapped once loaded: its files are no longer needed.
   if (!options.device().is_cuda()) folder_.reset();
 }
@@ -200,6 +238,58 @@ std::vector<torch::Tensor> AotiPackageNetwork::run(torch::inductor::AOTIModelPac
   return loader.run(inputs);
 }
 
+namespace {
+
+// Entries [first, first + count) of `value` along `dim`, padded to `size` entries with `pad` (its
+// last entry repeated when `pad` is undefined). Undefined stays undefined.
+torch::Tensor piece(const torch::Tensor& value, int64_t dim, int64_t first, int64_t size,
+                    const torch::Tensor& pad = {}) {
+  if (!value.defined()) return value;
+  const int64_t count = std::min(size, value.size(dim) - first);
+  auto part = value.narrow(dim, first, count);
+  if (count == size) return part;
+  std::vector<int64_t> repeats(static_cast<size_t>(value.dim()), 1);
+  repeats[static_cast<size_t>(dim)] = size - count;
+  const auto fill = pad.defined() ? pad : part.narrow(dim, count - 1, 1);
+  return torch::cat({part, fill.repeat(repeats)}, dim);
+}
+
+}  // namespace
+
+std::vector<std::pair<int64_t, size_t>> AotiPackageNetwork::plan(int64_t count) const {
+  std::vector<std::pair<int64_t, size_t>> calls;
+  while (count > 0) {
+    size_t which = vjps_.size() - 1;
+    for (size_t i = 0; i < vjps_.size(); ++i) {
+      if (vjps_[i].probes >= count) {
+        which = i;
+        break;
+      }
+    }
+    const int64_t n = std::min(count, vjps_[which].probes);
+    calls.emplace_back(n, which);
+    count -= n;
+  }
+  return calls;
+}
+
+std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::block_vjp(
+    const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
+    const torch::Tensor& labels) const {
+  torch::Tensor out;
+  std::vector<torch::Tensor> products;
+  int64_t first = 0;
+  for (const auto& [count, which] : plan(probes.size(0))) {
+    const auto& vjp = vjps_[which];
+    const auto zero = torch::zeros({1, x.size(0), x.size(1)}, probes.options());
+    auto result = run(*vjp.loader, {x, t, piece(probes, 0, first, vjp.probes, zero)}, labels);
+    if (!out.defined()) out = result.at(0);
+    products.push_back(result.at(1).narrow(0, 0, count));
+    first += count;
+  }
+  return {out, torch::cat(products, 0)};
+}
+
 torch::Tensor AotiPackageNetwork::output(const torch::Tensor& x, const torch::Tensor& t,
                                          const torch::Tensor& labels,
                                          c10::IntArrayRef shape) const {
@@ -209,21 +299,48 @@ torch::Tensor AotiPackageNetwork::output(const torch::Tensor& x, const torch::Te
     throw DataError(fmt::format("{}: input has {} values per sample, its shape [{}] has {}", path_,
                                 x.size(1), fmt::join(shape, ", "), c10::multiply_integers(shape)));
   }
-  return run(*velocity_, {x, t}, labels).at(0);
+  std::vector<torch::Tensor> outs;
+  for (int64_t first = 0; first < x.size(0); first += block_) {
+    outs.push_back(run(*velocity_, {piece(x, 0, first, block_), piece(t, 0, first, block_)},
+                       piece(labels, 0, first, block_))
+                       .at(0));
+  }
+  return torch::cat(outs, 0).narrow(0, 0, x.size(0));
 }
 
 std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::output_and_vjp(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
     const torch::Tensor& labels, c10::IntArrayRef shape) const {
-  auto out = run(*vjp_, {x, t, probes}, labels);
-  return {out.at(0), out.at(1)};
+  std::vector<torch::Tensor> outs, products;
+  for (int64_t first = 0; first < x.size(0); first += block_) {
+    auto [out, vjp] = block_vjp(piece(x, 0, first, block_), piece(t, 0, first, block_),
+                                piece(probes, 1, first, block_), piece(labels, 0, first, block_));
+    outs.push_back(out);
+    products.push_back(vjp);
+  }
+  return {torch::cat(outs, 0).narrow(0, 0, x.size(0)),
+          torch::cat(products, 1).narrow(1, 0, x.size(0))};
 }
 
 std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::output_and_diagonal(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
     const torch::Tensor& labels, c10::IntArrayRef shape) const {
-  auto out = run(*diag_, {x, t, idx}, labels);
-  return {out.at(0), out.at(1)};
+  // d out_i / d x_i is the VJP against e_i read at i: read, not summed against e_i, so that an
+  // infinite entry elsewhere in the row cannot make it nan.
+  const int64_t rows = x.size(0);
+  const int64_t dim = x.size(1);
+  const int64_t count = idx.size(0);
+  const auto onehot = torch::one_hot(idx, dim).to(x.dtype());  // [C, D]
+  std::vector<torch::Tensor> outs, diagonals;
+  for (int64_t first = 0; first < rows; first += block_) {
+    const auto probes = onehot.unsqueeze(1).expand({count, block_, dim});
+    auto [out, vjp] = block_vjp(piece(x, 0, first, block_), piece(t, 0, first, block_), probes,
+                                piece(labels, 0, first, block_));
+    const auto at = idx.view({count, 1, 1}).expand({count, block_, 1});
+    outs.push_back(out);
+    diagonals.push_back(vjp.gather(2, at).squeeze(2).t());  // [B, C]
+  }
+  return {torch::cat(outs, 0).narrow(0, 0, rows), torch::cat(diagonals, 0).narrow(0, 0, rows)};
 }
 
 }  // namespace flowlik

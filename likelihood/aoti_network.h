@@ -1,10 +1,13 @@
 // An AOTInductor package (.pt2, written by flowlik_export.export(..., format="pt2")) as a Network.
-// The package holds, per dtype d, three compiled functions of the raw network (python/README.md):
+// The package holds, per dtype d, compiled functions of the raw network for static sizes
+// (python/flowlik_export/pt2.py):
 //   velocity_<d>(x [B, D], t [B]) -> out [B, D]
-//   vjp_<d>(x, t, probes [K, B, D]) -> (out, vjp [K, B, D])
-//   diag_<d>(x, t, idx [C]) -> (out, diag [B, C])
+//   vjp_k<K>_<d>(x, t, probes [K, B, D]) -> (out, vjp [K, B, D])     one per compiled K
 // (a conditional model takes labels y [B] last in each), and metadata: flowlik.json (the manifest),
-// flowlik.format, flowlik.dtype, flowlik.device, flowlik.functions, flowlik.torch_version.
+// flowlik.format ("2"), flowlik.dtype, flowlik.device, flowlik.functions, flowlik.block (B),
+// flowlik.probes (the K), flowlik.torch_version. Any call is split into these sizes: rows in blocks
+// of B (the last padded with its last row), probes in groups of a compiled K (the last padded with
+// zero probes), and the Jacobian's diagonal as the VJP against one-hot probes, read at their index.
 #pragma once
 
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
@@ -53,13 +56,26 @@ class AotiPackageNetwork final : public Network {
   std::pair<torch::Tensor, torch::Tensor> output_and_diagonal(
       const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
       const torch::Tensor& labels, c10::IntArrayRef shape) const override;
+  int64_t rows_per_call() const override { return block_; }
   int64_t parameter_count() const override { return parameter_count_; }
   std::string parameter_dtype() const override { return parameter_dtype_; }
 
  private:
+  // A compiled vjp and the number of probes it takes.
+  struct Vjp {
+    int64_t probes = 0;
+    std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader;
+  };
   std::vector<torch::Tensor> run(torch::inductor::AOTIModelPackageLoader& loader,
                                  std::vector<torch::Tensor> inputs,
                                  const torch::Tensor& labels) const;
+  // Splits `count` products into calls: (products in the call, index in vjps_) of the smallest
+  // compiled K that takes what remains, else the largest.
+  std::vector<std::pair<int64_t, size_t>> plan(int64_t count) const;
+  // out [B, D] and the VJPs [K, B, D] of one block of B rows, in calls of compiled sizes.
+  std::pair<torch::Tensor, torch::Tensor> block_vjp(const torch::Tensor& x, const torch::Tensor& t,
+                                                    const torch::Tensor& probes,
+                                                    const torch::Tensor& labels) const;
 
   std::string path_;
   AotiPackageInfo info_;
@@ -72,8 +88,8 @@ class AotiPackageNetwork final : public Network {
   std::unique_ptr<PackageFolder> folder_;
   // run() is not const in the loader's API although a run changes nothing we keep.
   mutable std::unique_ptr<torch::inductor::AOTIModelPackageLoader> velocity_;
-  mutable std::unique_ptr<torch::inductor::AOTIModelPackageLoader> vjp_;
-  mutable std::unique_ptr<torch::inductor::AOTIModelPackageLoader> diag_;
+  mutable std::vector<Vjp> vjps_;  // by increasing K
+  int64_t block_ = 0;              // flowlik.block
 };
 
 }  // namespace flowlik

@@ -55,6 +55,10 @@ class Network {
       const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
       const torch::Tensor& labels, c10::IntArrayRef shape) const = 0;
 
+  // The number of rows every call computes, whatever the rows asked for (a package compiled for
+  // static sizes: python/flowlik_export/pt2.py), so that a row's value does not depend on the rows
+  // beside it; 0 when the network takes any number. The solver makes its blocks this size.
+  virtual int64_t rows_per_call() const { return 0; }
   virtual int64_t parameter_count() const = 0;  // -1 when the format does not say
   virtual std::string parameter_dtype() const = 0;
 };

@@ -48,7 +48,8 @@ using Algebra = odeint::vector_space_algebra;
 // blocks of 8, calls cost the mixture 2.5x and the digits 7% of their time); large ones small
 // blocks (3x32x32: 4 rows; 3x64x64: 1). The batch is rounded up to whole blocks, so only the last
 // rows of a dataset are padded; a solve of fewer rows than a block (inspect's one sample, a small
-// --check-solve) pays for the whole block.
+// --check-solve) pays for the whole block. A package compiled for static sizes chooses its own
+// block by the model's cost per row (Network::rows_per_call), often fewer rows for a large network.
 int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
 int64_t evaluation_block(int64_t dim) {
@@ -69,7 +70,9 @@ constexpr int kMaxRejections = 500;
 class RowDynamics {
  public:
   RowDynamics(const VelocityField& field, const TraceEstimator& trace)
-      : field_(field), trace_(trace), block_(evaluation_block(field.dim())) {}
+      : field_(field),
+        trace_(trace),
+        block_(field.rows_per_call() > 0 ? field.rows_per_call() : evaluation_block(field.dim())) {}
 
   // y: [R, D + K]; t: [R] float64; probes: [K, R, D] or undefined; labels: [R] or undefined.
   // failures: one per row, set for a row the model threw on.
@@ -126,7 +129,7 @@ class RowDynamics {
 
   const VelocityField& field_;
   const TraceEstimator& trace_;
-  int64_t block_;  // evaluation_block(field.dim())
+  int64_t block_;  // the network's rows per call, else evaluation_block(field.dim())
 };
 
 // The system Odeint steps: a unit step in s of dy/ds = h f(t + s h, y), h and t per row. `raw`

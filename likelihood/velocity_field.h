@@ -117,6 +117,8 @@ class VelocityField final : public JacobianProducts {
   torch::ScalarType dtype() const { return options_.dtype().toScalarType(); }
   // dtype and device of the states this field takes.
   torch::TensorOptions options() const { return options_; }
+  // Network::rows_per_call: the rows of every call to a package compiled for static sizes, else 0.
+  int64_t rows_per_call() const { return network_->rows_per_call(); }
   int64_t parameter_count() const { return network_->parameter_count(); }
   std::string parameter_dtype() const { return network_->parameter_dtype(); }
 

@@ -115,6 +115,42 @@ TEST(AotiNetworkTest, BothEstimatorsMatchTheClosedForm) {
   }
 }
 
+// A package compiled for static sizes (32 rows, 1 and 8 probes) answers any call: rows in blocks of
+// 32, the last padded; probes split over the compiled K (9 = 8 + 1, 3 padded into 8); the diagonal
+// in one-hot groups. A row's numbers are the same to the bit whatever rows, probes or directions
+// share its call, and the rows of a call of 3 are those of a call of 40.
+TEST(AotiNetworkTest, AnyRowsProbesAndDirectionsGiveTheSameNumbersToTheBit) {
+  const auto p = test::load_mixture_params("gaussian");
+  const auto field = load_bound("gaussian_velocity.pt2", p.shape);
+  EXPECT_EQ(field.rows_per_call(), 32);
+  const auto many = points(40, p.dim());
+  const auto few = many.narrow(0, 0, 3);
+  const double t = 0.37;
+  for (const int64_t k : {1, 3, 8, 9}) {
+    const HutchinsonTrace gaussian(ProbeNoise::kGaussian, k, 5);
+    std::vector<int64_t> samples(40);
+    std::iota(samples.begin(), samples.end(), 0);
+    const auto probes = gaussian.draw_probes(samples, p.dim(), torch::kFloat64);  // [K, 40, D]
+    const auto all = gaussian.evaluate(field, many, t, probes, {});
+    const auto part = gaussian.evaluate(field, few, t, probes.narrow(1, 0, 3), {});
+    EXPECT_TRUE(torch::equal(all.trace.narrow(0, 0, 3), part.trace)) << "K " << k;
+    EXPECT_TRUE(torch::equal(all.velocity.narrow(0, 0, 3), part.velocity)) << "K " << k;
+    // Each probe alone gives the same estimate as inside the K of its call.
+    for (int64_t j = 0; j < k; ++j) {
+      const auto one = HutchinsonTrace(ProbeNoise::kGaussian, 1, 5)
+                           .evaluate(field, few, t, probes.narrow(0, j, 1).narrow(1, 0, 3), {});
+      EXPECT_NEAR((one.trace - part.trace.narrow(1, j, 1)).abs().max().item<double>(), 0.0, 1e-12)
+          << "K " << k << " probe " << j;
+    }
+  }
+  const auto whole = ExactTrace(1 << 14).evaluate(field, many, t, {}, {});
+  for (const int64_t max_rows : {3, 64, 96}) {  // chunks of 1, 2 and 3 directions for 3 rows
+    const auto chunked = ExactTrace(max_rows).evaluate(field, few, t, {}, {});
+    EXPECT_TRUE(torch::allclose(whole.trace.narrow(0, 0, 3), chunked.trace, 0, 1e-12))
+        << "max_rows " << max_rows;
+  }
+}
+
 // The same network exported both ways gives the same velocity and traces, for a parameterization
 // whose conversion to a velocity is not the identity (noise prediction on a VP path in diffusion
 // time).

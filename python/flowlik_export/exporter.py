@@ -15,7 +15,7 @@ METHODS = ("script", "trace")
 FORMATS = ("pt2", "torchscript")
 PT2_DTYPES = ("float32", "float64")
 PT2_DEVICES = ("cpu", "cuda")
-PT2_FUNCTIONS = ("velocity", "vjp", "diag")
+PT2_FUNCTIONS = ("velocity", "vjp")
 # Fractions of the time range at which the exported module is checked: both ends, where conversions are
 # most delicate, and points between.
 _CHECK_TIMES = (0.0, 0.1, 0.37, 0.5, 0.81, 1.0)
@@ -61,8 +61,8 @@ def _check_example_t(example_t, example_x, time_input):
                             f"got {list(example_t.shape)}")
 
 
-def _pt2_options(dtypes, device, functions):
-    """dtypes, device and functions for format "pt2", defaults filled in, each checked."""
+def _pt2_options(dtypes, device, functions, probes, block):
+    """dtypes, device, functions, probes and block for format "pt2", defaults filled in, each checked."""
     dtypes = ("float32",) if dtypes is None else dtypes
     if (isinstance(dtypes, str) or not dtypes or len(set(dtypes)) != len(dtypes)
             or not all(d in PT2_DTYPES for d in dtypes)):
@@ -77,8 +77,15 @@ def _pt2_options(dtypes, device, functions):
             or not all(f in PT2_FUNCTIONS for f in functions)):
         raise ValueError(f"functions: expected distinct names from {', '.join(PT2_FUNCTIONS)}, "
                          f"got {functions!r}")
+    probes = (1, 8) if probes is None else probes
+    if (isinstance(probes, (str, int)) or not probes or len(set(probes)) != len(probes)
+            or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 4096 for k in probes)):
+        raise ValueError(f"probes: expected distinct probe counts from 1 to 4096, got {probes!r}")
+    if block is not None and (not isinstance(block, int) or isinstance(block, bool) or not 1 <= block <= 4096):
+        raise ValueError(f"block: expected rows per call from 1 to 4096, got {block!r}")
     # In the package's order, whatever the order given: the metadata lists them so.
-    return tuple(dtypes), device, tuple(f for f in PT2_FUNCTIONS if f in functions)
+    return (tuple(dtypes), device, tuple(f for f in PT2_FUNCTIONS if f in functions), tuple(sorted(probes)),
+            block)
 
 
 def _to_torchscript(module, method, example_args):
@@ -173,8 +180,8 @@ def _check_agreement(original, exported, manifest, example_x, method, check_batc
 
 
 def export(module, path, contract, example_x, example_t=None, *, format="pt2", method=None, dtypes=None,
-           device=None, functions=None, cache_dir=None, check_batches=(1, 3), atol=1e-5, rtol=1e-4,
-           num_classes=None):
+           device=None, functions=None, probes=None, block=None, cache_dir=None, check_batches=(1, 3), atol=None,
+           rtol=None, num_classes=None):
     """Exports `module` to `path` with `contract` embedded as the manifest flowlik reads.
 
     module: a torch.nn.Module whose forward takes x [B, *shape] and t as the contract says.
@@ -182,17 +189,24 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
     example_x: a batch of inputs [B, *shape], typical of the data (its std scales the random check inputs).
     example_t: t for method="trace"; by default the middle of the time range, as a vector [B] or a 0-d
     tensor.
-    format: "pt2" (an AOTInductor package, `path` ending in .pt2: the network's output, its vector-Jacobian
-    products and its Jacobian diagonal, compiled ahead of time; see pt2.py) or "torchscript".
+    format: "pt2" (an AOTInductor package, `path` ending in .pt2: the network's output and its vector-Jacobian
+    products, compiled ahead of time for static sizes; see pt2.py) or "torchscript".
     method (torchscript only): "script" (torch.jit.script, the default) or "trace" (torch.jit.trace on the
     example inputs).
     dtypes (pt2 only): the dtypes compiled, from ("float32", "float64"); ("float32",) by default.
     device (pt2 only): "cpu" (default) or "cuda", the device the package runs on.
-    functions (pt2 only): the functions compiled, from ("velocity", "vjp", "diag"); all by default.
+    functions (pt2 only): the functions compiled, from ("velocity", "vjp"); both by default (flowlik needs
+    both to score).
+    probes (pt2 only): the numbers of Hutchinson probes K the vjp is compiled for, (1, 8) by default: a run
+    with K probes uses the smallest compiled K >= K (unused probes are zero), or several calls of the
+    largest; the exact trace takes the diagonal in groups of the largest. Each K is one more compile.
+    block (pt2 only): rows per call; by default from the model's size (pt2.choose_block).
     cache_dir (pt2 only): a folder of compiled functions keyed by a hash of their graph, weights, compiler
     options, torch version and machine; an identical function is taken from it instead of compiled again.
-    check_batches, atol, rtol: batch sizes and tolerances of the check of the exported file against
-    `module` at several times across the time range.
+    check_batches: batch sizes at which `module` is called to check the contract before exporting (and,
+    for torchscript, at which the exported file is compared with it).
+    atol, rtol: the tolerances of that comparison; by default 1e-5 and 1e-4 for torchscript, and for pt2
+    ones that follow each dtype's rounding (pt2.tolerances).
 
     num_classes: for a class-conditional model (contract "conditioning": "label", forward(x, t, y)), the
     number of classes; the check draws labels in [0, num_classes).
@@ -207,14 +221,14 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
         raise ValueError(f"method: unknown value '{method}' (valid: {', '.join(METHODS)})")
     if format == "torchscript":
         for name, value in (("dtypes", dtypes), ("device", device), ("functions", functions),
-                            ("cache_dir", cache_dir)):
+                            ("probes", probes), ("block", block), ("cache_dir", cache_dir)):
             if value is not None:
                 raise ValueError(f"{name}: applies to format 'pt2' only")
         method = method or "script"
     elif method is not None:
         raise ValueError("method: applies to format 'torchscript' only (pt2 traces with torch.export)")
     else:
-        dtypes, device, functions = _pt2_options(dtypes, device, functions)
+        dtypes, device, functions, probes, block = _pt2_options(dtypes, device, functions, probes, block)
     if not isinstance(example_x, torch.Tensor) or example_x.dim() < 2 or example_x.shape[0] < 1:
         raise ValueError("example_x: expected a tensor [B, *shape] with B >= 1")
     if not example_x.is_floating_point():
@@ -259,7 +273,7 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
         from flowlik_export import pt2  # imported on use: it loads torch._inductor
 
         pt2.export_package(module, path, manifest, text, example_x, dtypes=dtypes, device=device,
-                           functions=functions, cache_dir=cache_dir, check_batches=check_batches, atol=atol,
+                           functions=functions, probes=probes, block=block, cache_dir=cache_dir, atol=atol,
                            rtol=rtol, num_classes=num_classes)
         return manifest
     module.eval()
@@ -275,5 +289,6 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
         raise ExportMismatchError(f"{path}: the embedded {MANIFEST_NAME} reads back as {written!r}, "
                                   f"expected {text}")
     loaded.eval()
-    _check_agreement(module, loaded, manifest, example_x, method, check_batches, atol, rtol, num_classes)
+    _check_agreement(module, loaded, manifest, example_x, method, check_batches,
+                     1e-5 if atol is None else atol, 1e-4 if rtol is None else rtol, num_classes)
     return manifest

@@ -1,67 +1,90 @@
-"""format="pt2": one AOTInductor package (.pt2) holding, per dtype, three compiled functions of the network's
-raw output, for flowlik's LibTorch loader (torch::inductor::AOTIModelPackageLoader, one model name each):
+"""format="pt2": one AOTInductor package (.pt2) holding, per dtype, compiled functions of the network's raw
+output for flowlik's LibTorch loader (torch::inductor::AOTIModelPackageLoader, one model name each), every one
+for static sizes:
 
-    velocity_<dtype>  (x [B, D], t [B][, y [B]])              -> out [B, D]
-    vjp_<dtype>       (x [B, D], t [B], probes [K, B, D][, y]) -> (out [B, D], vjp [K, B, D])
-    diag_<dtype>      (x [B, D], t [B], idx [C] int64[, y])    -> (out [B, D], diag [B, C])
+    velocity_<dtype>      (x [B, D], t [B][, y [B]])              -> out [B, D]
+    vjp_k<K>_<dtype>      (x [B, D], t [B], probes [K, B, D][, y]) -> (out [B, D], vjp [K, B, D])
 
-`out` is what the network returns (velocity, data, noise, score or v, as the manifest says), not a velocity:
-every parameterization's velocity is affine in x and out, v = a(t) x + b(t) out (shared/MATH.md section 4), so
-flowlik converts outside the compiled graph, tr dv/dx = a D + b tr d out/dx, and one graph serves any schedule
-or parameterization given at scoring time. The time convention is flowlik's too: t is the model's own time.
+one vjp per K in the export's `probes` (1 and 8 by default). `out` is what the network returns (velocity,
+data, noise, score or v, as the manifest says), not a velocity: every parameterization's velocity is affine in
+x and out, v = a(t) x + b(t) out (shared/MATH.md section 4), so flowlik converts outside the compiled graph,
+tr dv/dx = a D + b tr d out/dx, and one graph serves any schedule or parameterization given at scoring time.
+The time convention is flowlik's too: t is the model's own time.
 
-Each function is traced with make_fx in symbolic mode, the parameters passed explicitly (torch.func's
-transforms cannot be exported directly), exported with dynamic B, K and C, and compiled with AOTInductor. The
-package is then loaded back and checked against eager torch.func at times across the time range.
+Static sizes, because flowlik's runtime needs no other (issue 18): every network call of a solve has the same
+number of rows B, a block the package chooses (_choose_block) and records (flowlik.block), so that a row's
+value never depends on the rows beside it; K probes are fixed per run, and the exact trace's diagonal is the
+VJP against one-hot probes, read at their index, in groups of the largest K. flowlik splits any call into
+these pieces and pads the last one. Static sizes let vmap's batching rules read sizes as integers (no
+"Constraints violated"), turn a missing batching rule into a static loop, and give Inductor fixed shapes.
 
-vjp and diag run the forward pass once and batch the K (or C) products with vmap over its pullback. Many of
-vmap's C++ batching rules (convolution's backward, layer norm's, pooling's, upsampling's) read the batch
-sizes as plain integers, which turns the symbolic K * B of the trace into constants, and torch.export then
-refuses the dynamic dims ("Constraints violated (batch, probes)"). Convolution's, the one a convolutional
-network needs, is replaced while tracing by a symbolic one (_symbolic_batching_rules). A function whose
-vmap trace still specialises a size is exported instead from a plain VJP on the inputs repeated K (or C)
-times: the forward pass then runs once per product, not once per sample (_REPEATED_BUILDERS; logged).
+Each function is traced with make_fx in fake mode (no computation; a data-dependent branch is an error, not a
+silently recorded path), the parameters passed explicitly (torch.func's transforms cannot be exported
+directly), exported with torch.export and compiled with AOTInductor, in parallel processes where there are
+cores. vjp runs the forward pass once per sample and batches the K products with vmap over its pullback.
+Attention is traced in PyTorch's math form (matmul and softmax, which vmap batches) rather than a fused CPU
+kernel whose backward has no batching rule. Anything that still costs speed (a vmap fallback) is a warning
+with its measured cost. The package is then loaded back and checked against eager torch.func at times across
+the time range, and removed when the check fails.
 """
+import concurrent.futures
 import contextlib
 import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import time
 import traceback
+import warnings
 
 import torch
 from torch._inductor.package import package_aoti
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from flowlik_export.exporter import (ExportError, ExportMismatchError, _check_finite, _check_points,
-                                     _input_scale, _SEED)
+from flowlik_export.exporter import ExportError, ExportMismatchError, _check_finite, _input_scale, _SEED
 from flowlik_export.manifest import parse_time_range
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = "1"
-FUNCTIONS = ("velocity", "vjp", "diag")
+FORMAT_VERSION = "2"
+FUNCTIONS = ("velocity", "vjp")
+DEFAULT_PROBES = (1, 8)
 # AOTInductor's options. Line tables would double each library's size and serve only profilers.
-# check_lowerbound is off because, on, the input checks a loader turns on with AOTI_RUNTIME_CHECK_INPUTS=1
-# (dtype, shape, strides) would refuse B, K or C = 1, which the symbolic trace assumed away (_TRACE_SIZES).
-_INDUCTOR_OPTIONS = {"aot_inductor.package": True, "aot_inductor.enable_line_tables": False,
-                     "aot_inductor.check_lowerbound": False}
+_INDUCTOR_OPTIONS = {"aot_inductor.package": True, "aot_inductor.enable_line_tables": False}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-# Sizes of the dynamic dimensions at tracing time. make_fx's symbolic mode specialises sizes 0 and 1 and
-# assumes the others are >= 2 (a branch on B > 1 is kept without a guard: the check at batch 1 catches it),
-# and it gives inputs of equal sizes one symbol ("duck sizing"), so each must be >= 2 and differ from the
-# others and from every fixed size (D, the parameters' dimensions): _trace_sizes takes the first free.
-_TRACE_SIZES = (5, 3, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)
+# The block: at most 32 rows and about 8192 values per call (a small model's calls are dominated by their
+# overhead), and no more rows than reach about 5e8 floating-point operations of the forward pass, where a
+# row of a large network already keeps the CPU busy (so that a small run, or a dataset's last block, does
+# not pay for many rows it discards; issue 18). Measured on this project's machine (one core, eager): the
+# torchcfm UNet of 1.3e8 operations per row costs 4.4, 2.5, 1.9 and 2.3 ms a row at 1, 4, 8 and 32 rows.
+_MAX_BLOCK = 32
+_VALUES_PER_CALL = 8192
+_OPERATIONS_PER_CALL = 5e8
 
 
-def model_name(function, dtype):
-    """The name flowlik passes to AOTIModelPackageLoader: velocity_float32, vjp_float64, ..."""
-    return f"{function}_{dtype}"
+class SlowdownWarning(UserWarning):
+    """Something in the model makes a compiled function slower than it could be; the message says what and
+    what it was measured to cost."""
+
+
+def model_name(function, dtype, probes=None):
+    """The name flowlik passes to AOTIModelPackageLoader: velocity_float32, vjp_k8_float64, ..."""
+    return f"{function}_{dtype}" if function == "velocity" else f"{function}_k{probes}_{dtype}"
+
+
+def _models(functions, probes, dtype):
+    """(function, K or None, model name) of every compiled function of one dtype."""
+    out = []
+    for function in functions:
+        for k in ((None,) if function == "velocity" else probes):
+            out.append((function, k, model_name(function, dtype, k)))
+    return out
 
 
 # --------------------------------------------------------------------------- the compiled functions
@@ -97,110 +120,7 @@ def _vjp(module, shape, signature, time_input):
     return vjp
 
 
-def _diag(module, shape, signature, time_input):
-    def diag(params, x, t, idx, *labels):
-        # d out[b, i] / d x[b, i] for i in idx: the VJP with the one-hot row e_i, read at i. Gathered rather
-        # than summed against e_i, so an infinite off-diagonal entry cannot turn the result into nan.
-        out, pull = torch.func.vjp(_network(module, params, shape, signature, time_input, t, labels), x)
-        b, d = x.shape
-        onehot = (idx[:, None] == torch.arange(d, device=x.device)).to(x.dtype)  # [C, D]
-        (grads,) = torch.func.vmap(pull)(onehot[:, None, :].expand(-1, b, -1))  # [C, B, D]
-        picked = grads.gather(2, idx[:, None, None].expand(-1, b, 1)).squeeze(2)  # [C, B]
-        return out, picked.transpose(0, 1).contiguous()
-
-    return diag
-
-
-_BUILDERS = {"velocity": _velocity, "vjp": _vjp, "diag": _diag}
-
-
-# The fallbacks, for a network whose vmap trace specialises B, K or C: no vmap, one plain VJP of the network
-# on the inputs repeated n times ([n * B, D]) against the n cotangents laid end to end, so the forward pass
-# runs n times per sample. Same results as _vjp and _diag (out is the first copy's).
-def _repeated(v, n):
-    """v [B, ...] -> [n * B, ...]: n copies end to end."""
-    return v.expand(n, *v.shape).reshape(n * v.shape[0], *v.shape[1:])
-
-
-def _repeated_network(module, params, shape, signature, time_input, t, labels, n):
-    return _network(module, params, shape, signature, time_input, _repeated(t, n),
-                    tuple(_repeated(y, n) for y in labels))
-
-
-def _vjp_repeated(module, shape, signature, time_input):
-    def vjp(params, x, t, probes, *labels):
-        k, b, d = probes.shape
-        out, pull = torch.func.vjp(
-            _repeated_network(module, params, shape, signature, time_input, t, labels, k), _repeated(x, k))
-        (grads,) = pull(probes.reshape(k * b, d))
-        return out[:b], grads.reshape(k, b, d)
-
-    return vjp
-
-
-def _diag_repeated(module, shape, signature, time_input):
-    def diag(params, x, t, idx, *labels):
-        b, d = x.shape
-        c = idx.shape[0]
-        out, pull = torch.func.vjp(
-            _repeated_network(module, params, shape, signature, time_input, t, labels, c), _repeated(x, c))
-        onehot = (idx[:, None] == torch.arange(d, device=x.device)).to(x.dtype)  # [C, D]
-        (grads,) = pull(onehot[:, None, :].expand(-1, b, -1).reshape(c * b, d))
-        picked = grads.reshape(c, b, d).gather(2, idx[:, None, None].expand(-1, b, 1)).squeeze(2)  # [C, B]
-        return out[:b], picked.transpose(0, 1).contiguous()
-
-    return diag
-
-
-_REPEATED_BUILDERS = {"vjp": _vjp_repeated, "diag": _diag_repeated}
-
-
-def _convolution_backward_vmap(info, in_dims, grad_output, input, weight, bias_sizes, stride, padding,
-                               dilation, transposed, output_padding, groups, output_mask):
-    """aten.convolution_backward under vmap, for a batched grad_output against unbatched weights (the
-    pullback of a convolution vmapped over its cotangents): the vmap dim folded into the convolution's batch
-    as the C++ rule does, with symbolic sizes. Other cases raise, and the function falls back to
-    _REPEATED_BUILDERS."""
-    grad_dim, input_dim, weight_dim = in_dims[:3]
-    if grad_dim is None or weight_dim is not None or output_mask[1]:
-        raise NotImplementedError("flowlik's vmap rule for convolution_backward takes a batched grad_output "
-                                  "against unbatched weights only")
-    grad = grad_output.movedim(grad_dim, 0)
-    k, n = grad.shape[0], grad.shape[1]
-    grad_input = grad_bias = None
-    if output_mask[0]:
-        # The input's values are not read for grad_input, only its shape: a stride-0 stand-in.
-        like = input if input_dim is None else input.select(input_dim, 0)
-        dummy = like.new_empty(()).expand(k * n, *like.shape[1:])
-        grad_input = torch.ops.aten.convolution_backward(
-            grad.reshape(k * n, *grad.shape[2:]), dummy, weight, bias_sizes, stride, padding, dilation,
-            transposed, output_padding, groups, [True, False, False])[0]
-        grad_input = grad_input.reshape(k, n, *grad_input.shape[1:])
-    if output_mask[2]:
-        grad_bias = grad.sum([1, *range(3, grad.dim())])
-    return ((grad_input, None, grad_bias),
-            (None if grad_input is None else 0, None, None if grad_bias is None else 0))
-
-
-@contextlib.contextmanager
-def _symbolic_batching_rules():
-    """While tracing: aten.convolution_backward's vmap rule replaced by _convolution_backward_vmap (the C++
-    one reads the sizes as integers). The registration is this process's while it lasts and removed after;
-    where this torch cannot register it, nothing is replaced and the fallback covers convolutions."""
-    lib = None
-    try:
-        lib = torch.library.Library("aten", "IMPL")
-        torch.library.register_vmap("aten::convolution_backward", _convolution_backward_vmap, lib=lib)
-    except Exception as e:  # an API this torch version lacks
-        log.debug("no symbolic vmap rule for convolution_backward: %s", _first_line(e))
-        if lib is not None:
-            lib._destroy()
-            lib = None
-    try:
-        yield
-    finally:
-        if lib is not None:
-            lib._destroy()
+_BUILDERS = {"velocity": _velocity, "vjp": _vjp}
 
 
 class _Graph(torch.nn.Module):
@@ -220,12 +140,6 @@ class _Graph(torch.nn.Module):
 
 
 # --------------------------------------------------------------------------- tracing
-def _trace_sizes(fixed):
-    """B, K, C for tracing: distinct, >= 2, and none equal to a fixed size."""
-    free = [n for n in _TRACE_SIZES if n not in fixed]
-    return free[0], free[1], free[2]
-
-
 def _user_frame(error):
     """'file:line in function: code' of the innermost frame outside torch and this package, or ''."""
     skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__))
@@ -242,63 +156,119 @@ def _first_line(error):
     return " ".join(text.splitlines()[0].split()) if text else type(error).__name__
 
 
-def _inputs(function, x, t, y, k, c, generator):
-    """The compiled function's inputs after x and t: probes [K, B, D] or idx [C], then labels."""
+def _inputs(function, x, t, y, k, generator):
+    """The compiled function's inputs: x, t, then probes [K, B, D] for vjp, then labels."""
     b, d = x.shape
+    extra = ()
     if function == "vjp":
         extra = (torch.randn((k, b, d), generator=generator, dtype=torch.float64).to(x.dtype).to(x.device),)
-    elif function == "diag":
-        extra = (torch.randint(0, d, (c,), generator=generator).to(x.device),)
-    else:
-        extra = ()
     return (x, t, *extra) + (() if y is None else (y,))
 
 
-def _export_function(module, function, params, spec, sizes, generator):
-    """The torch.export ExportedProgram of one compiled function, dynamic in B, K and C."""
-    b, k, c = sizes
-    dtype, device, d = spec["dtype"], spec["device"], spec["dim"]
-    x = (torch.randn((b, d), generator=generator, dtype=torch.float64) * spec["scale"]).to(dtype).to(device)
-    t = torch.full((b,), spec["t_mid"], dtype=dtype, device=device)
+def _example(spec, dtype, generator, t_value=None):
+    """x [B, D] scaled like the example data, t [B] and labels [B] (or None) for one call."""
+    b, d = spec["block"], spec["dim"]
+    x = (torch.randn((b, d), generator=generator, dtype=torch.float64) * spec["scale"]).to(dtype)
+    t = torch.full((b,), spec["t_mid"] if t_value is None else t_value, dtype=dtype)
     y = None
     if spec["num_classes"] is not None:
-        y = torch.randint(0, spec["num_classes"], (b,), generator=generator).to(device)
-    inputs = _inputs(function, x, t, y, k, c, generator)
-    batch = torch.export.Dim("batch", min=1)
-    dims = [{0: batch}, {0: batch}]
-    if function == "vjp":
-        dims.append({0: torch.export.Dim("probes", min=1), 1: batch})
-    elif function == "diag":
-        dims.append({0: torch.export.Dim("directions", min=1)})
-    if y is not None:
-        dims.append({0: batch})
+        y = torch.randint(0, spec["num_classes"], (b,), generator=generator)
+    return x.to(spec["device"]), t.to(spec["device"]), None if y is None else y.to(spec["device"])
 
-    # The vmap form first (one forward pass per sample); where its trace specialises a size or fails, the
-    # repeated form (module docstring). The errors reported are the last form's: those of the model itself.
-    builders = [_BUILDERS[function], *([_REPEATED_BUILDERS[function]] if function in _REPEATED_BUILDERS
-                                       else [])]
-    for i, builder in enumerate(builders):
-        last = i == len(builders) - 1
-        fn = builder(module, spec["shape"], spec["signature"], spec["time_input"])
+
+_VMAP_FALLBACK = re.compile(r"batching rule for (\S+?)[.,]? ")
+
+
+def _trace(module, function, k, params, spec, dtype, name):
+    """make_fx's graph of one function at the static sizes, and the vmap fallbacks its trace took."""
+    x, t, y = _example(spec, dtype, torch.Generator().manual_seed(_SEED))
+    inputs = _inputs(function, x, t, y, k, torch.Generator().manual_seed(_SEED))
+    fn = _BUILDERS[function](module, spec["shape"], spec["signature"], spec["time_input"])
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            with _symbolic_batching_rules():
-                graph = make_fx(fn, tracing_mode="symbolic")(params, *inputs)
+            with sdpa_kernel(SDPBackend.MATH):
+                graph = make_fx(fn, tracing_mode="fake")(params, *inputs)
         except Exception as e:  # whatever the model raised while traced: name it and the line
-            if not last:
-                log.info("%s: the vmap trace failed (%s); tracing the forward pass repeated per product",
-                         function, _first_line(e))
-                continue
-            raise ExportError(f"forward: cannot be traced for the pt2 function {function} ({_first_line(e)}"
-                              f"{_user_frame(e)}); export with format=\"torchscript\" instead") from e
-        try:
-            return torch.export.export(_Graph(graph, params), inputs, dynamic_shapes=(tuple(dims),))
-        except Exception as e:
-            if not last:
-                log.info("%s: the vmap trace is not dynamic in B, K and C (%s); exporting the forward pass "
-                         "repeated per product instead", function, _first_line(e))
-                continue
-            raise ExportError(f"forward: torch.export cannot take its {function} graph for format 'pt2' "
-                              f"({_first_line(e)}); export with format=\"torchscript\" instead") from e
+            raise ExportError(f"forward: cannot be traced for {name} ({_first_line(e)}{_user_frame(e)}); "
+                              f"flowlik needs a graph of tensor operations: no Python branch on a tensor's "
+                              f"value, no .item() or .tolist(), no NumPy") from e
+    fallbacks = []
+    for w in caught:
+        match = _VMAP_FALLBACK.search(str(w.message)) if "performance drop" in str(w.message) else None
+        if match:
+            fallbacks.append(match.group(1))
+        else:  # the model's own warnings reach the user as they were raised
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return graph, inputs, sorted(set(fallbacks))
+
+
+def _time_call(fn, *args):
+    """Seconds of one call, the best of three after a warm-up."""
+    with torch.no_grad():
+        fn(*args)
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            fn(*args)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _warn_fallbacks(module, name, k, fallbacks, graph, params, inputs, spec):
+    """A SlowdownWarning naming the operations vmap loops over, with the vjp's measured cost against K
+    forward passes of the network."""
+    x, t = inputs[0], inputs[1]
+    labels = inputs[3:]
+    forward = _network(module, params, spec["shape"], spec["signature"], spec["time_input"], t, labels)
+    vjp_s = _time_call(graph, params, *inputs)
+    forward_s = _time_call(forward, x)
+    warnings.warn(SlowdownWarning(
+        f"{name}: torch.vmap has no batching rule for {', '.join(fallbacks)}, so its backward runs once per "
+        f"probe (K = {k}) in a loop; measured in eager mode: {1e3 * vjp_s:.1f} ms per call, against "
+        f"{1e3 * forward_s:.1f} ms for one forward pass (write the operation with ones vmap batches to avoid "
+        f"it)"), stacklevel=4)
+
+
+def _export(module, function, k, params, spec, dtype, name):
+    """torch.export's ExportedProgram of one function at the static sizes."""
+    graph, inputs, fallbacks = _trace(module, function, k, params, spec, dtype, name)
+    if fallbacks:
+        _warn_fallbacks(module, name, k, fallbacks, graph, params, inputs, spec)
+    try:
+        return torch.export.export(_Graph(graph, params), inputs)
+    except Exception as e:
+        raise ExportError(f"forward: torch.export cannot take the graph of {name} ({_first_line(e)}"
+                          f"{_user_frame(e)})") from e
+
+
+def _operations_per_row(module, params, spec, dtype):
+    """Floating-point operations of the forward pass for one row, counted by torch's FlopCounterMode (0
+    where it counts none)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    one = {**spec, "block": 1}
+    x, t, y = _example(one, dtype, torch.Generator().manual_seed(_SEED))
+    forward = _network(module, params, spec["shape"], spec["signature"], spec["time_input"], t,
+                       () if y is None else (y,))
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            forward(x)
+    except Exception:  # the check before export reports the model's own errors
+        return 0
+    return counter.get_total_flops()
+
+
+def choose_block(dim, operations_per_row):
+    """The rows of every call: a power of two, at most 32 and 8192 / D, and no more than reach
+    _OPERATIONS_PER_CALL."""
+    block = 1
+    while (block < _MAX_BLOCK and block * dim < _VALUES_PER_CALL
+           and block * operations_per_row < _OPERATIONS_PER_CALL):
+        block *= 2
+    return block
 
 
 # --------------------------------------------------------------------------- compiling and packaging
@@ -331,40 +301,92 @@ def _compile(program):
         files = torch._inductor.aot_compile(program.module(check_guards=False), args, kwargs,
                                             options=options)
     except Exception as e:
-        raise ExportError(f"forward: AOTInductor cannot compile it ({_first_line(e)}); export with "
-                          f"format=\"torchscript\" instead") from e
+        raise ExportError(f"forward: AOTInductor cannot compile it ({_first_line(e)})") from e
     for f in files:
         if not isinstance(f, str):
             raise ExportError(f"forward: AOTInductor returned {type(f).__name__} apart from its library")
     return files
 
 
-def _compiled_files(program, device, cache_dir, name, out_dir):
-    """The model's files copied into out_dir, from cache_dir when an identical one was compiled before."""
-    key = _cache_key(program, device)
-    cached = None if cache_dir is None else pathlib.Path(cache_dir) / key
-    listing = None if cached is None else cached / "files.json"
-    if listing is not None and listing.exists():
-        files = [str(cached / f) for f in json.loads(listing.read_text())]
-        log.info("%s: compiled files from the cache (%s)", name, cached)
-    else:
-        start = time.perf_counter()
-        files = _compile(program)
+def _cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _compile_in_workers(programs, work_dir):
+    """{name: files} of each {name: program}, compiled in parallel processes (python -m
+    flowlik_export._compile_worker, one C++ compile each, as many at once as there are cores): each compile
+    is one single-threaded C++ compiler run of tens of seconds. In this process where there is one core or one
+    program."""
+    if len(programs) <= 1 or _cpus() <= 1:
+        return {name: _timed_compile(name, program) for name, program in programs.items()}
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": "1"}
+    pending = list(programs.items())
+    running, files = {}, {}
+    while pending or running:
+        while pending and len(running) < _cpus():
+            name, program = pending.pop(0)
+            saved = os.path.join(work_dir, f"{name}.program.pt2")
+            torch.export.save(program, saved)
+            result = os.path.join(work_dir, f"{name}.compiled.json")
+            process = subprocess.Popen([sys.executable, "-m", "flowlik_export._compile_worker", saved, result],
+                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            running[name] = (process, result, time.perf_counter())
+        name = next(iter(running))
+        process, result, start = running.pop(name)
+        _, stderr = process.communicate()
+        outcome = json.loads(pathlib.Path(result).read_text()) if os.path.exists(result) else None
+        if outcome is None or "error" in outcome:
+            for other, _, _ in running.values():
+                other.kill()
+            detail = outcome["error"] if outcome else (stderr.strip().splitlines() or ["no output"])[-1]
+            raise ExportError(f"forward: AOTInductor cannot compile {name} ({detail})")
         log.info("%s: compiled in %.1f s", name, time.perf_counter() - start)
-        if cached is not None:
-            # Filled under a temporary name and renamed: a concurrent or interrupted run never sees half.
-            os.makedirs(cache_dir, exist_ok=True)
-            staging = tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}.")
-            for f in files:
-                shutil.copy(f, staging)
-            with open(os.path.join(staging, "files.json"), "w") as out:
-                json.dump([os.path.basename(f) for f in files], out)
-            try:
-                os.rename(staging, cached)
-            except OSError:  # another run stored the same key first
-                shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(out_dir)
-    return [shutil.copy(f, os.path.join(out_dir, os.path.basename(f))) for f in files]
+        files[name] = outcome["files"]
+    return files
+
+
+def _timed_compile(name, program):
+    start = time.perf_counter()
+    files = _compile(program)
+    log.info("%s: compiled in %.1f s", name, time.perf_counter() - start)
+    return files
+
+
+def _compiled_files(programs, device, cache_dir, work_dir):
+    """{name: the model's files copied into work_dir/name}, taken from cache_dir where an identical one was
+    compiled before, the others compiled (in parallel) and stored there."""
+    keys = {name: _cache_key(program, device) for name, program in programs.items()}
+    cached = {}
+    for name, key in keys.items():
+        listing = None if cache_dir is None else pathlib.Path(cache_dir) / key / "files.json"
+        if listing is not None and listing.exists():
+            cached[name] = [str(listing.parent / f) for f in json.loads(listing.read_text())]
+            log.info("%s: compiled files from the cache (%s)", name, listing.parent)
+    compiled = _compile_in_workers({n: p for n, p in programs.items() if n not in cached}, work_dir)
+    for name, files in compiled.items():
+        if cache_dir is None:
+            continue
+        # Filled under a temporary name and renamed: a concurrent or interrupted run never sees half.
+        os.makedirs(cache_dir, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=cache_dir, prefix=f".{keys[name]}.")
+        for f in files:
+            shutil.copy(f, staging)
+        with open(os.path.join(staging, "files.json"), "w") as out:
+            json.dump([os.path.basename(f) for f in files], out)
+        try:
+            os.rename(staging, pathlib.Path(cache_dir) / keys[name])
+        except OSError:  # another run stored the same key first
+            shutil.rmtree(staging, ignore_errors=True)
+    out = {}
+    for name in programs:
+        folder = os.path.join(work_dir, name)
+        os.makedirs(folder)
+        out[name] = [shutil.copy(f, os.path.join(folder, os.path.basename(f)))
+                     for f in {**cached, **compiled}[name]]
+    return out
 
 
 def _stamp_metadata(files, metadata):
@@ -387,7 +409,7 @@ _C10_DTYPE_NAMES = {torch.float32: "Float", torch.float64: "Double", torch.float
                     torch.bfloat16: "BFloat16"}
 
 
-def metadata_for(manifest_text, dtype, device, functions, module):
+def metadata_for(manifest_text, dtype, device, functions, module, block, probes):
     """The metadata every model of the package carries (get_metadata() in C++). The parameter count and
     dtype describe `module` as trained, as flowlik reports them for a TorchScript file."""
     parameters = list(module.parameters())
@@ -398,6 +420,8 @@ def metadata_for(manifest_text, dtype, device, functions, module):
         "flowlik.dtype": dtype,
         "flowlik.device": device,
         "flowlik.functions": ",".join(functions),
+        "flowlik.block": str(block),
+        "flowlik.probes": ",".join(str(k) for k in probes) if "vjp" in functions else "",
         "flowlik.torch_version": torch.__version__,
         "flowlik.parameters": str(sum(p.numel() for p in parameters)),
         "flowlik.parameter_dtype": ("none" if first is None
@@ -425,9 +449,29 @@ def _parameters(module, dtype, device):
                    else v.detach().to(device)) for name, v in tensors.items()}
 
 
-def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, device, functions,
-                   cache_dir, check_batches, atol, rtol, num_classes):
-    """Traces, compiles and packages `functions` for each dtype into `path`, then checks the package."""
+def _check_dtype_runs(module, params, spec, dtype):
+    """Calls the network once in `dtype`: a model that hard-codes float32 (torchcfm casts its input to
+    self.dtype) is named as such before any trace."""
+    x, t, y = _example({**spec, "block": 1}, DTYPES[dtype], torch.Generator().manual_seed(_SEED))
+    forward = _network(module, params, spec["shape"], spec["signature"], spec["time_input"], t,
+                       () if y is None else (y,))
+    try:
+        with torch.no_grad():
+            out = forward(x)
+    except Exception as e:
+        raise ExportError(f"dtypes: the model does not run in {dtype} ({_first_line(e)}{_user_frame(e)}); "
+                          f"a model that converts its input or parameters to a fixed dtype (torchcfm's UNet "
+                          f"casts to float32) can be exported for that dtype only") from e
+    if out.dtype != DTYPES[dtype]:
+        raise ExportError(f"dtypes: the model returns {out.dtype} for {dtype} inputs and parameters; it "
+                          f"hard-codes a dtype and can be exported for that dtype only")
+
+
+def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, device, functions, probes,
+                   block, cache_dir, atol, rtol, num_classes):
+    """Traces every function of every dtype (so that a model that cannot be exported fails before any
+    compile), compiles them, packages them into `path` and checks the package; a package that fails its
+    check is removed."""
     shape = tuple(manifest["shape"])
     lo, hi = parse_time_range(manifest.get("time_range", [0.0, 1.0]))
     spec = {
@@ -439,45 +483,68 @@ def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, 
         "scale": _input_scale(example_x),
         "device": device,
         "t_mid": 0.5 * (lo + hi),
+        "lo": lo,
+        "hi": hi,
     }
-    compiled = {}
-    with tempfile.TemporaryDirectory(prefix="flowlik-pt2-") as work_dir:
-        for dtype in dtypes:
-            params = _parameters(module, DTYPES[dtype], device)
-            sizes = _trace_sizes({spec["dim"], *shape, *(n for p in params.values() for n in p.shape)})
-            metadata = metadata_for(manifest_text, dtype, device, functions, module)
-            for function in functions:
-                name = model_name(function, dtype)
-                program = _export_function(module, function, params, {**spec, "dtype": DTYPES[dtype]}, sizes,
-                                           torch.Generator().manual_seed(_SEED))
-                files = _compiled_files(program, device, cache_dir, name, os.path.join(work_dir, name))
-                _stamp_metadata(files, metadata)
-                compiled[name] = files
-        write_package(path, compiled)
+    if block is None:
+        params = _parameters(module, DTYPES[dtypes[0]], device)
+        block = choose_block(spec["dim"], _operations_per_row(module, params, spec, DTYPES[dtypes[0]]))
+    spec["block"] = block
+    log.info("block of %d rows per call", block)
+    programs, metadata = {}, {}
     for dtype in dtypes:
-        check_package(path, module, manifest, example_x, dtype=dtype, device=device, functions=functions,
-                      expected_metadata=metadata_for(manifest_text, dtype, device, functions, module),
-                      check_batches=check_batches, atol=atol, rtol=rtol, num_classes=num_classes)
+        params = _parameters(module, DTYPES[dtype], device)
+        _check_dtype_runs(module, params, spec, dtype)
+        metadata[dtype] = metadata_for(manifest_text, dtype, device, functions, module, block, probes)
+        for function, k, name in _models(functions, probes, dtype):
+            start = time.perf_counter()
+            programs[name] = _export(module, function, k, params, spec, DTYPES[dtype], name)
+            log.info("%s: traced and exported in %.1f s", name, time.perf_counter() - start)
+    with tempfile.TemporaryDirectory(prefix="flowlik-pt2-") as work_dir:
+        compiled = _compiled_files(programs, device, cache_dir, work_dir)
+        for name, files in compiled.items():
+            _stamp_metadata(files, metadata[name.rsplit("_", 1)[1]])
+        write_package(path, compiled)
+    try:
+        for dtype in dtypes:
+            check_package(path, module, manifest, example_x, dtype=dtype, device=device, functions=functions,
+                          probes=probes, expected_metadata=metadata[dtype], atol=atol, rtol=rtol,
+                          num_classes=num_classes)
+    except BaseException:
+        os.remove(path)  # never left on disk to be scored
+        raise
 
 
-def load_function(path, function, dtype):
+def load_function(path, function, dtype, probes=None):
     """One compiled function of the package, loaded as flowlik's C++ loader does."""
-    return torch._C._aoti.AOTIModelPackageLoader(os.fspath(path), model_name(function, dtype))
+    return torch._C._aoti.AOTIModelPackageLoader(os.fspath(path), model_name(function, dtype, probes))
 
 
-def _compare(got, expected, atol, rtol, what, where):
+def tolerances(dtype, atol=None, rtol=None):
+    """The check's tolerances: those given, else ones that follow the dtype's rounding: 1024 units in the
+    last place of the largest value compared (absolute), and 1024 of each value's own (relative). Compiled
+    code reorders sums and fuses operations; a float32 VJP through a UNet differs from eager by ~100 ulp of
+    its largest entry."""
+    eps = torch.finfo(DTYPES[dtype]).eps
+    return (1024 * eps if atol is None else atol), (1024 * eps if rtol is None else rtol), atol is None
+
+
+def _compare(got, expected, tolerance, what, where):
+    atol, rtol, scaled = tolerance
     diff = (got.double() - expected.double()).abs()
-    allowed = atol + rtol * expected.double().abs()
+    reference = expected.double().abs()
+    allowed = atol * (max(1.0, reference.max().item()) if scaled else 1.0) + rtol * reference
     if got.shape != expected.shape or not (diff <= allowed).all():
         detail = (f"shape {list(got.shape)}, expected {list(expected.shape)}" if got.shape != expected.shape
-                  else f"max abs diff {diff.max().item():.3g} (atol {atol:g}, rtol {rtol:g})")
+                  else f"max abs diff {diff.max().item():.3g} (atol {atol:g}{' x max|value|' if scaled else ''}, "
+                       f"rtol {rtol:g})")
         raise ExportMismatchError(f"{what} differs from eager torch.func {where}: {detail}")
 
 
 @contextlib.contextmanager
 def _runtime_input_checks():
     """Turns on the compiled code's own checks of its inputs' dtype, shape and strides (read by each library
-    when first run), so the check below also shows B, K, C = 1 pass them."""
+    when first run)."""
     previous = os.environ.get("AOTI_RUNTIME_CHECK_INPUTS")
     os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"
     try:
@@ -489,48 +556,49 @@ def _runtime_input_checks():
             os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = previous
 
 
-def check_package(path, module, manifest, example_x, *, dtype, device, functions, expected_metadata,
-                  check_batches, atol, rtol, num_classes=None):
+def check_package(path, module, manifest, example_x, *, dtype, device, functions, probes, expected_metadata,
+                  atol=None, rtol=None, num_classes=None):
     """Loads each function of `dtype` back and compares it with eager torch.func on fresh inputs at times
     across the time range; checks the metadata read back."""
     with _runtime_input_checks():
-        _check_functions(path, module, manifest, example_x, dtype, device, functions, expected_metadata,
-                         check_batches, atol, rtol, num_classes)
+        _check_functions(path, module, manifest, example_x, dtype, device, functions, probes,
+                         expected_metadata, tolerances(dtype, atol, rtol), num_classes)
 
 
-def _check_functions(path, module, manifest, example_x, dtype, device, functions, expected_metadata,
-                     check_batches, atol, rtol, num_classes):
+# Fractions of the time range at which a package is checked: both ends and points between.
+_CHECK_TIMES = (0.0, 0.1, 0.37, 0.5, 0.81, 1.0)
+
+
+def _check_functions(path, module, manifest, example_x, dtype, device, functions, probes, expected_metadata,
+                     tolerance, num_classes):
     shape = tuple(manifest["shape"])
+    lo, hi = parse_time_range(manifest.get("time_range", [0.0, 1.0]))
+    spec = {"shape": shape, "dim": math.prod(shape), "scale": _input_scale(example_x), "device": device,
+            "num_classes": num_classes, "block": int(expected_metadata["flowlik.block"]), "t_mid": lo}
     signature = manifest.get("signature", "(x, t)").replace(" ", "")
     time_input = manifest.get("time_input", "vector")
     params = _parameters(module, DTYPES[dtype], device)
     loaded = {}
-    for function in functions:
-        name = model_name(function, dtype)
-        loaded[function] = load_function(path, function, dtype)
-        metadata = loaded[function].get_metadata()
-        wrong = {k: metadata.get(k) for k, v in expected_metadata.items() if metadata.get(k) != v}
+    for function, k, name in _models(functions, probes, dtype):
+        loaded[name] = (function, k, torch._C._aoti.AOTIModelPackageLoader(os.fspath(path), name))
+        metadata = loaded[name][2].get_metadata()
+        wrong = {key: metadata.get(key) for key, v in expected_metadata.items() if metadata.get(key) != v}
         if wrong:
             raise ExportMismatchError(f"{os.fspath(path)}: metadata of {name} reads back as {wrong!r}, "
-                                      f"expected {({k: expected_metadata[k] for k in wrong})!r}")
+                                      f"expected {({key: expected_metadata[key] for key in wrong})!r}")
     generator = torch.Generator().manual_seed(_SEED + 1)
-    points = _check_points(manifest, example_x, check_batches, num_classes)
-    for i, (x, labels, value, where) in enumerate(points):
-        b = x.shape[0]
-        x = x.reshape(b, -1).to(device=device, dtype=DTYPES[dtype])
-        t = torch.full((b,), value, dtype=x.dtype, device=device)
-        y = None if labels is None else labels.to(device)
-        # K and C change from one check to the next, starting at 1: the compiled sizes are dynamic.
-        k, c = 1 + i % 3, min(x.shape[1], 1 + (3 * i) % 8)
-        for function in functions:
-            what = model_name(function, dtype)
-            inputs = _inputs(function, x, t, y, k, c, generator)
+    for fraction in _CHECK_TIMES:
+        value = lo + fraction * (hi - lo)
+        where = f"(t = {value:g})"
+        x, t, y = _example(spec, DTYPES[dtype], generator, value)
+        for name, (function, k, loader) in loaded.items():
+            inputs = _inputs(function, x, t, y, k, generator)
             with torch.no_grad():
-                got = loaded[function].run(list(inputs))
+                got = loader.run(list(inputs))
             expected = _BUILDERS[function](module, shape, signature, time_input)(params, *inputs)
             expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
             _check_finite(expected[0], where)
             if len(got) != len(expected):
-                raise ExportMismatchError(f"{what} returns {len(got)} tensors, expected {len(expected)}")
+                raise ExportMismatchError(f"{name} returns {len(got)} tensors, expected {len(expected)}")
             for g, e, part in zip(got, expected, ("out", function)):
-                _compare(g, e.detach(), atol, rtol, f"{what} ({part})", where)
+                _compare(g, e.detach(), tolerance, f"{name} ({part})", where)

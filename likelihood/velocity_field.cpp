@@ -199,12 +199,31 @@ VelocityField VelocityField::load(const std::string& path, torch::ScalarType dty
   return VelocityField(std::move(file), std::move(contract), torch::TensorOptions().dtype(dtype));
 }
 
-void VelocityField::bind_shape(const std::vector<int64_t>& shape) {
-  if (contract_.shape && *contract_.shape != shape) {
+namespace {
+
+// `shape` without its dimensions of size 1: [1, 8, 8] and [8, 8] hold the same values in the same
+// order.
+std::vector<int64_t> without_ones(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> kept;
+  for (const auto s : shape) {
+    if (s != 1) kept.push_back(s);
+  }
+  return kept;
+}
+
+}  // namespace
+
+void VelocityField::bind_shape(const std::vector<int64_t>& data_shape) {
+  // Data of the declared shape up to dimensions of size 1 (grey images [N, 8, 8] for a model of one
+  // channel [1, 8, 8]) are given to the model in its own shape.
+  const bool same = !contract_.shape || *contract_.shape == data_shape ||
+                    without_ones(*contract_.shape) == without_ones(data_shape);
+  if (!same) {
     throw DataError(fmt::format(
         "{}: data have per-sample shape {}, the model's contract declares {} ({})", path_,
-        shape_string(shape), shape_string(*contract_.shape), contract_.sources.at("shape")));
+        shape_string(data_shape), shape_string(*contract_.shape), contract_.sources.at("shape")));
   }
+  const auto& shape = contract_.shape ? *contract_.shape : data_shape;
   constexpr int64_t kProbeBatch = 2;
   shape_ = shape;
   dim_ = 1;

@@ -61,8 +61,11 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # The block: at most 32 rows and about 8192 values per call (a small model's calls are dominated by their
 # overhead), and no more rows than reach about 5e8 floating-point operations of the forward pass, where a
 # row of a large network already keeps the CPU busy (so that a small run, or a dataset's last block, does
-# not pay for many rows it discards; issue 18). Measured on this project's machine (one core, eager): the
-# torchcfm UNet of 1.3e8 operations per row costs 4.4, 2.5, 1.9 and 2.3 ms a row at 1, 4, 8 and 32 rows.
+# not pay for many rows it discards; issue 18). Fewer rows cost more per row even compiled: measured on this
+# project's machine (one core, beside other work), the embedded digits UNet (3.3e7 operations per row) takes
+# 1.88, 1.50 and 0.79 ms a row for its velocity, and 4.7, 3.4 and 1.5 ms for its K = 1 vjp, at 1, 4 and 16
+# rows; its block is 16. Eager, the 1x16x16 UNet of the tests (1.3e8) costs 4.4, 2.5, 1.9 and 2.3 ms a row
+# at 1, 4, 8 and 32 rows; its block is 4.
 _MAX_BLOCK = 32
 _VALUES_PER_CALL = 8192
 _OPERATIONS_PER_CALL = 5e8

@@ -311,6 +311,32 @@ def test_the_vjp_runs_the_forward_once_for_all_probes_with_no_slowdown(recwarn):
         torch.testing.assert_close(got[1][k], grad, rtol=1e-12, atol=1e-12)
 
 
+class RunningMax(torch.nn.Module):
+    """torch.cummax, whose backward (aten::cummaxmin_backward) has no vmap batching rule in this torch."""
+
+    def forward(self, x, t):
+        return torch.cummax(x, dim=1).values * t[:, None]
+
+
+def test_an_operation_vmap_cannot_batch_is_a_warning_with_its_measured_cost():
+    spec = {"shape": (6,), "dim": 6, "signature": "(x,t)", "time_input": "vector", "num_classes": None,
+            "scale": 1.0, "device": "cpu", "t_mid": 0.5, "block": 4}
+    module = RunningMax()
+    with pytest.warns(pt2.SlowdownWarning) as caught:
+        program = pt2._export(module, "vjp", 8, {}, spec, torch.float64, "vjp_k8_float64")
+    (message,) = [str(w.message) for w in caught if issubclass(w.category, pt2.SlowdownWarning)]
+    assert message.startswith("vjp_k8_float64: torch.vmap has no batching rule for aten::cummaxmin_backward, "
+                              "so its backward runs once per probe (K = 8) in a loop; measured in eager "
+                              "mode: "), message
+    assert " ms per call, against " in message and " ms for one forward pass" in message, message
+    # Still the right numbers: the loop is slow, not wrong.
+    x, t = torch.randn(4, 6, dtype=torch.float64), torch.rand(4, dtype=torch.float64)
+    probes = torch.randn(8, 4, 6, dtype=torch.float64)
+    out, vjp = program.module()(x, t, probes)
+    expected = pt2._vjp(module, (6,), "(x,t)", "vector")({}, x, t, probes)
+    torch.testing.assert_close(vjp, expected[1])
+
+
 @pytest.mark.parametrize("dim, operations, block", [
     (64, 5e5, 32),      # the digits MLP: 32 rows, at most 8192 values per call
     (3072, 1e6, 4),     # 3x32x32: 4 rows, the first to reach 8192 values (as flowlik's own rule)

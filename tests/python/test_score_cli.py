@@ -257,3 +257,20 @@ def test_data_of_another_shape_than_declared_exit_3(fixtures, tmp_path):
     np.save(data, np.zeros((2, 3)))
     code, msg = error_of("score", fixtures / "vp_noise_embedded.pt", "--data", data)
     assert code == 3 and "per-sample shape [3], the model's contract declares [2]" in msg
+
+
+def test_data_differing_only_in_dimensions_of_size_one_take_the_models_shape(fixtures, tmp_path):
+    # Grey images [N, 8, 8] for a model of one channel [1, 8, 8]: the same values in the same order. The
+    # embedded manifest declares [2]; [2, 1] and [1, 2] score as [2] does, [2, 2] is refused.
+    values = np.random.default_rng(0).standard_normal((3, 2))
+    scores = []
+    for shape in [(3, 2), (3, 2, 1), (3, 1, 2)]:
+        data, out = tmp_path / f"d{len(shape)}{shape[1]}.npy", tmp_path / f"s{len(shape)}{shape[1]}.csv"
+        np.save(data, values.reshape(shape))
+        run_flowlik("score", fixtures / "vp_noise_embedded.pt", "--data", data, "--per-sample", out, "-q")
+        scores.append([r["log_likelihood"] for r in read_per_sample(out)])
+    assert scores[0] == scores[1] == scores[2]
+    data = tmp_path / "wide.npy"
+    np.save(data, np.zeros((2, 2, 2)))
+    code, msg = error_of("score", fixtures / "vp_noise_embedded.pt", "--data", data)
+    assert code == 3 and "per-sample shape [2, 2], the model's contract declares [2]" in msg

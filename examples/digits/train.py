@@ -184,6 +184,14 @@ def bpd_exact(model, k_imgs: np.ndarray, seed: int, atol=1e-5, rtol=1e-5,
 
 
 # --------------------------------------------------------------------------- training
+def ema_step(ema, model, step: int, ema_decay: float):
+    """ema <- d ema + (1 - d) model, with the decay warmed up over the first steps."""
+    with torch.no_grad():
+        d = min(ema_decay, (1.0 + step) / (10.0 + step))
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.mul_(d).add_(pm, alpha=1.0 - d)
+
+
 def train(tr_x: np.ndarray, steps: int, seed: int, width: int, depth: int,
           lr: float, batch: int, ema_decay: float, log_every: int, eval_fn=None,
           wd: float = 0.0, dropout: float = 0.0):
@@ -225,10 +233,7 @@ def train(tr_x: np.ndarray, steps: int, seed: int, width: int, depth: int,
         loss.backward()
         opt.step()
         sched.step()
-        with torch.no_grad():
-            d = min(ema_decay, (1.0 + step) / (10.0 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(d).add_(pm, alpha=1.0 - d)
+        ema_step(ema, model, step, ema_decay)
         run = 0.98 * run + 0.02 * loss.item() if step > 1 else loss.item()
         if step % log_every == 0 or step == steps:
             msg = (f"step {step:6d}/{steps}  loss {run:.4f}  "

@@ -30,7 +30,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from train import LEVELS, dequantize_center, load_split  # noqa: E402
+from train import LEVELS, dequantize_center, ema_step, load_split  # noqa: E402
 
 CONFIG = dict(dim=(1, 8, 8), num_channels=32, num_res_blocks=1, channel_mult=(1, 2),
               attention_resolutions="4", num_heads=2, num_head_channels=16, dropout=0.1)
@@ -70,10 +70,7 @@ def train(tr_x, steps, seed, lr, batch, ema_decay):
         loss.backward()
         opt.step()
         sched.step()
-        with torch.no_grad():
-            d = min(ema_decay, (1.0 + step) / (10.0 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(d).add_(pm, alpha=1.0 - d)
+        ema_step(ema, model, step, ema_decay)
         run = 0.98 * run + 0.02 * loss.item() if step > 1 else loss.item()
         if step % max(1, steps // 20) == 0 or step == steps:
             print(f"step {step:6d}/{steps}  loss {run:.4f}  {time.time() - start:6.1f}s", flush=True)

@@ -145,7 +145,8 @@ class _Graph(torch.nn.Module):
 # --------------------------------------------------------------------------- tracing
 def _user_frame(error):
     """'file:line in function: code' of the innermost frame outside torch and this package, or ''."""
-    skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__))
+    # Folder names end in a separator: torchcfm's files are not torch's.
+    skip = (os.path.dirname(torch.__file__) + os.sep, os.path.dirname(__file__) + os.sep)
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if not f.filename.startswith(skip) and not f.filename.startswith("<")]
     if not frames:

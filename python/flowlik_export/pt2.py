@@ -490,14 +490,14 @@ def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, 
         "lo": lo,
         "hi": hi,
     }
+    params_by_dtype = {dtype: _parameters(module, DTYPES[dtype], device) for dtype in dtypes}
     if block is None:
-        params = _parameters(module, DTYPES[dtypes[0]], device)
-        block = choose_block(spec["dim"], _operations_per_row(module, params, spec, DTYPES[dtypes[0]]))
+        operations = _operations_per_row(module, params_by_dtype[dtypes[0]], spec, DTYPES[dtypes[0]])
+        block = choose_block(spec["dim"], operations)
     spec["block"] = block
     log.info("block of %d rows per call", block)
     programs, metadata = {}, {}
-    for dtype in dtypes:
-        params = _parameters(module, DTYPES[dtype], device)
+    for dtype, params in params_by_dtype.items():
         _check_dtype_runs(module, params, spec, dtype)
         metadata[dtype] = metadata_for(manifest_text, dtype, device, functions, module, block, probes)
         for function, k, name in _models(functions, probes, dtype):

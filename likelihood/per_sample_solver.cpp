@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <boost/numeric/odeint/stepper/explicit_error_generic_rk.hpp>
 #include <boost/numeric/odeint/stepper/runge_kutta_dopri5.hpp>
 #include <boost/numeric/odeint/stepper/runge_kutta_fehlberg78.hpp>
 #include <boost/numeric/odeint/util/detail/less_with_sign.hpp>
@@ -15,19 +14,6 @@
 #include "flowlik/error.h"
 #include "likelihood/tensor_state.h"
 #include "likelihood/torch_error.h"
-
-// Odeint's generic error stepper weighs the error for the stage counts of its own tableaux (up to
-// 6, and 13); Tsitouras 5(4) has 7.
-namespace boost::numeric::odeint::detail {
-template <class Operations, class Fac, class Time>
-struct generic_rk_scale_sum_err<7, Operations, Fac, Time>
-    : public Operations::template scale_sum7<Time> {
-  generic_rk_scale_sum_err(const boost::array<Fac, 7>& a, Time dt)
-      : Operations::template scale_sum7<Time>(a[0] * dt, a[1] * dt, a[2] * dt, a[3] * dt, a[4] * dt,
-                                              a[5] * dt, a[6] * dt) {}
-  typedef void result_type;
-};
-}  // namespace boost::numeric::odeint::detail
 
 namespace flowlik {
 namespace odeint = boost::numeric::odeint;
@@ -186,7 +172,7 @@ class Dopri5Stepper final : public RowStepper {
   odeint::runge_kutta_dopri5<State, double, State, double, Algebra> stepper_;
 };
 
-// Any explicit_error_generic_rk, Odeint's own (Fehlberg 7(8)) or one given by its tableau.
+// Any of Odeint's explicit_error_generic_rk steppers (Fehlberg 7(8)).
 template <class Stepper>
 class GenericStepper final : public RowStepper {
  public:
@@ -211,68 +197,115 @@ class GenericStepper final : public RowStepper {
   int error_order_;
 };
 
+// An explicit Runge-Kutta pair given by its Butcher tableau, for the pairs Odeint does not ship
+// (Odeint's explicit_error_generic_rk weighs the error for its own stage counts only: up to 6, and
+// 13). The arithmetic is Odeint's, operation for operation, so a step gives the bits its generic
+// stepper gave: stage i at y + sum_j a[i-1][j] k_j (from 1.0 * y, left to right), the step at y +
+// sum_j b_j k_j, the error sum_j db_j k_j, on a unit step (the system is rescaled to the row's h).
+struct Tableau {
+  std::vector<std::vector<double>> a;  // a[i - 1]: stage i's weights on stages 0 .. i - 1
+  std::vector<double> b;               // the solution's weights, one per stage
+  std::vector<double> db;              // b - b_hat: the error estimate's weights
+  std::vector<double> c;               // each stage's time in the step
+  int order;
+  int error_order;
+  bool fsal;  // the last stage is f at the step's end (b's last weight is 0, a's last row is b)
+};
+
+class TableauStepper final : public RowStepper {
+ public:
+  explicit TableauStepper(Tableau tableau) : tableau_(std::move(tableau)) {}
+  void step(const RescaledSystem& system, const State& y, const State& g, State& y_new,
+            State& err) override {
+    const size_t stages = tableau_.b.size();
+    std::vector<State> k(stages);
+    k[0] = g;
+    for (size_t i = 1; i < stages; ++i) {
+      State x = 1.0 * y;
+      for (size_t j = 0; j < i; ++j) x = x + tableau_.a[i - 1][j] * k[j];
+      system(x, k[i], tableau_.c[i]);
+    }
+    y_new = 1.0 * y;
+    for (size_t j = 0; j < stages; ++j) y_new = y_new + tableau_.b[j] * k[j];
+    err = tableau_.db[0] * k[0];
+    for (size_t j = 1; j < stages; ++j) err = err + tableau_.db[j] * k[j];
+  }
+  int evaluations_per_step() const override { return static_cast<int>(tableau_.b.size()) - 1; }
+  bool first_same_as_last() const override { return tableau_.fsal; }
+  int stepper_order() const override { return tableau_.order; }
+  int error_order() const override { return tableau_.error_order; }
+
+ private:
+  Tableau tableau_;
+};
+
+// b - b_hat, the weights of the error estimate.
+std::vector<double> difference(const std::vector<double>& b, const std::vector<double>& b_hat) {
+  std::vector<double> d(b.size());
+  for (size_t i = 0; i < b.size(); ++i) d[i] = b[i] - b_hat[i];
+  return d;
+}
+
 // Bogacki-Shampine 3(2), as torchdiffeq's bosh3: four evaluations, the last at the step's end (b4 =
 // 0).
-using Bosh3 = odeint::explicit_error_generic_rk<4, 3, 3, 2, State, double, State, double, Algebra>;
-Bosh3 make_bosh3() {
-  const boost::array<double, 1> a1 = {{1.0 / 2}};
-  const boost::array<double, 2> a2 = {{0.0, 3.0 / 4}};
-  const boost::array<double, 3> a3 = {{2.0 / 9, 1.0 / 3, 4.0 / 9}};
-  const boost::array<double, 4> b = {{2.0 / 9, 1.0 / 3, 4.0 / 9, 0.0}};
-  // Odeint's error weights are b - b_hat.
-  const boost::array<double, 4> db = {
-      {2.0 / 9 - 7.0 / 24, 1.0 / 3 - 1.0 / 4, 4.0 / 9 - 1.0 / 3, -1.0 / 8}};
-  const boost::array<double, 4> c = {{0.0, 1.0 / 2, 3.0 / 4, 1.0}};
-  return Bosh3(boost::fusion::make_vector(a1, a2, a3), b, db, c);
+Tableau bosh3() {
+  const std::vector<double> b = {2.0 / 9, 1.0 / 3, 4.0 / 9, 0.0};
+  return Tableau{{{1.0 / 2}, {0.0, 3.0 / 4}, {2.0 / 9, 1.0 / 3, 4.0 / 9}},
+                 b,
+                 difference(b, {7.0 / 24, 1.0 / 4, 1.0 / 3, 1.0 / 8}),
+                 {0.0, 1.0 / 2, 3.0 / 4, 1.0},
+                 3,
+                 2,
+                 true};
 }
 
 // Tsitouras 5(4) (Comput. Math. Appl. 62 (2011) 770), seven evaluations, the last at the step's end
 // (b7 = 0); coefficients to double precision as in Tsitouras' paper and diffrax's tableau.
-using Tsit5 = odeint::explicit_error_generic_rk<7, 5, 5, 4, State, double, State, double, Algebra>;
-Tsit5 make_tsit5() {
-  const boost::array<double, 1> a1 = {{0.161}};
-  const boost::array<double, 2> a2 = {
+Tableau tsit5() {
+  const std::vector<std::vector<double>> a = {
+      {0.161},
       {-0.008480655492356988544426874250230774675121177393430391537369234245294192976164141156943,
-       0.3354806554923569885444268742502307746751211773934303915373692342452941929761641411569}};
-  const boost::array<double, 3> a3 = {
+       0.3354806554923569885444268742502307746751211773934303915373692342452941929761641411569},
       {2.897153057105493432130432594192938764924887287701866490314866693455023795137503079289,
        -6.359448489975074843148159912383825625952700647415626703305928850207288721235210244366,
-       4.362295432869581411017727318190886861027813359713760212991062156752264926097707165077}};
-  const boost::array<double, 4> a4 = {
+       4.362295432869581411017727318190886861027813359713760212991062156752264926097707165077},
       {5.325864828439256604428877920840511317836476253097040101202360397727981648835607691791,
        -11.74888356406282787774717033978577296188744178259862899288666928009020615663593781589,
        7.495539342889836208304604784564358155658679161518186721010132816213648793440552049753,
-       -0.09249506636175524925650207933207191611349983406029535244034750452930469056411389539635}};
-  const boost::array<double, 5> a5 = {
+       -0.09249506636175524925650207933207191611349983406029535244034750452930469056411389539635},
       {5.861455442946420028659251486982647890394337666164814434818157239052507339770711679748,
        -12.92096931784710929170611868178335939541780751955743459166312250439928519268343184452,
        8.159367898576158643180400794539253485181918321135053305748355423955009222648673734986,
        -0.07158497328140099722453054252582973869127213147363544882721139659546372402303777878835,
-       -0.02826905039406838290900305721271224146717633626879770007617876201276764571291579142206}};
-  const boost::array<double, 6> a6 = {
+       -0.02826905039406838290900305721271224146717633626879770007617876201276764571291579142206},
       {0.09646076681806522951816731316512876333711995238157997181903319145764851595234062815396,
        0.01,
        0.4798896504144995747752495322905965199130404621990332488332634944254542060153074523509,
        1.379008574103741893192274821856872770756462643091360525934940067397245698027561293331,
        -3.290069515436080679901047585711363850115683290894936158531296799594813811049925401677,
-       2.324710524099773982415355918398765796109060233222962411944060046314465391054716027841}};
-  const boost::array<double, 7> b = {{a6[0], a6[1], a6[2], a6[3], a6[4], a6[5], 0.0}};
-  // The embedded fourth-order weights b_hat; Odeint's error weights are b - b_hat.
-  const boost::array<double, 7> b_hat = {
-      {0.09468075576583945807478876255758922856117527357724631226139574065785592789071067303271,
-       0.009183565540343253096776363936645313759813746240984095238905939532922955247253608687270,
-       0.4877705284247615707855642599631228241516691959761363774365216240304071651579571959813,
-       1.234297566930478985655109673884237654035539930748192848315425833500484878378061439761,
-       -2.707712349983525454881109975059321670689605166938197378763992255714444407154902012702,
-       1.866628418170587035753719399566211498666255505244122593996591602841258328965767580089,
-       1.0 / 66}};
-  boost::array<double, 7> db{};
-  for (size_t i = 0; i < 7; ++i) db[i] = b[i] - b_hat[i];
-  const boost::array<double, 7> c = {
+       2.324710524099773982415355918398765796109060233222962411944060046314465391054716027841},
+  };
+  std::vector<double> b = a.back();
+  b.push_back(0.0);
+  // The embedded fourth-order weights b_hat.
+  const std::vector<double> b_hat = {
+      0.09468075576583945807478876255758922856117527357724631226139574065785592789071067303271,
+      0.009183565540343253096776363936645313759813746240984095238905939532922955247253608687270,
+      0.4877705284247615707855642599631228241516691959761363774365216240304071651579571959813,
+      1.234297566930478985655109673884237654035539930748192848315425833500484878378061439761,
+      -2.707712349983525454881109975059321670689605166938197378763992255714444407154902012702,
+      1.866628418170587035753719399566211498666255505244122593996591602841258328965767580089,
+      1.0 / 66};
+  return Tableau{
+      a,
+      b,
+      difference(b, b_hat),
       {0.0, 0.161, 0.327, 0.9,
        0.9800255409045096857298102862870245954942137979563024768854764293221195950761080302604, 1.0,
-       1.0}};
-  return Tsit5(boost::fusion::make_vector(a1, a2, a3, a4, a5, a6), b, db, c);
+       1.0},
+      5,
+      4,
+      true};
 }
 
 using Rkf78 = odeint::runge_kutta_fehlberg78<State, double, State, double, Algebra>;
@@ -282,9 +315,9 @@ std::unique_ptr<RowStepper> make_row_stepper(SolverKind kind) {
     case SolverKind::kDopri5:
       return std::make_unique<Dopri5Stepper>();
     case SolverKind::kTsit5:
-      return std::make_unique<GenericStepper<Tsit5>>(make_tsit5(), true, 5, 4);
+      return std::make_unique<TableauStepper>(tsit5());
     case SolverKind::kBosh3:
-      return std::make_unique<GenericStepper<Bosh3>>(make_bosh3(), true, 3, 2);
+      return std::make_unique<TableauStepper>(bosh3());
     case SolverKind::kRkf78:
       return std::make_unique<GenericStepper<Rkf78>>(Rkf78(), false, 8, 7);
     default:

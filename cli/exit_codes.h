@@ -1,6 +1,6 @@
-// What the program makes of the library's errors: a documented exit code per kind (README.md, "Exit
-// codes"; stable, scripts depend on them) and a message that names the command-line option at fault
-// where the library names the argument of its options.
+// What the program makes of the library's errors: a documented exit code per kind
+// (docs/reference.md, "Exit codes"; stable, scripts depend on them) and a message that names the
+// command-line option at fault where the library names the argument of its options.
 #pragma once
 
 #include <string>

@@ -1,5 +1,6 @@
 // flowlik: exact log-likelihoods of continuous normalizing flows. main() reads as parse -> run, and
-// turns every error into one line on stderr and a documented exit code (README.md, "Exit codes").
+// turns every error into one line on stderr and a documented exit code (docs/reference.md, "Exit
+// codes").
 #include <fmt/format.h>
 #include <malloc.h>
 #include <signal.h>
@@ -80,7 +81,7 @@ void remove_extracted_packages_on_signals() {
 // to the kernel's page faults (perf). Blocks up to 32 MiB (glibc's largest threshold) stay in the
 // heap and up to 256 MiB of free heap is kept for reuse: the same scoring took 16% less time (9.9
 // and 9.4 s against 8.0 and 7.9 s) with the same peak memory (163 vs 166 MB). Process-wide, so the
-// program sets it and the library does not (README, "The library").
+// program sets it and the library does not (docs/library.md).
 void keep_tensor_memory_for_reuse() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);

@@ -192,7 +192,7 @@ void check_run_outputs(std::span<const NamedFile> inputs, std::span<const NamedF
 
 nlohmann::json run_identity(const PreparedModel& model, const ScoreSetup& setup,
                             const Dataset& data, const std::string& data_sha256) {
-  // What does not change the results (README, "Reproducibility"): the batch, the threads, and the
+  // What does not change the results (docs/reproducibility.md): the batch, the threads, and the
   // exact trace's chunking of its rows.
   const auto options = result_options(options_json(setup, model, 0));
   auto contract = contract_json(model.field->contract());

@@ -1,6 +1,6 @@
 // Files flowlik writes, written so that nothing is lost: a result file appears whole or not at all,
-// and no output may name an input or another output (README.md, "What flowlik guarantees about your
-// files").
+// and no output may name an input or another output (docs/reproducibility.md, "What flowlik
+// guarantees about your files").
 #pragma once
 
 #include <span>

@@ -16,7 +16,7 @@
 
 namespace flowlik {
 
-// The documented limits (README, "Model packages are untrusted input").
+// The documented limits (docs/models.md, "Model packages are untrusted input").
 struct ArchiveLimits {
   int64_t max_members = 10000;
   uint64_t max_total_bytes = uint64_t{64} << 30;  // uncompressed, all members together

@@ -1,4 +1,4 @@
-// The JSON report of a scoring run; its schema is documented in README.md ("The report").
+// The JSON report of a scoring run; its schema is documented in docs/reference.md ("The report").
 #pragma once
 
 #include <nlohmann/json.hpp>

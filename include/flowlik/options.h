@@ -16,7 +16,7 @@ namespace flowlik {
 using ArgumentNamer = std::function<std::string(const std::string& argument)>;
 
 // Values that override the model's manifest, field by field, as text in the manifest's own forms
-// (README.md, "The model contract").
+// (docs/models.md, "The model contract").
 struct ContractOverrides {
   std::optional<std::string> signature;         // "(x, t)" | "(t, x)"
   std::optional<std::string> time_input;        // vector | scalar

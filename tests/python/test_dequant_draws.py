@@ -150,8 +150,8 @@ def test_budget_advice_is_reported_and_does_not_change_the_run(fixtures, binned,
 @pytest.mark.parametrize("solver, per_draw", [(["--solver", "euler", "--steps", "2"], 2),
                                               (["--solver", "rk4", "--steps", "3"], 12)])
 def test_fixed_step_nfe_counts_every_draws_evaluations(fixtures, binned, tmp_path, solver, per_draw):
-    """NFE is every evaluation spent on the sample (README): M draws cost M times one draw's, as the
-    adaptive solvers count them (issue 19: euler gave 2/2/2 for M = 1/2/4)."""
+    """NFE is every evaluation spent on the sample (docs/reference.md): M draws cost M times one draw's, as
+    the adaptive solvers count them (issue 19: euler gave 2/2/2 for M = 1/2/4)."""
     data, _ = binned
     for m in (1, 2, 4):
         rows, report = score_draws(fixtures, data, tmp_path, m, *solver)

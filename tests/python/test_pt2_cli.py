@@ -35,7 +35,7 @@ def per_sample(tmp_path, model, data, *args):
 # error estimate is a difference of float32 stage values, so it moves by a few 1e-3 of itself between
 # formats; the next step size follows it, and now and then an accept/reject decision near err = 1 flips
 # (2 or 3 of 48 samples take another number of steps), so values move within the solver's own error
-# (measured up to 0.019 nats at rtol = atol = 1e-5; see README "Reproducibility").
+# (measured up to 0.019 nats at rtol = atol = 1e-5; see docs/reproducibility.md).
 @pytest.mark.parametrize("dtype, solver, tolerance", [
     ("float64", ["--solver", "dopri5"], 1e-9),
     ("float32", ["--solver", "rk4", "--steps", "50"], 1e-5),

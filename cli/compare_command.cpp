@@ -11,18 +11,10 @@
 #include "likelihood/dataset.h"
 #include "likelihood/file_digest.h"
 #include "likelihood/history.h"
+#include "likelihood/report.h"
 #include "likelihood/statistics.h"
 
 namespace flowlik::cli {
-namespace {
-
-nlohmann::json mean_json(const MeanEstimate& m) {
-  return {
-      {"mean", m.mean}, {"stderr", m.std_error}, {"ci95", {m.ci_low, m.ci_high}}, {"n", m.count}};
-}
-
-}  // namespace
-
 CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {
   auto* cmd = app.add_subcommand(
       "compare",

@@ -5,16 +5,12 @@
 #include <cmath>
 
 namespace flowlik {
-namespace {
-
 nlohmann::json mean_json(const MeanEstimate& m) {
   return {{"mean", number_or_null(m.mean)},
           {"stderr", number_or_null(m.std_error)},
           {"ci95", {number_or_null(m.ci_low), number_or_null(m.ci_high)}},
           {"n", m.count}};
 }
-
-}  // namespace
 
 nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
   if (!pre.discrete) {

@@ -31,6 +31,8 @@ nlohmann::json metrics_json(const ScoreSummary& summary);
 nlohmann::json samples_json(const ScoreSummary& summary);
 // JSON has no NaN: a quantity that does not exist (a standard error of one sample) is null.
 nlohmann::json number_or_null(double value);
+// A mean with its standard error, 95% interval and count, as every report writes one.
+nlohmann::json mean_json(const MeanEstimate& m);
 // One line on the parts of the bpd's standard error, for summaries, Markdown and HTML:
 // "0.0108 = data 0.0100 + dequantization 0.0040 + estimator 0.0010 (in quadrature)".
 std::string describe_error_sources(const ScoreSummary& summary);

@@ -1,9 +1,12 @@
 """The peer computation flowlik is compared against: Meta's flow_matching ODESolver.compute_likelihood
 (torchdiffeq underneath) on the same TorchScript model and the same model-space data.
 
-flowlik's model contract is forward(x [B, *shape], t [B]); flow_matching calls velocity_model(x=..., t=...)
-with a 0-d t and, for the exact divergence, indexes ut[:, i], so it needs x flattened to [B, D].
+flowlik's model contract is forward(x [B, *shape], t [B]), or forward(t, x) where the manifest says
+"signature": "(t, x)" (torchcfm's models, as the exporter traces them); flow_matching calls
+velocity_model(x=..., t=...) with a 0-d t and, for the exact divergence, indexes ut[:, i], so it needs x
+flattened to [B, D].
 """
+import json
 import math
 
 import torch
@@ -11,17 +14,33 @@ from flow_matching.solver import ODESolver
 from flow_matching.utils import ModelWrapper
 
 
-class FlatVelocity(ModelWrapper):
-    """Presents a forward(x [B, *shape], t [B]) model to flow_matching as a field on [B, D]."""
+SIGNATURES = ("(x, t)", "(t, x)")
 
-    def __init__(self, scripted, shape):
+
+class FlatVelocity(ModelWrapper):
+    """Presents a forward(x [B, *shape], t [B]) model (signature "(x, t)") or a forward(t [B], x [B, *shape])
+    one ("(t, x)") to flow_matching as a field on [B, D]."""
+
+    def __init__(self, scripted, shape, signature="(x, t)"):
         super().__init__(scripted)
         self.shape = list(shape)
+        signature = signature.replace(" ", "").replace(",", ", ")
+        if signature not in SIGNATURES:
+            raise ValueError(f"signature: {signature!r} (valid: {', '.join(SIGNATURES)})")
+        self.time_first = signature == "(t, x)"
 
     def forward(self, x, t, **extras):
         b = x.shape[0]
         t = t.reshape(-1).expand(b) if t.dim() <= 1 else t
-        return self.model(x.reshape([b] + self.shape), t).reshape(b, -1)
+        x = x.reshape([b] + self.shape)
+        return (self.model(t, x) if self.time_first else self.model(x, t)).reshape(b, -1)
+
+
+def manifest_signature(text):
+    """The signature a flowlik.json manifest (its text, as torch.jit.load's _extra_files gives it) declares;
+    "(x, t)" without one."""
+    text = text.decode("utf-8") if isinstance(text, bytes) else text
+    return json.loads(text).get("signature", "(x, t)") if text else "(x, t)"
 
 
 def standard_normal_log_density(x):
@@ -29,14 +48,18 @@ def standard_normal_log_density(x):
 
 
 def flow_matching_log_likelihood(model_path, y, *, method="dopri5", atol=1e-5, rtol=1e-5,
-                                 step_size=None, exact=True, batch_size=None):
+                                 step_size=None, exact=True, batch_size=None, signature=None):
     """log p(y) per sample under the model, as flow_matching computes it. y: [N, *shape] tensor.
+    signature: the model's argument order, "(x, t)" or "(t, x)"; by default the one its embedded flowlik.json
+    manifest declares ("(x, t)" without one).
     Returns (log_likelihood [N] float64 tensor, nfe per batch list)."""
-    scripted = torch.jit.load(str(model_path)).to(y.dtype).eval()
+    extra = {"flowlik.json": ""}
+    scripted = torch.jit.load(str(model_path), _extra_files=extra).to(y.dtype).eval()
+    signature = signature or manifest_signature(extra["flowlik.json"])
     for p in scripted.parameters():
         p.requires_grad_(False)
     counter = {"nfe": 0}
-    wrapped = FlatVelocity(scripted, y.shape[1:])
+    wrapped = FlatVelocity(scripted, y.shape[1:], signature)
     original = wrapped.forward
 
     def counting_forward(x, t, **extras):

@@ -43,9 +43,10 @@ Measured on two samples: dopri8 at 1e-8 is within 2e-6 nats of dopri8 at 1e-10 (
 the errors compared are 1e-4 nats and more (flowlik float32 dopri5 at 1e-6: 1.5e-4 and 5.4e-4; at 1e-3 for
 both tools: 0.05 to 0.13), so the reference is at least 100x more accurate than the smallest error compared
 and 10^4x more than the loosest. --unet-reference SOLVER:TOL uses flowlik's float64 reference (on the float64
-trace) instead. The full UNet run (16 samples, one block of the package; tolerances 1e-3 to 1e-6, flow_matching, flowlik dopri5 rms on
-the trace and dopri5 rms and mixed on the package) takes about 1.5 hours on 2 cores (an estimate from a
-2-sample run at 1e-3: reference 0.36 s, flowlik trace 1.25 s, package 0.31 s per evaluation and sample),
+trace) instead. The full UNet run (16 samples, one block of the package; tolerances 1e-3 to 1e-6;
+flow_matching, flowlik dopri5 rms on the trace and dopri5 rms and mixed on the package) takes about 3 hours
+on 2 cores (an estimate from a 2-sample run at 1e-3: reference 0.36 s, flowlik trace 1.25 s, package 0.31 s
+per evaluation and sample, the package's rows padded to its block of 16 there),
 most of it flowlik on the trace; its output to files of its own:
 
     .venv/bin/python bench/work_precision.py --models unet --out bench/work_precision_unet

@@ -22,9 +22,8 @@ Each function is traced with make_fx in fake mode (no computation; a data-depend
 silently recorded path), the parameters passed explicitly (torch.func's transforms cannot be exported
 directly), exported with torch.export and compiled with AOTInductor, in parallel processes where there are
 cores. vjp runs the forward pass once per sample and batches the K products with vmap over its pullback.
-Where vmap batches a backward (K > 1), attention is traced in PyTorch's math form (matmul and softmax,
-which vmap batches) rather than a fused CPU kernel whose backward has no batching rule; the velocity and the
-VJP for one probe (no vmap) keep the fused kernel. Anything that still costs speed (a vmap fallback) is a warning
+Attention is traced in PyTorch's math form (matmul and softmax, which vmap batches) rather than a fused CPU
+kernel whose backward has no batching rule. Anything that still costs speed (a vmap fallback) is a warning
 with its measured cost. The package is then loaded back and checked against eager torch.func at times across
 the time range, and removed when the check fails.
 """
@@ -116,12 +115,8 @@ def _velocity(module, shape, signature, time_input):
 
 def _vjp(module, shape, signature, time_input):
     def vjp(params, x, t, probes, *labels):
-        # One forward pass; the K products probes[k]^T d out / dx batched by vmap (K is static: one
-        # product needs no vmap, and its backward keeps the fused kernels vmap cannot batch).
+        # One forward pass; the K products probes[k]^T d out / dx batched by vmap.
         out, pull = torch.func.vjp(_network(module, params, shape, signature, time_input, t, labels), x)
-        if probes.shape[0] == 1:
-            (grad,) = pull(probes[0])
-            return out, grad.unsqueeze(0)
         (grads,) = torch.func.vmap(pull)(probes)  # [K, B, D]
         return out, grads
 
@@ -198,10 +193,7 @@ def _trace(module, function, k, params, spec, dtype, name):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            # Attention in its math form only where vmap batches a backward (K > 1): the fused CPU
-            # kernel's backward has no batching rule, and elsewhere it is the faster one.
-            math_only = function == "vjp" and k > 1
-            with sdpa_kernel(SDPBackend.MATH) if math_only else contextlib.nullcontext():
+            with sdpa_kernel(SDPBackend.MATH):
                 graph = make_fx(fn, tracing_mode="fake")(params, *inputs)
         except Exception as e:  # whatever the model raised while traced: name it and the line
             raise ExportError(f"forward: cannot be traced for {name} ({_first_line(e)}{_user_frame(e)}); "

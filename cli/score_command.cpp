@@ -21,6 +21,7 @@
 #include "likelihood/file_digest.h"
 #include "likelihood/history.h"
 #include "likelihood/solve_check.h"
+#include "likelihood/statistics.h"
 
 namespace flowlik::cli {
 namespace {
@@ -82,10 +83,9 @@ std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
 }
 
 // --target-stderr: a first pass on a seeded subset estimates the three parts of the variance of the
-// mean bpd, per sample (shared/MATH.md section 7), and finds the samples n, draws M and probes K
-// that reach the target at least cost:
-//   Var(mean) = (s_data^2 + s_draw^2 / M + s_probe^2 / (M K)) / n,  cost = n M K evaluations' rows
-// (K = 1 for the exact trace, whose cost does not depend on it), with n at most the dataset's size.
+// mean bpd, per sample (shared/MATH.md section 7), and cheapest_budget finds the samples n, draws M
+// and probes K that reach the target at least cost (K = 1 for the exact trace, whose cost does not
+// depend on it), with n at most the dataset's size.
 nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& args,
                              const ScoreSetup& setup, const Dataset& data, double target) {
   constexpr int64_t kPilotSamples = 32;
@@ -127,26 +127,11 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& a
   const double s_data = per_sample(pilot.data_std_error_bpd);
   const double s_draw = discrete ? per_sample(pilot.dequant_std_error_bpd) * m0 : 0.0;
   const double s_probe = hutchinson ? per_sample(pilot.estimator_std_error_bpd) * m0 * k0 : 0.0;
-  nlohmann::json best;
-  double best_cost = std::numeric_limits<double>::infinity();
-  for (int64_t m = 1; m <= (discrete ? kMaxDraws : 1); ++m) {
-    for (int64_t k = 1; k <= (hutchinson ? kMaxProbes : 1); ++k) {
-      const double per = s_data + s_draw / m + s_probe / (m * k);
-      const double samples = std::ceil(per / (target * target));
-      if (samples > static_cast<double>(data.size)) continue;
-      const double cost = std::max(samples, 2.0) * m * k;
-      if (cost < best_cost) {
-        best_cost = cost;
-        best = {{"samples", static_cast<int64_t>(std::max(samples, 2.0))},
-                {"draws", m},
-                {"probes", hutchinson ? k : 0},
-                {"cost_rows_per_evaluation_step", cost}};
-      }
-    }
-  }
+  const auto best = cheapest_budget({s_data, s_draw, s_probe}, target, data.size,
+                                    discrete ? kMaxDraws : 1, hutchinson ? kMaxProbes : 1);
   advice["per_sample_variance_bpd2"] = {
       {"data", s_data}, {"one_draw", s_draw}, {"one_probe", s_probe}};
-  if (best.is_null()) {
+  if (!best) {
     advice["advice"] = nullptr;
     advice["note"] = fmt::format(
         "unreachable with the {} samples of the data: the data's own part alone gives a standard "
@@ -154,7 +139,10 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& a
         "{:.4g} bpd over all of them",
         data.size, std::sqrt(s_data / static_cast<double>(data.size)));
   } else {
-    advice["advice"] = best;
+    advice["advice"] = {{"samples", best->samples},
+                        {"draws", best->draws},
+                        {"probes", hutchinson ? best->probes : 0},
+                        {"cost_rows_per_evaluation_step", best->cost}};
     advice["note"] =
         "cost counts rows of function evaluations (samples x draws x probes); the number of "
         "evaluations per solve is taken as the same for every choice";

@@ -1,5 +1,6 @@
 #include "likelihood/statistics.h"
 
+#include <algorithm>
 #include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 #include <limits>
@@ -30,6 +31,23 @@ MeanEstimate estimate_mean(std::span<const double> values) {
   out.ci_low = out.mean - t * out.std_error;
   out.ci_high = out.mean + t * out.std_error;
   return out;
+}
+
+std::optional<Budget> cheapest_budget(const BudgetVariances& v, double target_stderr,
+                                      int64_t max_samples, int64_t max_draws, int64_t max_probes) {
+  std::optional<Budget> best;
+  for (int64_t m = 1; m <= max_draws; ++m) {
+    for (int64_t k = 1; k <= max_probes; ++k) {
+      const double per = v.data + v.one_draw / m + v.one_probe / (m * k);
+      const double samples = std::ceil(per / (target_stderr * target_stderr));
+      if (samples > static_cast<double>(max_samples)) continue;
+      const double cost = std::max(samples, 2.0) * m * k;
+      if (!best || cost < best->cost) {
+        best = Budget{static_cast<int64_t>(std::max(samples, 2.0)), m, k, cost};
+      }
+    }
+  }
+  return best;
 }
 
 }  // namespace flowlik

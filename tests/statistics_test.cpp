@@ -41,5 +41,49 @@ TEST(StatisticsTest, OneValueHasNoStandardError) {
   EXPECT_TRUE(std::isnan(m.std_error));
 }
 
+TEST(BudgetTest, DataAloneNeedsTheSamplesOfTheTargetAndNothingElse) {
+  // Var(mean) = 0.5 / n <= 0.01^2: n = 5000, one draw and one probe.
+  const auto b = cheapest_budget({0.5, 0.0, 0.0}, 0.01, 100000, 64, 64);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->samples, 5000);
+  EXPECT_EQ(b->draws, 1);
+  EXPECT_EQ(b->probes, 1);
+  EXPECT_DOUBLE_EQ(b->cost, 5000.0);
+}
+
+TEST(BudgetTest, DrawsAreBoughtOnlyWhenTheSamplesRunOut) {
+  // data 1, one draw 100, target 0.1: n M = (M + 100) / 0.01 grows with M, so one draw with
+  // n = 10100 is cheapest, if the data have that many samples. With 2000 samples, M must make
+  // (1 + 100 / M) / 0.01 <= 2000, M >= 5.26: M = 6 gives n = ceil(1766.67) = 1767, cost 10602 (M =
+  // 7: 1529, cost 10703).
+  const auto unlimited = cheapest_budget({1.0, 100.0, 0.0}, 0.1, 1000000, 64, 1);
+  ASSERT_TRUE(unlimited.has_value());
+  EXPECT_EQ(unlimited->samples, 10100);
+  EXPECT_EQ(unlimited->draws, 1);
+  const auto capped = cheapest_budget({1.0, 100.0, 0.0}, 0.1, 2000, 64, 1);
+  ASSERT_TRUE(capped.has_value());
+  EXPECT_EQ(capped->samples, 1767);
+  EXPECT_EQ(capped->draws, 6);
+  EXPECT_EQ(capped->probes, 1);
+  EXPECT_DOUBLE_EQ(capped->cost, 10602.0);
+}
+
+TEST(BudgetTest, ProbesShareTheirVarianceWithDraws) {
+  // data 0, one probe 10, target 0.1, 100 samples: (10 / (M K)) / 0.01 <= 100 needs M K >= 10; the
+  // cost n M K = max(ceil(1000 / (M K)), 2) M K is 1000 whenever n reaches 100 or less without
+  // falling below 2; the first such in the search (M = 1, K = 10) is kept.
+  const auto b = cheapest_budget({0.0, 0.0, 10.0}, 0.1, 100, 64, 64);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->samples, 100);
+  EXPECT_EQ(b->draws * b->probes, 10);
+  EXPECT_EQ(b->draws, 1);
+  EXPECT_DOUBLE_EQ(b->cost, 1000.0);
+}
+
+TEST(BudgetTest, AnUnreachableTargetHasNoBudget) {
+  // The data's own part over all 100 samples gives sqrt(1 / 100) = 0.1 > 0.05, whatever M and K.
+  EXPECT_FALSE(cheapest_budget({1.0, 1.0, 1.0}, 0.05, 100, 64, 64).has_value());
+}
+
 }  // namespace
 }  // namespace flowlik

@@ -86,6 +86,7 @@ int run_compare(const CompareArguments& args) {
            std::to_string(args.scoring.score.seed) + ")"}};
   for (const auto& run : runs) report["models"].push_back(make_score_report(run.score));
   if (!rows_chosen.empty()) report["exact_trace_rows"] = rows_chosen;
+  if (!args.scoring.protocol.empty()) report["protocol"] = protocol_json(args.scoring);
   for (const auto& p : paired) {
     report["paired"].push_back(
         {{"a", p.a},

@@ -17,6 +17,10 @@ void add_contract_options(CLI::App& cmd, ContractOptions& o) {
       ->group(group);
   cmd.add_option("--time-range", o.time_range, "LO,HI integrated, in the model's own time")
       ->group(group);
+  cmd.add_option("--time-eps", o.time_eps,
+                 "start EPS from the data end, in the model's own time (score_sde's eps): "
+                 "[EPS, HI] in diffusion time, [LO, 1 - EPS] in flow time")
+      ->group(group);
   cmd.add_option("--prior", o.prior, "standard or normal:SCALE")->group(group);
   cmd.add_option("--conditioning", o.conditioning,
                  "none, or label: forward takes class labels y last")

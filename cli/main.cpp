@@ -17,6 +17,7 @@
 #include "cli/history_command.h"
 #include "cli/inspect_command.h"
 #include "cli/merge_command.h"
+#include "cli/sample_command.h"
 #include "cli/score_command.h"
 #include "flowlik/flowlik.h"
 #include "likelihood/model_archive.h"
@@ -106,6 +107,8 @@ int main(int argc, char** argv) {
   auto* merge = flowlik::cli::add_merge_command(app, merge_args);
   flowlik::cli::HistoryArguments history_args;
   auto* history = flowlik::cli::add_history_command(app, history_args);
+  flowlik::cli::SampleArguments sample_args;
+  auto* sample = flowlik::cli::add_sample_command(app, sample_args);
 
   try {
     app.parse(argc, argv);
@@ -122,6 +125,7 @@ int main(int argc, char** argv) {
     if (compare->parsed()) return flowlik::cli::run_compare(compare_args);
     if (merge->parsed()) return flowlik::cli::run_merge(merge_args);
     if (history->parsed()) return flowlik::cli::run_history(history_args);
+    if (sample->parsed()) return flowlik::cli::run_sample(sample_args);
   } catch (const flowlik::Error& e) {
     fmt::print(stderr, "{}\n", one_line("flowlik: error: ", flowlik::cli::describe(e)));
     return static_cast<int>(flowlik::cli::exit_code(e.kind()));

@@ -20,6 +20,7 @@
 #include "likelihood/dataset.h"
 #include "likelihood/file_digest.h"
 #include "likelihood/history.h"
+#include "likelihood/sample.h"
 #include "likelihood/solve_check.h"
 #include "likelihood/statistics.h"
 
@@ -238,6 +239,23 @@ nlohmann::json solve_check_report(const ScoreCommandArguments& args, const Model
   return out;
 }
 
+// --round-trip: every sample of this run encoded to the prior and decoded back
+// (likelihood/sample.h).
+nlohmann::json round_trip_report(const PreparedModel& model, const ScoreSetup& setup,
+                                 const Dataset& data, std::span<const int64_t> indices,
+                                 const ScoreArguments& args) {
+  const auto trip = round_trip(*model.field, data, *model.preprocessing,
+                               ScoreSpec{setup.solver, args.score.batch_size}, indices);
+  return {{"samples", trip.samples},
+          {"failed", trip.failed},
+          {"max_abs_error", number_or_null(trip.max_abs_error)},
+          {"mean_abs_error", number_or_null(trip.mean_abs_error)},
+          {"how",
+           "each sample's model-space input (dequantization draw 0) solved to the prior and back "
+           "to the data with this run's solver and tolerances; max: the largest |x - "
+           "decode(encode(x))| over every value, mean: over values and samples"}};
+}
+
 }  // namespace
 
 CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
@@ -264,6 +282,9 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
          "re-solve this many seeded samples in float64 at a tolerance 100x tighter and report the "
          "measured solve error")
       ->check(integer_in(0, 1 << 20));
+  cmd->add_flag("--round-trip", a.round_trip,
+                "carry each sample to the prior and back (a forward solve) and report the "
+                "reconstruction error max and mean |x - decode(encode(x))|, in the model's space");
   cmd->add_option("--max-solve-error", a.max_solve_error,
                   "fail (exit 7) when the measured mean |solve error| exceeds this many bpd (needs "
                   "--check-solve)")
@@ -392,8 +413,12 @@ int run_score(const ScoreCommandArguments& args) {
     solve_check = solve_check_report(args, run, setup, data, &solve_gate);
     if (solve_gate) gates.push_back(*solve_gate);
   }
+  nlohmann::json round_trip;
+  if (args.round_trip) round_trip = round_trip_report(model, setup, data, todo, args.scoring);
   auto report = make_score_report(run.score);
+  if (!round_trip.is_null()) report["round_trip"] = round_trip;
   if (!rows_chosen.empty()) report["exact_trace_rows"] = rows_chosen;
+  if (!args.scoring.protocol.empty()) report["protocol"] = protocol_json(args.scoring);
   if (!solve_check.is_null()) report["check_solve"] = solve_check;
   if (shard.count > 1) {
     report["shard"] = {{"index", shard.index},
@@ -423,6 +448,13 @@ int run_score(const ScoreCommandArguments& args) {
   if (!args.scoring.quiet) {
     print_summary(run.score);
     if (!solve_check.is_null()) fmt::print("  solve      {}\n", describe_solve_check(solve_check));
+    if (!round_trip.is_null()) {
+      fmt::print(
+          "  round trip max |x - decode(encode(x))| {:.3g}, mean {:.3g}, on {} samples\n",
+          round_trip["max_abs_error"].is_null() ? NAN : round_trip["max_abs_error"].get<double>(),
+          round_trip["mean_abs_error"].is_null() ? NAN : round_trip["mean_abs_error"].get<double>(),
+          round_trip["samples"].get<int64_t>());
+    }
   }
   for (const auto& g : gates) {
     fmt::print(stderr, "flowlik: gate {}\n", g.message);

@@ -18,6 +18,7 @@ struct ScoreCommandArguments {
   std::optional<double> target_stderr;    // bpd: advise samples, draws and probes that reach it
   int64_t check_solve = 0;                // samples re-solved in float64 at a tighter tolerance
   std::optional<double> max_solve_error;  // bpd: the gate on the measured mean |solve error|
+  bool round_trip = false;  // decode each sample's prior point back and report the error
   GateArguments gate;
 };
 

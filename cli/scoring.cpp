@@ -1,6 +1,7 @@
 #include "cli/scoring.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -26,11 +27,14 @@ void print_summary(const ScoreRun& run) {
              run.data->size, run.data->dim);
   if (pre.discrete) {
     fmt::print(
-        "  data       discrete, {} levels [{}], uniform dequantization (seed {}, {}), scale {} "
-        "[{}]\n",
-        pre.levels, pre.levels_source, pre.seed,
-        pre.draws > 1 ? fmt::format("{} draws, importance-weighted bound", pre.draws) : "one draw",
+        "  data       discrete, {} levels [{}], {} dequantization (seed {}, {}), scale {} [{}]\n",
+        pre.levels, pre.levels_source, describe_dequantization(pre), pre.seed,
+        pre.draws > 1 ? fmt::format("{} draws, {} bound", pre.draws, to_string(pre.bound))
+                      : "one draw",
         describe_scale(pre), pre.scale_source);
+    if (const auto caveat = bound_caveat(pre, run.options); !caveat.empty()) {
+      fmt::print("  caveat     {}\n", caveat);
+    }
   } else {
     fmt::print("  data       continuous, scored as given\n");
   }
@@ -54,13 +58,59 @@ constexpr int64_t kMaxCount = int64_t{1} << 40;
 constexpr int64_t kMaxProbes = 1 << 16;
 constexpr int64_t kMaxThreads = 1024;
 
-void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
-  cmd.add_option("--data", a.data, ".npy array [N, *shape]: float32/float64 or uint8")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--labels", a.labels,
-                 "class labels [N] (int64 or uint8) for a class-conditional model")
-      ->check(CLI::ExistingFile);
+namespace {
+
+// --dequantization, --dequant-draws, --dequant-bound and --protocol, which fills in, once the
+// command line is read, the options it lists that were not given.
+void add_dequantization_options(CLI::App& cmd, ScoreArguments& a) {
+  cmd.add_option("--dequantization", a.score.data.dequantization,
+                 "noise within each bin: uniform, or truncated-normal[:SIGMA] (a normal of SIGMA "
+                 "bins truncated to the bin; SIGMA from the model's schedule when not given)")
+      ->capture_default_str();
+  cmd.add_option("--dequant-draws", a.score.data.dequant_draws, "dequantization draws per sample")
+      ->capture_default_str()
+      ->check(integer_in(1, kMaxProbes));
+  cmd.add_option("--dequant-bound", a.score.data.dequant_bound,
+                 "how the draws combine: importance-weighted (logmeanexp) or mean (the dataset "
+                 "scored once per draw, as score_sde)")
+      ->capture_default_str();
+  std::vector<std::string> names;
+  for (const auto& p : protocols()) names.push_back(p.name);
+  cmd.add_option("--protocol", a.protocol,
+                 fmt::format("a published evaluation protocol ({}): sets the options it lists "
+                             "(docs/protocols.md); options given here win",
+                             fmt::join(names, ", ")))
+      ->check(CLI::IsMember(names));
+  cmd.parse_complete_callback([&cmd, &a] {
+    if (a.protocol.empty()) return;
+    std::vector<std::string> given;
+    for (const auto* option : cmd.get_options()) {
+      if (option->count() == 0) continue;
+      for (const auto& name : option->get_lnames()) given.push_back(name);
+    }
+    // A time range given whole leaves no data end for the protocol's eps to move.
+    if (std::ranges::find(given, "time-range") != given.end()) given.push_back("time-eps");
+    const auto& protocol = find_protocol(a.protocol);
+    a.protocol_kept.clear();
+    for (const auto& s : protocol.settings) {
+      if (std::ranges::find(given, s.option) != given.end()) a.protocol_kept.push_back(s.option);
+    }
+    apply_protocol(protocol, a.model, a.score, a.protocol_kept);
+  });
+}
+
+}  // namespace
+
+void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
+  const bool data = use == OptionsFor::kData;
+  if (data) {
+    cmd.add_option("--data", a.data, ".npy array [N, *shape]: float32/float64 or uint8")
+        ->required()
+        ->check(CLI::ExistingFile);
+    cmd.add_option("--labels", a.labels,
+                   "class labels [N] (int64 or uint8) for a class-conditional model")
+        ->check(CLI::ExistingFile);
+  }
   add_contract_options(cmd, a.model.contract);
   a.score.data.name_argument = option_for;
   // The range [2, 256] is checked with the data, which says whether levels apply at all.
@@ -69,10 +119,7 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a) {
       ->check(integer_in(-kMaxCount, kMaxCount));
   cmd.add_option("--scale", a.score.data.scale,
                  "map of dequantized data to model space: unit|centered|logit[:lambda]");
-  cmd.add_option("--dequant-draws", a.score.data.dequant_draws,
-                 "dequantization draws per sample, combined as the importance-weighted bound")
-      ->capture_default_str()
-      ->check(integer_in(1, kMaxProbes));
+  if (data) add_dequantization_options(cmd, a);
   cmd.add_option("--solver", a.score.solver.method,
                  "dopri5, tsit5, bosh3, rkf78 (adaptive, steps per sample); rk4, midpoint, euler "
                  "(fixed step)")
@@ -156,8 +203,36 @@ nlohmann::json result_options(nlohmann::json options) {
   return options;
 }
 
+nlohmann::json protocol_json(const ScoreArguments& args) {
+  if (args.protocol.empty()) return nullptr;
+  const auto& protocol = find_protocol(args.protocol);
+  nlohmann::json settings = nlohmann::json::array();
+  for (const auto& s : protocol.settings) {
+    const bool kept = std::ranges::find(args.protocol_kept, s.option) != args.protocol_kept.end();
+    settings.push_back(
+        {{"option", "--" + s.option},
+         {"value", s.value},
+         {"applied", !kept},
+         {"replaced_by", kept ? nlohmann::json(s.option == "time-eps" ? "option --time-range"
+                                                                      : "option --" + s.option)
+                              : nlohmann::json(nullptr)}});
+  }
+  return {{"name", protocol.name},
+          {"source", protocol.source},
+          {"settings", settings},
+          {"note",
+           "each setting is an ordinary option; the report's options, preprocessing and contract "
+           "record what was in effect"}};
+}
+
 Dataset load_scoring_data(const ScoreArguments& args) {
   Dataset data = load_dataset(args.data);
+  if (!args.protocol.empty() && !data.is_discrete()) {
+    throw UsageError(fmt::format(
+        "--protocol {}: defines a bound on the probability of discrete (uint8) data; {} holds {} "
+        "values",
+        args.protocol, args.data, to_string(data.dtype)));
+  }
   if (!args.labels.empty()) {
     data.labels = load_labels(args.labels, data.size);
     data.labels_path = args.labels;

@@ -35,10 +35,24 @@ struct ScoreArguments {
   std::string history;  // SQLite file to append each model's result to
   std::string html;     // self-contained HTML report
   bool quiet = false;
+  // --protocol: its name, and the options it lists that the command line set itself (which win).
+  std::string protocol;
+  std::vector<std::string> protocol_kept;
 };
 
-// Every scoring option but the model(s) and --per-sample.
-void add_scoring_options(CLI::App& command, ScoreArguments& args);
+// What the options are for: scoring a dataset (score, compare), or generating samples (sample),
+// which has no data to read or dequantize.
+enum class OptionsFor { kData, kGenerated };
+
+// Every scoring option but the model(s) and --per-sample (for kGenerated: less the data's file,
+// labels, dequantization and protocol; --levels and --scale remain, for the samples in data space).
+void add_scoring_options(CLI::App& command, ScoreArguments& args,
+                         OptionsFor use = OptionsFor::kData);
+
+// --protocol as the report records it: the protocol's name and source, and each of its settings
+// with whether it was applied or an option given on the command line took its place. Null without
+// --protocol.
+nlohmann::json protocol_json(const ScoreArguments& args);
 
 // The options turned into typed values, once, before any work: throws for a bad value, sets the
 // thread count, and loads the CUDA backend if a CUDA device is asked for.

@@ -66,7 +66,7 @@ struct ShardReport {
   int64_t end = 0;
   int64_t n = 0;
   int64_t dim = 0;
-  std::string per_sample;
+  std::string per_sample{};
   double wall_seconds = 0.0;
 };
 // Also refuses a report that is not of a shard run, or whose block is not the one its index names.

@@ -64,6 +64,7 @@ class AugmentedDynamics {
 
 void integrate(const SolverSpec& spec, double t_data, double t_prior,
                const AugmentedDynamics& dynamics, State& state) {
+  // t_data, t_prior: where this solve starts and ends.
   const double span = t_prior - t_data;
   switch (spec.kind) {
     case SolverKind::kRk4:
@@ -190,7 +191,8 @@ FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator
   int64_t nfe = 0;
   const AugmentedDynamics dynamics(field, trace, probes, labels, spec.max_nfe, &nfe);
   try {
-    integrate(spec, field.contract().t_data(), field.contract().t_prior(), dynamics, state);
+    integrate(spec, solve_start(field.contract(), spec.direction),
+              solve_end(field.contract(), spec.direction), dynamics, state);
   } catch (const IntegrationError& e) {
     throw IntegrationError(e.what(), nfe);
   } catch (const odeint::odeint_error& e) {
@@ -198,6 +200,14 @@ FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator
   }
   return {state.narrow(1, 0, field.dim()), state.narrow(1, field.dim(), trace.num_estimates()),
           nfe};
+}
+
+double solve_start(const Contract& contract, Direction direction) {
+  return direction == Direction::kToPrior ? contract.t_data() : contract.t_prior();
+}
+
+double solve_end(const Contract& contract, Direction direction) {
+  return direction == Direction::kToPrior ? contract.t_prior() : contract.t_data();
 }
 
 torch::Tensor augmented_state(const torch::Tensor& x, int64_t estimates) {

@@ -34,6 +34,11 @@ enum class ErrorNorm { kMax, kRms, kMixed };
 ErrorNorm parse_error_norm(const std::string& name);
 std::string to_string(ErrorNorm norm);
 
+// Which way a solve runs: from the data to the prior (scoring, the default) or from the prior to
+// the data (sampling, decoding). The dynamics are the same; forward, l(t_data) = +integral of the
+// trace, so log p1(x1) = log p0(x0) - l(t_data).
+enum class Direction { kToPrior, kToData };
+
 struct SolverSpec {
   SolverKind kind = SolverKind::kDopri5;
   double rtol = 1e-5;                // adaptive only
@@ -42,9 +47,16 @@ struct SolverSpec {
   int64_t steps = 100;               // fixed-step only
   int64_t max_nfe = 100000;          // a solve that needs more function evaluations fails
   // The interval is not here: every solve runs over its field's contract, from t_data() to
-  // t_prior().
+  // t_prior(), or the other way for kToData.
+  Direction direction = Direction::kToPrior;
 };
 
+// Where a solve in `direction` starts and ends, in flow time, on the contract's interval.
+double solve_start(const Contract& contract, Direction direction);
+double solve_end(const Contract& contract, Direction direction);
+
+// A solve toward the prior (kToData: toward the data; x_prior then holds the data end's state and
+// log_density_change l(t_data)).
 struct FlowSolution {
   torch::Tensor x_prior;             // [B, D] float64: the state at t_prior
   torch::Tensor log_density_change;  // [B, K] float64: l(t_prior) = -integral of the trace, per

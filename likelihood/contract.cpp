@@ -162,6 +162,7 @@ class Resolver {
     return false;
   }
 
+  void mark_overridden(const std::string& field) { overridden_.insert(field); }
   // The fields an option set, for telling the caller's mistakes from the manifest's.
   const std::set<std::string>& overridden() const { return overridden_; }
 
@@ -318,6 +319,26 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
       std::tie(c.time_lo, c.time_hi) = parse_range(manifest_text(v, o), o);
     }
   });
+  if (options.time_eps) {
+    // The data end moved EPS in from the data (score_sde's eps), the other end kept.
+    const Origin origin("time_eps", manifest_source, true);
+    const double eps = parse_number(*options.time_eps, origin);
+    if (!(eps > 0.0 && eps < 0.5)) {
+      origin.fail(fmt::format("must be a number in (0, 0.5), got {}", *options.time_eps));
+    }
+    if (c.time == TimeConvention::kDiffusion) {
+      c.time_lo = eps;
+    } else {
+      c.time_hi = 1.0 - eps;
+    }
+    const auto named = options.name_argument ? options.name_argument("time_eps") : "time_eps";
+    const auto it = c.sources.find("time_range");
+    c.sources["time_range"] =
+        it == c.sources.end()
+            ? fmt::format("option {} (data end; the other end the default)", named)
+            : fmt::format("{}, data end by option {}", it->second, named);
+    r.mark_overridden("time_range");
+  }
   r.resolve("prior", options.prior, [&](const auto& v, const Origin& o) {
     if (v.is_object()) {
       for (const auto& [key, value] : v.items()) {

@@ -12,7 +12,7 @@
 
 namespace flowlik {
 
-enum class RandomStream : uint64_t { kDequantization = 1, kProbe = 2 };
+enum class RandomStream : uint64_t { kDequantization = 1, kProbe = 2, kPrior = 3 };
 
 struct RandomKey {
   uint64_t seed = 0;

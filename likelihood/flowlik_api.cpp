@@ -1,10 +1,15 @@
 // The public API (include/flowlik/flowlik.h) over the library's own types.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <numeric>
 #include <utility>
 
 #include "flowlik/flowlik.h"
 #include "likelihood/comparison.h"
 #include "likelihood/dataset.h"
 #include "likelihood/model_run.h"
+#include "likelihood/sample.h"
 #include "likelihood/score.h"
 
 namespace flowlik {
@@ -80,6 +85,36 @@ Comparison compare(std::span<const Model> models, const Data& data, const ScoreO
     }
   }
   return comparison;
+}
+
+Generated sample(const Model& model, int64_t count, const ScoreOptions& options,
+                 const SampleSink& on_sample) {
+  if (count < 1) throw InvalidArgument("count", fmt::format("must be at least 1, got {}", count));
+  const auto setup = make_score_setup(options);
+  const auto field = bound_for_sampling(*model.state().field);
+  std::vector<int64_t> indices(static_cast<size_t>(count));
+  std::iota(indices.begin(), indices.end(), 0);
+  Generated out;
+  std::vector<int64_t> shape = {count};
+  shape.insert(shape.end(), field.shape().begin(), field.shape().end());
+  auto points = torch::full({count, field.dim()}, NAN, torch::kFloat64);
+  generate(field, *setup.trace, ScoreSpec{setup.solver, options.batch_size}, options.seed, indices,
+           [&](const SampleResult& r, const torch::Tensor& x1) {
+             if (x1.defined()) points[r.index].copy_(x1);
+             if (on_sample) on_sample(r);
+             out.samples.push_back(r);
+           });
+  out.points = points.view(shape);
+  out.summary = summarize_results(out.samples, field.dim());
+  return out;
+}
+
+RoundTripError round_trip(const Model& model, const Data& data, const ScoreOptions& options) {
+  const auto setup = make_score_setup(options);
+  const auto dataset = to_dataset(data);
+  const auto prepared = prepare_model(model.state().field, model.options(), options, dataset);
+  return flowlik::round_trip(*prepared.field, dataset, *prepared.preprocessing,
+                             ScoreSpec{setup.solver, options.batch_size}, all_indices(dataset));
 }
 
 }  // namespace flowlik

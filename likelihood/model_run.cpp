@@ -26,6 +26,40 @@ std::optional<std::pair<double, double>> scale_range(const std::string& scale) {
   return std::nullopt;
 }
 
+// i-DODE's training-free choice for the truncated normal: the noise the model's own path adds at
+// its data end t, sigma_t / alpha_t in the model's space, measured in bins of the map from [0, 1)
+// (one bin is 2 / K wide for the centered map, 1 / K for the unit map).
+double schedule_noise_in_bins(const Contract& contract, const Preprocessing& pre,
+                              const std::string& option) {
+  if (!contract.schedule) {
+    throw InvalidArgument(
+        "dequantization",
+        fmt::format("{} truncated-normal takes its SIGMA from the model's schedule, and the model "
+                    "declares none; give truncated-normal:SIGMA (bins)",
+                    option));
+  }
+  if (pre.scale == ScaleMap::kLogit) {
+    throw InvalidArgument(
+        "dequantization",
+        fmt::format("{} truncated-normal: the logit map has no single bin width to measure the "
+                    "schedule's noise in; give truncated-normal:SIGMA (bins)",
+                    option));
+  }
+  const auto k = path_coefficients(*contract.schedule, contract.t_data());
+  const double bin = (pre.scale == ScaleMap::kCentered ? 2.0 : 1.0) / pre.levels;
+  const double sigma = k.sigma / k.alpha / bin;
+  if (!(sigma >= 1e-6 && sigma <= 10.0)) {
+    throw InvalidArgument(
+        "dequantization",
+        fmt::format("{} truncated-normal: the schedule {} gives sigma/alpha = {:.3g} at the data "
+                    "end t = {}, {:.3g} bins, outside [1e-6, 10]; give truncated-normal:SIGMA "
+                    "(bins) or a time range whose data end has noise",
+                    option, describe_schedule(*contract.schedule), k.sigma / k.alpha,
+                    contract.t_data(), sigma));
+  }
+  return sigma;
+}
+
 // The data's type, the options and the contract's `data` field turned into the preprocessing in
 // effect, or what is missing said. Options override the manifest.
 Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, const Dataset& data,
@@ -51,6 +85,12 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
       throw InvalidArgument("dequant_draws",
                             fmt::format("{} holds {} values, scored as given; draws apply "
                                         "to discrete (uint8) data",
+                                        data.path, to_string(data.dtype)));
+    }
+    if (options.dequantization != "uniform") {
+      throw InvalidArgument("dequantization",
+                            fmt::format("{} holds {} values, scored as given; dequantization "
+                                        "applies to discrete (uint8) data",
                                         data.path, to_string(data.dtype)));
     }
     if (options.levels || options.scale) {
@@ -87,6 +127,17 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
                           fmt::format("must be in [2, 256] for uint8 data, got {}", pre.levels));
   }
   parse_scale(*scale, pre);
+  parse_dequantization(options.dequantization, pre);
+  pre.bound = parse_draw_bound(options.dequant_bound);
+  pre.dequantization_source = options.dequantization == "uniform"
+                                  ? "default"
+                                  : "option " + name_of(options, "dequantization");
+  if (pre.dequantization == Dequantization::kTruncatedNormal && pre.noise_sigma == 0.0) {
+    pre.noise_sigma = schedule_noise_in_bins(contract, pre, name_of(options, "dequantization"));
+    pre.dequantization_source +=
+        fmt::format(" (sigma from the schedule {} at the data end, flow time t = {})",
+                    describe_schedule(*contract.schedule), contract.t_data());
+  }
   check_levels(data, pre.levels,
                options.levels ? name_of(options, "levels")
                               : fmt::format("the levels of {}", pre.levels_source));

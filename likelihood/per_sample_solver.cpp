@@ -380,8 +380,8 @@ class ContinuousSolve {
 
  private:
   // The interval is the model's (its contract's, in flow time), never the caller's to restate.
-  double start() const { return field_.contract().t_data(); }
-  double end() const { return field_.contract().t_prior(); }
+  double start() const { return solve_start(field_.contract(), spec_.direction); }
+  double end() const { return solve_end(field_.contract(), spec_.direction); }
 
   void refill() {
     if (exhausted_ || static_cast<int64_t>(rows_.size()) >= batch_rows_) return;

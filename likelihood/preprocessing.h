@@ -1,7 +1,8 @@
 // From the integers of a discrete dataset to the model's input space, and the bookkeeping that
 // makes the density of the raw data come out right (shared/MATH.md section 6):
-//   x01 = (k + u) / K with u ~ U[0, 1)^D,  y = f(x01),  L = log |det df/dx01|,
-//   log P(k) >= log p_model(y) + L - D log K,   bpd = -(that) / (D ln 2).
+//   x01 = (k + u) / K with u ~ q on [0, 1)^D,  y = f(x01),  L = log |det df/dx01|,
+//   log P(k) >= log p_model(y) + L - log q(u) - D log K,   bpd = -(that) / (D ln 2),
+// q uniform (log q = 0) or a normal truncated to the bin.
 // Continuous data go to the model as they are (L = 0, no offset).
 #pragma once
 
@@ -15,6 +16,11 @@
 namespace flowlik {
 
 enum class ScaleMap { kUnit, kCentered, kLogit };
+// The noise u within each bin: uniform on [0, 1), or u = 0.5 + sigma e with e a standard normal
+// truncated to |e| <= 0.5 / sigma (i-DODE's training-free dequantization).
+enum class Dequantization { kUniform, kTruncatedNormal };
+// How M draws combine into one sample's bound: logmeanexp (importance-weighted) or their mean.
+enum class DrawBound { kImportanceWeighted, kMean };
 
 struct Preprocessing {
   bool discrete = false;
@@ -23,7 +29,11 @@ struct Preprocessing {
   double logit_lambda = 0.0;         // kLogit only
   uint64_t seed = 0;                 // dequantization noise
   int64_t draws = 1;                 // M dequantization draws per sample (shared/MATH.md section 6)
-  std::string levels_source;         // for reports: "option --levels", "manifest (...)", "default"
+  Dequantization dequantization = Dequantization::kUniform;
+  double noise_sigma = 0.0;  // kTruncatedNormal: the normal's standard deviation, in bins
+  DrawBound bound = DrawBound::kImportanceWeighted;
+  std::string dequantization_source;  // for reports: "option --dequantization", "default", ...
+  std::string levels_source;          // for reports: "option --levels", "manifest (...)", "default"
   std::string scale_source;
 };
 
@@ -32,9 +42,20 @@ struct Preprocessing {
 void parse_scale(const std::string& text, Preprocessing& out);
 std::string describe_scale(const Preprocessing& pre);  // "unit", "centered", "logit:1e-06"
 
+// Parses --dequantization: "uniform", "truncated-normal" (sigma left 0: the caller derives it) or
+// "truncated-normal:SIGMA" with 0 < SIGMA <= 10. Throws InvalidArgument naming `dequantization`.
+void parse_dequantization(const std::string& text, Preprocessing& out);
+// Parses --dequant-bound: "importance-weighted" or "mean". Throws InvalidArgument naming
+// `dequant_bound`.
+DrawBound parse_draw_bound(const std::string& text);
+std::string to_string(DrawBound bound);
+std::string describe_dequantization(const Preprocessing& pre);  // "uniform", "truncated-normal:0.1"
+
 struct ModelInput {
   torch::Tensor y;        // [B, D]: what the model sees
   torch::Tensor log_det;  // [B]: L, log |det df/dx01| (0 for continuous data)
+  torch::Tensor
+      log_q;  // [B]: log q(u), the noise's log-density on [0, 1)^D (0 but truncated-normal)
 };
 
 // values: [B, D] float64 holding the raw data (integer levels for discrete data); samples: their
@@ -43,6 +64,10 @@ struct ModelInput {
 // shard and model.
 ModelInput to_model_space(const torch::Tensor& values, std::span<const int64_t> samples,
                           const Preprocessing& pre, std::span<const int64_t> draws = {});
+
+// The way back for points of the model's space y: [B, D]: the map inverted to x01 and the bin it
+// falls in, k = floor(K x01) clamped to [0, K - 1], as uint8 levels [B, D]. Discrete `pre` only.
+torch::Tensor to_levels(const torch::Tensor& y, const Preprocessing& pre);
 
 // The offset between the model's log-density of y and the log-likelihood of the raw data:
 // log_likelihood = model_log_likelihood + log_det - data_log_offset(pre, D).

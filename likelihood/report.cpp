@@ -12,6 +12,27 @@ nlohmann::json mean_json(const MeanEstimate& m) {
           {"n", m.count}};
 }
 
+namespace {
+
+std::string draw_bound_text(const Preprocessing& pre) {
+  const char* q = pre.dequantization == Dequantization::kUniform ? "" : " - log q(u)";
+  if (pre.draws == 1) {
+    return fmt::format("one draw: log P(k) >= log p_model(y) + log|det dy/dx01|{} - D ln K", q);
+  }
+  if (pre.bound == DrawBound::kMean) {
+    return fmt::format(
+        "mean over M draws (each a bound; the dataset scored M times): log P(k) >= mean_m [log "
+        "p_model(y_m) + log|det dy/dx01|_m{}] - D ln K",
+        q);
+  }
+  return fmt::format(
+      "importance-weighted over M draws: log P(k) >= logmeanexp_m [log p_model(y_m) + "
+      "log|det dy/dx01|_m{}] - D ln K (shared/MATH.md section 6)",
+      q);
+}
+
+}  // namespace
+
 nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
   if (!pre.discrete) {
     return {{"kind", "continuous"},
@@ -21,15 +42,19 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
       {"kind", "discrete"},
       {"levels", pre.levels},
       {"dequantization",
-       "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample, draw)"},
+       pre.dequantization == Dequantization::kUniform
+           ? "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample, draw)"
+           : fmt::format("truncated-normal:{}: x01 = (k + u) / K, u = 0.5 + sigma e, e ~ N(0, I) "
+                         "truncated to |e_i| <= 0.5 / sigma, sigma = {} bins, Philox keyed by "
+                         "(seed, sample, draw); log q(u) enters the bound",
+                         pre.noise_sigma, pre.noise_sigma)},
       {"draws", pre.draws},
-      {"bound",
-       pre.draws > 1
-           ? "importance-weighted over M draws: log P(k) >= logmeanexp_m [log p_model(y_m) + "
-             "log|det dy/dx01|_m] - D ln K (shared/MATH.md section 6)"
-           : "one draw: log P(k) >= log p_model(y) + log|det dy/dx01| - D ln K"},
+      {"bound", draw_bound_text(pre)},
       {"scale", describe_scale(pre)},
-      {"sources", {{"levels", pre.levels_source}, {"scale", pre.scale_source}}},
+      {"sources",
+       {{"levels", pre.levels_source},
+        {"scale", pre.scale_source},
+        {"dequantization", pre.dequantization_source}}},
       {"seed", pre.seed},
       {"log_offset_nats", data_log_offset(pre, dim)},
       {"description",
@@ -99,10 +124,23 @@ nlohmann::json metrics_json(const ScoreSummary& s) {
   };
 }
 
+std::string bound_caveat(const Preprocessing& pre, const nlohmann::json& options) {
+  if (!pre.discrete || pre.draws < 2 || pre.bound != DrawBound::kImportanceWeighted) return "";
+  if (options.value("trace", "") != "hutchinson") return "";
+  return "importance-weighted over Hutchinson estimates: the logmeanexp of noisy estimates is "
+         "biased upward, by about half their variance, so the figure may exceed the true bound; "
+         "--probes K >= 2 measures that variance (metrics.stderr_by_source.estimator), --trace "
+         "exact or --dequant-bound mean removes the bias";
+}
+
 nlohmann::json make_score_report(const ScoreRun& run) {
   const auto& s = run.summary;
   const auto& field = *run.field;
   const auto& data = *run.data;
+  auto preprocessing = preprocessing_json(*run.preprocessing, data.dim);
+  if (const auto caveat = bound_caveat(*run.preprocessing, run.options); !caveat.empty()) {
+    preprocessing["caveat"] = caveat;
+  }
   return {
       {"schema_version", kReportSchemaVersion},
       {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
@@ -121,7 +159,7 @@ nlohmann::json make_score_report(const ScoreRun& run) {
         {"D", data.dim},
         {"labels",
          data.labels_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(data.labels_path)}}},
-      {"preprocessing", preprocessing_json(*run.preprocessing, data.dim)},
+      {"preprocessing", preprocessing},
       {"options", run.options},
       {"samples", samples_json(s)},
       {"metrics", metrics_json(s)},

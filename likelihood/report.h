@@ -36,6 +36,10 @@ nlohmann::json mean_json(const MeanEstimate& m);
 // One line on the parts of the bpd's standard error, for summaries, Markdown and HTML:
 // "0.0108 = data 0.0100 + dequantization 0.0040 + estimator 0.0010 (in quadrature)".
 std::string describe_error_sources(const ScoreSummary& summary);
+// Empty, or why the figure may not be the bound it is called: an importance-weighted bound over
+// M >= 2 draws of Hutchinson estimates (`options` as in the report) is biased upward, the
+// logmeanexp of noisy estimates exceeding that of the exact ones by about half their variance.
+std::string bound_caveat(const Preprocessing& pre, const nlohmann::json& options);
 // How the raw data were mapped into the model's space, as the report states it.
 nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim);
 

@@ -28,7 +28,8 @@ class BatchScorer {
     const int64_t draws = std::max<int64_t>(pre_.draws, 1);
     const auto total_rows = static_cast<int64_t>(indices.size()) * draws;
     int64_t fed = 0;
-    std::map<int64_t, double> log_dets;                    // per row fed and not yet emitted
+    // Per row fed and not yet emitted: its log-determinant and dequantization log-density.
+    std::map<int64_t, std::pair<double, double>> log_dets;
     std::map<int64_t, std::vector<RowSolution>> finished;  // per sample position, its finished rows
     size_t next_to_emit = 0;
     const RowFeed feed = [&](int64_t max_rows) {
@@ -42,7 +43,10 @@ class BatchScorer {
       }
       auto rows = prepare(row_samples, row_draws);
       const auto log_det = rows.input.log_det.to(torch::kFloat64).contiguous();
-      for (int64_t r = 0; r < count; ++r) log_dets[fed + r] = log_det.data_ptr<double>()[r];
+      const auto log_q = rows.input.log_q.to(torch::kFloat64).contiguous();
+      for (int64_t r = 0; r < count; ++r) {
+        log_dets[fed + r] = {log_det.data_ptr<double>()[r], log_q.data_ptr<double>()[r]};
+      }
       fed += count;
       return SolveRows{rows.input.y.to(field_.options()), rows.probes, rows.labels};
     };
@@ -120,19 +124,22 @@ class BatchScorer {
 
   // One sample from its M finished rows.
   void emit_sample(int64_t sample, int64_t draws, std::vector<RowSolution>& rows,
-                   std::map<int64_t, double>& log_dets) {
+                   std::map<int64_t, std::pair<double, double>>& log_dets) {
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.row < b.row; });
     int64_t nfe = 0;
     const RowSolution* failed = nullptr;
     std::vector<torch::Tensor> x_prior;
     std::vector<torch::Tensor> change;
     std::vector<double> log_det;
+    std::vector<double> log_q;
     for (const auto& row : rows) {
       nfe += row.nfe;
       if (!row.ok && failed == nullptr) failed = &row;
       x_prior.push_back(row.x_prior);
       change.push_back(row.log_density_change);
-      log_det.push_back(log_dets.at(row.row));
+      const auto [det, q] = log_dets.at(row.row);
+      log_det.push_back(det);
+      log_q.push_back(q);
       log_dets.erase(row.row);
     }
     if (failed != nullptr) {
@@ -145,13 +152,15 @@ class BatchScorer {
       return;
     }
     const int64_t one[] = {sample};
-    ModelInput input{torch::Tensor(), torch::tensor(log_det, torch::kFloat64)};
+    ModelInput input{torch::Tensor(), torch::tensor(log_det, torch::kFloat64),
+                     torch::tensor(log_q, torch::kFloat64)};
     emit(one, draws, input, FlowSolution{torch::stack(x_prior), torch::stack(change), nfe});
   }
 
   // Rows are b * M + m (see score). Per draw, the K trace estimates give K model log-likelihoods
-  // (shared/MATH.md section 2); per sample the M draws combine as logmeanexp, the
-  // importance-weighted bound of shared/MATH.md section 6 (M = 1: the single draw's value).
+  // (shared/MATH.md section 2), and the draw's bound is log p_model(y) + L - log q(u) - D ln K; per
+  // sample the M draws combine as logmeanexp, the importance-weighted bound of shared/MATH.md
+  // section 6, or as their mean (M = 1: the single draw's value either way).
   void emit(std::span<const int64_t> batch, int64_t draws, const ModelInput& input,
             const FlowSolution& solution) {
     const int64_t rows = static_cast<int64_t>(batch.size()) * draws;
@@ -166,12 +175,16 @@ class BatchScorer {
                                        : torch::full_like(model_ll, NAN);
     const double offset = data_log_offset(pre_, data_.dim);
     const auto draw_ll =
-        (model_ll + input.log_det.to(torch::kFloat64) - offset).view({-1, draws});  // [B, M]
+        (model_ll + input.log_det.to(torch::kFloat64) - input.log_q.to(torch::kFloat64) - offset)
+            .view({-1, draws});  // [B, M]
+    const bool mean_bound = pre_.bound == DrawBound::kMean;
     const auto combined =
-        torch::logsumexp(draw_ll, 1) - std::log(static_cast<double>(draws));  // [B]
+        mean_bound ? draw_ll.mean(1)
+                   : torch::logsumexp(draw_ll, 1) - std::log(static_cast<double>(draws));  // [B]
     // Delta method for logmeanexp: L ~ sum_m w_m l_m with w = softmax(l), so a part of l's variance
-    // that is independent across draws reaches L as sum_m w_m^2 var(l_m).
-    const auto weights = torch::softmax(draw_ll, 1);
+    // that is independent across draws reaches L as sum_m w_m^2 var(l_m). The mean has w = 1 / M.
+    const auto weights = mean_bound ? torch::full_like(draw_ll, 1.0 / static_cast<double>(draws))
+                                    : torch::softmax(draw_ll, 1);
     const auto weight_squares = (weights * weights).sum(1);                               // [B]
     const auto estimator_var = (weights * weights * probe_var.view({-1, draws})).sum(1);  // [B]
     torch::Tensor dequant_var =

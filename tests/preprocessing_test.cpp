@@ -2,10 +2,12 @@
 // values worked out by hand.
 #include "likelihood/preprocessing.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 #include <vector>
 
 #include "flowlik/error.h"
@@ -120,6 +122,100 @@ TEST(PreprocessingTest, ParseScaleRejectsWhatItDoesNotKnow) {
   test::expect_error<InvalidArgument>(
       [&] { parse_scale("minmax", pre); },
       {"scale: unknown map 'minmax' (valid: unit, centered, logit, logit:LAMBDA)"});
+}
+
+// Truncated-normal dequantization (i-DODE): u = 0.5 + sigma e, e ~ N(0, 1) truncated to the bin.
+// `sigma` in bins; D values of level 3 from `count` samples, one row each.
+ModelInput truncated_normal_rows(double sigma, int64_t count, int64_t dim,
+                                 const std::string& scale = "unit") {
+  auto pre = discrete(scale, 16);
+  parse_dequantization(fmt::format("truncated-normal:{}", sigma), pre);
+  std::vector<int64_t> samples(static_cast<size_t>(count));
+  std::iota(samples.begin(), samples.end(), 0);
+  return to_model_space(torch::full({count, dim}, 3.0, torch::kFloat64), samples, pre);
+}
+
+TEST(PreprocessingTest, TruncatedNormalNoiseHasTheTruncatedNormalsMoments) {
+  // sigma = 0.25 bins: tau = 0.5 / sigma = 2. The truncated normal on [-tau, tau] has mean 0 and
+  // variance 1 - 2 tau phi(tau) / Z, Z = erf(tau / sqrt 2) (its textbook moments), so u has mean
+  // 0.5 and variance sigma^2 (1 - 2 tau phi(tau) / Z); and a fraction (2 Phi(1) - 1) / Z of e lies
+  // in
+  // [-1, 1].
+  const double sigma = 0.25;
+  const double tau = 2.0;
+  const int64_t n = 200000;
+  const auto in = truncated_normal_rows(sigma, n, 1);
+  const auto u = (in.y * 16.0 - 3.0).flatten();  // x01 = (3 + u) / 16
+  EXPECT_GE(u.min().item<double>(), 0.0);
+  EXPECT_LE(u.max().item<double>(), 1.0);
+  const double z = std::erf(tau / std::sqrt(2.0));
+  const double phi = std::exp(-0.5 * tau * tau) / std::sqrt(2.0 * M_PI);
+  const double variance = sigma * sigma * (1.0 - 2.0 * tau * phi / z);
+  const double se_mean = std::sqrt(variance / n);
+  EXPECT_NEAR(u.mean().item<double>(), 0.5, 5 * se_mean);
+  EXPECT_NEAR(u.var().item<double>(), variance, 5 * variance * std::sqrt(2.0 / n));
+  const double inside = ((u - 0.5).abs() <= sigma).to(torch::kFloat64).mean().item<double>();
+  const double expected = std::erf(1.0 / std::sqrt(2.0)) / z;
+  EXPECT_NEAR(inside, expected, 5 * std::sqrt(expected * (1 - expected) / n));
+}
+
+TEST(PreprocessingTest, TruncatedNormalLogDensityIntegratesToOneOverTheBin) {
+  // q's support is the whole bin [0, 1), so E_q[1 / q(u)] = integral of 1 du = 1: the log-density
+  // is normalized, whatever its formula. Checked per dimension (D = 1) at three widths.
+  for (const double sigma : {0.2, 0.5, 2.0}) {
+    const int64_t n = 200000;
+    const auto in = truncated_normal_rows(sigma, n, 1);
+    const auto inverse = torch::exp(-in.log_q);
+    const double se = inverse.std().item<double>() / std::sqrt(static_cast<double>(n));
+    EXPECT_NEAR(inverse.mean().item<double>(), 1.0, 5 * se) << "sigma " << sigma;
+  }
+}
+
+TEST(PreprocessingTest, TruncatedNormalLogDensityAddsOverDimensions) {
+  // A row's log q is the sum over its D = 4 dimensions of -e_i^2 / 2 - log(sigma sqrt(2 pi)) - log
+  // Z, recomputed here from the row's own u; no row exceeds the value at the bin's centre.
+  const double sigma = 0.3;
+  const auto in = truncated_normal_rows(sigma, 1000, 4);
+  const double z = std::erf(0.5 / sigma / std::sqrt(2.0));
+  const double peak = 4 * (-std::log(sigma * std::sqrt(2.0 * M_PI)) - std::log(z));
+  EXPECT_LE(in.log_q.max().item<double>(), peak + 1e-12);
+  // Each row's log q from its own u: sum_i [-e_i^2 / 2] + the peak.
+  const auto e = ((in.y * 16.0 - 3.0) - 0.5) / sigma;  // [1000, 4]
+  const auto from_u = peak - 0.5 * (e * e).sum(1);
+  EXPECT_TRUE(torch::allclose(in.log_q, from_u, 1e-10, 1e-10));
+}
+
+TEST(PreprocessingTest, UniformNoiseHasNoLogDensity) {
+  const auto pre = discrete("centered", 16);
+  const auto in =
+      to_model_space(torch::zeros({3, 5}, torch::kFloat64), std::vector<int64_t>{0, 1, 2}, pre);
+  EXPECT_TRUE(torch::equal(in.log_q, torch::zeros({3}, torch::kFloat64)));
+}
+
+TEST(PreprocessingTest, ParseDequantizationRejectsWhatItDoesNotKnow) {
+  Preprocessing pre;
+  parse_dequantization("truncated-normal", pre);
+  EXPECT_EQ(pre.dequantization, Dequantization::kTruncatedNormal);
+  EXPECT_EQ(pre.noise_sigma, 0.0);  // from the schedule, by the caller
+  parse_dequantization("truncated-normal:0.17", pre);
+  EXPECT_EQ(pre.noise_sigma, 0.17);
+  EXPECT_EQ(describe_dequantization(pre), "truncated-normal:0.17");
+  parse_dequantization("uniform", pre);
+  EXPECT_EQ(pre.dequantization, Dequantization::kUniform);
+  for (const std::string bad :
+       {"truncated-normal:0", "truncated-normal:-1", "truncated-normal:11", "truncated-normal:x"}) {
+    test::expect_error<InvalidArgument>(
+        [&] { parse_dequantization(bad, pre); },
+        {"dequantization: truncated-normal SIGMA must be a number of bins in [1e-6, 10]"});
+  }
+  for (const std::string bad : {"gaussian", "truncated-normalx", "truncated"}) {
+    test::expect_error<InvalidArgument>([&] { parse_dequantization(bad, pre); },
+                                        {"dequantization: unknown dequantization"});
+  }
+  EXPECT_EQ(parse_draw_bound("mean"), DrawBound::kMean);
+  EXPECT_EQ(parse_draw_bound("importance-weighted"), DrawBound::kImportanceWeighted);
+  test::expect_error<InvalidArgument>([&] { parse_draw_bound("iw"); },
+                                      {"dequant_bound: unknown bound 'iw'"});
 }
 
 }  // namespace

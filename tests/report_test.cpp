@@ -76,5 +76,21 @@ TEST(ReportTest, PreprocessingStatesTheMapAndItsOffset) {
   EXPECT_NEAR(j["log_offset_nats"].get<double>(), 64 * std::log(17.0), 1e-9);
 }
 
+TEST(ReportTest, AnImportanceWeightedBoundOverHutchinsonEstimatesCarriesACaveat) {
+  Preprocessing pre;
+  pre.discrete = true;
+  pre.levels = 256;
+  pre.draws = 4;
+  const nlohmann::json hutchinson = {{"trace", "hutchinson"}};
+  const nlohmann::json exact = {{"trace", "exact"}};
+  EXPECT_THAT(bound_caveat(pre, hutchinson), ::testing::HasSubstr("biased upward"));
+  EXPECT_EQ(bound_caveat(pre, exact), "");
+  pre.bound = DrawBound::kMean;  // a mean of unbiased estimates is unbiased
+  EXPECT_EQ(bound_caveat(pre, hutchinson), "");
+  pre.bound = DrawBound::kImportanceWeighted;
+  pre.draws = 1;  // one draw: no logmeanexp
+  EXPECT_EQ(bound_caveat(pre, hutchinson), "");
+}
+
 }  // namespace
 }  // namespace flowlik

@@ -96,4 +96,23 @@ struct Comparison {
 Comparison compare(std::span<const Model> models, const Data& data,
                    const ScoreOptions& options = {});
 
+// Points drawn from the model: x0 ~ p0 for each index 0..count-1 (keyed by (options.seed, index),
+// so that each is the same in any batch), carried forward to the data end, each with the model's
+// log-density there from the same solve: log p1(x1) = log p0(x0) - integral of tr(dv/dx) dt.
+struct Generated {
+  torch::Tensor points;               // [count, *shape] float64 in the model's space; NaN if failed
+  std::vector<SampleResult> samples;  // log_likelihood = log p1(x1); bpd = -log p1 / (D ln 2)
+  ScoreSummary summary;               // over the samples generated ok
+};
+
+// The model's manifest must declare the shape of one sample. The solver, trace, seed and batch size
+// of `options` apply; its data options do not. Throws ModelError for a model without a shape,
+// InvalidArgument for a class-conditional one (it needs labels) or a bad option.
+Generated sample(const Model& model, int64_t count, const ScoreOptions& options = {},
+                 const SampleSink& on_sample = {});
+
+// Every sample of `data` (dequantization draw 0) carried to the prior and back with the solver of
+// `options`: how far the solve is from retracing its path (RoundTripError, flowlik/results.h).
+RoundTripError round_trip(const Model& model, const Data& data, const ScoreOptions& options = {});
+
 }  // namespace flowlik

@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace flowlik {
 
@@ -24,7 +25,10 @@ struct ContractOverrides {
   std::optional<std::string> parameterization;  // velocity | data | noise | score | v
   std::optional<std::string> schedule;    // linear[:SIGMA_MIN] | vp[:B0,B1] | cosine[:C] | ve:S0,S1
   std::optional<std::string> time_range;  // LO,HI
-  std::optional<std::string> prior;       // standard | normal:SCALE
+  // EPS: the integration starts EPS from the data end, in the model's own time (score_sde's eps):
+  // [EPS, HI] in diffusion time, [LO, 1 - EPS] in flow time, LO and HI from the time range.
+  std::optional<std::string> time_eps;
+  std::optional<std::string> prior;         // standard | normal:SCALE
   std::optional<std::string> conditioning;  // none | label
   ArgumentNamer name_argument;              // an override's origin reads "option NAME"
 };
@@ -56,7 +60,13 @@ struct TraceOptions {
 struct DataOptions {
   std::optional<int64_t> levels;     // discrete (uint8) data: levels K (default 256)
   std::optional<std::string> scale;  // discrete data: unit | centered | logit[:LAMBDA]
-  int64_t dequant_draws = 1;    // uniform dequantization draws per sample (importance-weighted)
+  // uniform (u ~ U[0,1)^D) | truncated-normal[:SIGMA] (u = 0.5 + SIGMA e, e a standard normal
+  // truncated to the bin; SIGMA in bins, from the model's schedule at its data end when not given).
+  std::string dequantization = "uniform";
+  int64_t dequant_draws = 1;  // dequantization draws per sample
+  // How the draws combine: importance-weighted (logmeanexp, the tighter bound) | mean (the mean of
+  // the draws' bounds: the dataset scored M times, as score_sde repeats it).
+  std::string dequant_bound = "importance-weighted";
   ArgumentNamer name_argument;  // an option's origin reads "option NAME"
 };
 
@@ -67,5 +77,27 @@ struct ScoreOptions {
   uint64_t seed = 0;        // dequantization noise and probes, keyed by (seed, sample index)
   int64_t batch_size = 32;  // rows solved together; results do not depend on it
 };
+
+// A published evaluation protocol: the options it sets, by the flowlik program's option names
+// ("rtol", "dequant-draws"), with their values as the program's options take them. A preset hides
+// nothing: a report lists every setting (docs/protocols.md).
+struct ProtocolSetting {
+  std::string option;
+  std::string value;
+};
+struct Protocol {
+  std::string name;    // "score-sde", "flow-matching", "ffjord", "i-dode"
+  std::string source;  // the paper and code it follows
+  std::vector<ProtocolSetting> settings;
+};
+
+// Every protocol flowlik knows, in a fixed order.
+const std::vector<Protocol>& protocols();
+// The protocol called `name`; throws InvalidArgument naming "protocol" and listing the names.
+const Protocol& find_protocol(const std::string& name);
+// Sets each of the protocol's options in `model` and `score`, except those named in `keep` (options
+// the caller set itself, which win).
+void apply_protocol(const Protocol& protocol, ModelOptions& model, ScoreOptions& score,
+                    const std::vector<std::string>& keep = {});
 
 }  // namespace flowlik

@@ -79,4 +79,13 @@ struct PairedDifference {
   double data_std_error_bpd = NAN;
 };
 
+// How well a solve retraces its path: samples carried to the prior and back to the data (the round
+// trip), |x - decode(encode(x))| in the model's space.
+struct RoundTripError {
+  int64_t samples = 0;          // whose two solves both succeeded
+  int64_t failed = 0;           // whose encoding or decoding failed
+  double max_abs_error = NAN;   // the largest over every value of every sample
+  double mean_abs_error = NAN;  // the mean over values and samples
+};
+
 }  // namespace flowlik

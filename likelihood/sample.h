@@ -1,0 +1,44 @@
+// The flow run forward, from the prior to the data: generated samples with the log-density the
+// model gives each of them in the same solve, and the round trip of data through the prior and
+// back, a check of the solve (shared/MATH.md section 2, in the other direction).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "estimators/trace_estimator.h"
+#include "flowlik/results.h"
+#include "likelihood/dataset.h"
+#include "likelihood/preprocessing.h"
+#include "likelihood/score.h"
+#include "likelihood/velocity_field.h"
+
+namespace flowlik {
+
+// Receives each generated sample's result (index, log-likelihood and bpd in the model's space, NFE,
+// status) and its point x1 [D] float64 at the data end (undefined when the solve failed).
+using GeneratedSink = std::function<void(const SampleResult&, const torch::Tensor& x1)>;
+
+// A copy of `field` bound to the shape of one sample its manifest declares, ready to generate.
+// Throws ModelError naming the file when the manifest declares no shape.
+VelocityField bound_for_sampling(const VelocityField& field);
+
+// Draws x0 ~ p0 for each index (the prior's normal, keyed by (seed, index): the same point in any
+// batch or shard), integrates [x, l] forward to the data end with the solver of `spec`, and passes
+// on each sample, in the order of `indices`, with log p1(x1) = log p0(x0) - l(t_data). An adaptive
+// solver steps each sample apart; a fixed-step batch that fails is retried one sample at a time. A
+// class-conditional field is refused (InvalidArgument), as it needs labels.
+void generate(const VelocityField& field, const TraceEstimator& trace, const ScoreSpec& spec,
+              uint64_t seed, std::span<const int64_t> indices, const GeneratedSink& sink);
+
+// The round trip of data[indices] (draw 0 of the dequantization): encoded to the prior, decoded
+// back, both with the solver of `spec` and a one-probe Hutchinson trace (the trace plays no part in
+// the states). A sample whose solve fails counts in `failed` and in no error.
+RoundTripError round_trip(const VelocityField& field, const Dataset& data, const Preprocessing& pre,
+                          const ScoreSpec& spec, std::span<const int64_t> indices);
+
+}  // namespace flowlik

@@ -1,0 +1,72 @@
+// The published protocols as option presets (flowlik/options.h): each expands into ordinary
+// options, the caller's own choices win, and an unknown name is refused with the valid ones.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "flowlik/error.h"
+#include "flowlik/options.h"
+#include "tests/expect_error.h"
+
+namespace flowlik {
+namespace {
+
+TEST(ProtocolTest, ScoreSdeSetsEveryOptionItLists) {
+  ModelOptions model;
+  ScoreOptions score;
+  apply_protocol(find_protocol("score-sde"), model, score);
+  EXPECT_EQ(score.data.scale, "centered");
+  EXPECT_EQ(score.data.dequantization, "uniform");
+  EXPECT_EQ(score.data.dequant_draws, 5);
+  EXPECT_EQ(score.data.dequant_bound, "mean");
+  EXPECT_EQ(score.solver.method, "dopri5");
+  EXPECT_EQ(score.solver.rtol, 1e-5);
+  EXPECT_EQ(score.solver.atol, 1e-5);
+  EXPECT_EQ(score.trace.method, "hutchinson");
+  EXPECT_EQ(score.trace.noise, "rademacher");
+  EXPECT_EQ(score.trace.probes, 1);
+  EXPECT_EQ(model.contract.time_eps, "1e-5");
+}
+
+TEST(ProtocolTest, OptionsTheCallerKeepsAreLeftAlone) {
+  ModelOptions model;
+  ScoreOptions score;
+  score.solver.rtol = 1e-3;
+  score.data.dequant_draws = 2;
+  apply_protocol(find_protocol("flow-matching"), model, score, {"rtol", "dequant-draws"});
+  EXPECT_EQ(score.solver.rtol, 1e-3);
+  EXPECT_EQ(score.data.dequant_draws, 2);
+  EXPECT_EQ(score.solver.atol, 1e-5);
+  EXPECT_EQ(score.data.dequant_bound, "importance-weighted");
+  EXPECT_EQ(score.solver.error_norm, "mixed");
+}
+
+TEST(ProtocolTest, EveryProtocolNamesItsSourceAndOnlyKnownOptions) {
+  const std::set<std::string> names = {"score-sde", "flow-matching", "ffjord", "i-dode"};
+  std::set<std::string> seen;
+  for (const auto& p : protocols()) {
+    seen.insert(p.name);
+    EXPECT_FALSE(p.source.empty()) << p.name;
+    // Applying checks each option has a setter and each value parses.
+    ModelOptions model;
+    ScoreOptions score;
+    EXPECT_NO_THROW(apply_protocol(p, model, score)) << p.name;
+  }
+  EXPECT_EQ(seen, names);
+  ModelOptions model;
+  ScoreOptions score;
+  apply_protocol(find_protocol("ffjord"), model, score);
+  EXPECT_EQ(score.data.scale, "logit:1e-6");
+  apply_protocol(find_protocol("i-dode"), model, score);
+  EXPECT_EQ(score.data.dequantization, "truncated-normal");
+}
+
+TEST(ProtocolTest, AnUnknownNameIsRefusedWithTheValidOnes) {
+  test::expect_error<InvalidArgument>(
+      [] { find_protocol("vdm"); },
+      {"protocol: unknown protocol 'vdm' (valid: score-sde, flow-matching, ffjord, i-dode)"});
+}
+
+}  // namespace
+}  // namespace flowlik

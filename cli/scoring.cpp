@@ -167,9 +167,12 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
   cmd.add_option("--threads", a.threads, "intra-op threads (0: LibTorch's default)")
       ->check(integer_in(0, kMaxThreads));
   cmd.add_option("-o,--output", a.output, "write the JSON report here");
-  cmd.add_option("--history", a.history,
-                 "append the result to this SQLite history (created if absent)");
-  cmd.add_option("--html", a.html, "write a self-contained HTML report with plots here");
+  if (data) {
+    // Histories and HTML reports are of scored datasets; `sample` writes neither.
+    cmd.add_option("--history", a.history,
+                   "append the result to this SQLite history (created if absent)");
+    cmd.add_option("--html", a.html, "write a self-contained HTML report with plots here");
+  }
   cmd.add_flag("-q,--quiet", a.quiet, "no progress and no summary");
 }
 

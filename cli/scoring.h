@@ -45,7 +45,8 @@ struct ScoreArguments {
 enum class OptionsFor { kData, kGenerated };
 
 // Every scoring option but the model(s) and --per-sample (for kGenerated: less the data's file,
-// labels, dequantization and protocol; --levels and --scale remain, for the samples in data space).
+// labels, dequantization, protocol, history and HTML; --levels and --scale remain, for the samples
+// in data space).
 void add_scoring_options(CLI::App& command, ScoreArguments& args,
                          OptionsFor use = OptionsFor::kData);
 

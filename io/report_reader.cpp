@@ -146,6 +146,11 @@ ShardReport read_shard_report(const std::string& path) {
                       path, key));
     }
   }
+  if (r.contains("tool.command") && r.string("tool.command") != "score") {
+    throw DataError(
+        fmt::format("{}: a report of flowlik {}; merge joins the shard reports of flowlik score",
+                    path, r.string("tool.command")));
+  }
   for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) r.object(key);
   s.index = r.integer("shard.index");
   s.count = r.integer("shard.count");

@@ -2,9 +2,12 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>
+#include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include "flowlik/error.h"
 
@@ -39,43 +42,64 @@ std::string now_utc() {
   return buffer;
 }
 
+// One attempt: the database opened, the row inserted in one immediate transaction.
+void append_once(const std::string& path, const std::string& command,
+                 const nlohmann::json& report) {
+  SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, kBusyTimeoutMs);
+  // WAL lets readers go on while one writer appends; the busy timeout makes concurrent writers
+  // queue.
+  db.exec("PRAGMA journal_mode=WAL");
+  SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+  db.exec(kSchema);
+  SQLite::Statement insert(
+      db,
+      "INSERT INTO runs (time_utc, command, model_path, model_sha256, data_path, "
+      "data_sha256, bpd_mean, bpd_stderr, log_likelihood_mean, samples_ok, "
+      "samples_total, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  const auto& m = report.at("metrics");
+  insert.bind(1, now_utc());
+  insert.bind(2, command);
+  insert.bind(3, report.at("model").at("path").get<std::string>());
+  insert.bind(4, report.at("model").at("sha256").get<std::string>());
+  insert.bind(5, report.at("data").at("path").get<std::string>());
+  insert.bind(6, report.at("data").at("sha256").get<std::string>());
+  insert.bind(7, m.at("bpd").at("mean").get<double>());
+  if (m.at("bpd").at("stderr").is_number()) {
+    insert.bind(8, m.at("bpd").at("stderr").get<double>());
+  } else {
+    insert.bind(8);
+  }
+  insert.bind(9, m.at("log_likelihood").at("mean").get<double>());
+  insert.bind(10, report.at("samples").at("ok").get<int64_t>());
+  insert.bind(11, report.at("samples").at("total").get<int64_t>());
+  insert.bind(12, report.dump());
+  insert.exec();
+  transaction.commit();
+}
+
 }  // namespace
 
 void append_history(const std::string& path, const std::string& command,
                     const nlohmann::json& report) {
-  try {
-    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, kBusyTimeoutMs);
-    // WAL lets readers go on while one writer appends; the busy timeout makes concurrent writers
-    // queue.
-    db.exec("PRAGMA journal_mode=WAL");
-    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
-    db.exec(kSchema);
-    SQLite::Statement insert(
-        db,
-        "INSERT INTO runs (time_utc, command, model_path, model_sha256, data_path, "
-        "data_sha256, bpd_mean, bpd_stderr, log_likelihood_mean, samples_ok, "
-        "samples_total, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    const auto& m = report.at("metrics");
-    insert.bind(1, now_utc());
-    insert.bind(2, command);
-    insert.bind(3, report.at("model").at("path").get<std::string>());
-    insert.bind(4, report.at("model").at("sha256").get<std::string>());
-    insert.bind(5, report.at("data").at("path").get<std::string>());
-    insert.bind(6, report.at("data").at("sha256").get<std::string>());
-    insert.bind(7, m.at("bpd").at("mean").get<double>());
-    if (m.at("bpd").at("stderr").is_number()) {
-      insert.bind(8, m.at("bpd").at("stderr").get<double>());
-    } else {
-      insert.bind(8);
+  // The busy timeout queues writers once the database is in WAL mode, but SQLite answers "locked"
+  // at once, without waiting, in the moments it does not call the busy handler: while a new file's
+  // journal mode is being switched, or another connection recovers the WAL index. Six writers
+  // starting together on a new file met that under load. Such an append is tried again, within
+  // the same timeout; a failed attempt leaves nothing (its transaction rolls back).
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int attempt = 1;; ++attempt) {
+    try {
+      append_once(path, command, report);
+      return;
+    } catch (const SQLite::Exception& e) {
+      const int code = e.getErrorCode() & 0xff;  // the primary code of an extended one
+      const bool busy = code == SQLITE_BUSY || code == SQLITE_LOCKED;
+      if (!busy || std::chrono::steady_clock::now() >= deadline) {
+        throw OutputError(fmt::format("{}: cannot append to history ({})", path, e.what()));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(10 * attempt, 200)));
     }
-    insert.bind(9, m.at("log_likelihood").at("mean").get<double>());
-    insert.bind(10, report.at("samples").at("ok").get<int64_t>());
-    insert.bind(11, report.at("samples").at("total").get<int64_t>());
-    insert.bind(12, report.dump());
-    insert.exec();
-    transaction.commit();
-  } catch (const SQLite::Exception& e) {
-    throw OutputError(fmt::format("{}: cannot append to history ({})", path, e.what()));
   }
 }
 

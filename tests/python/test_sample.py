@@ -87,6 +87,9 @@ def test_shards_draw_the_same_points_as_one_run(mixture_model, tmp_path):
     np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole)
     assert [r["log_likelihood"] for p in parts for r in p[1]] == [r["log_likelihood"] for r in rows]
     assert parts[1][2]["shard"]["first"] == 5
+    # merge joins scored shards; a sample run's shards are joined by concatenating their files.
+    proc = run_flowlik("merge", tmp_path / "p0.json", tmp_path / "p1.json", "-o", tmp_path / "m.json", check=False)
+    assert proc.returncode == 3 and "a report of flowlik sample" in proc.stderr
 
 
 def test_fixed_step_solvers_and_the_data_space_output(mixture_model, tmp_path):
@@ -124,3 +127,9 @@ def test_round_trip_reports_the_reconstruction_error_of_the_solve(fixtures, tmp_
     assert 0 <= t["mean_abs_error"] <= t["max_abs_error"] < 1e-5
     # Eight Euler steps each way do not retrace their path: the check sees the solve's error.
     assert lo["max_abs_error"] > 1e-2
+
+
+def test_outputs_sample_does_not_write_are_refused(mixture_model, tmp_path):
+    for option in ["--html", "--history", "--data", "--protocol"]:
+        proc = run_flowlik("sample", mixture_model, "-n", "2", option, tmp_path / "x", check=False)
+        assert proc.returncode == 2 and option in proc.stderr, option

@@ -13,6 +13,7 @@
 #include "cli/progress.h"
 #include "cli/shard.h"
 #include "io/sample_csv.h"
+#include "likelihood/dataset.h"
 #include "likelihood/file_digest.h"
 #include "likelihood/npy.h"
 #include "likelihood/report.h"
@@ -76,6 +77,9 @@ CLI::App* add_sample_command(CLI::App& app, SampleArguments& a) {
                   "map, from the manifest or --scale)");
   cmd->add_option("--per-sample", a.per_sample,
                   "write per-sample results here (CSV, the columns of score), as each completes");
+  cmd->add_option("--labels", a.labels,
+                  "class labels [N] (int64 or uint8) of the samples, for a class-conditional model")
+      ->check(CLI::ExistingFile);
   cmd->add_option(
       "--shard", a.shard,
       "draw block I of N (0 <= I < N); default from SLURM_ARRAY_TASK_ID/COUNT or RANK/WORLD_SIZE");
@@ -87,7 +91,8 @@ int run_sample(const SampleArguments& args) {
   const auto setup = parse_run_setup(args.scoring);
   const Shard shard = resolve_shard(args.shard, [](const char* name) { return std::getenv(name); });
   std::vector<NamedFile> inputs = {{"model", args.model},
-                                   {"the manifest beside the model", args.model + ".json"}};
+                                   {"the manifest beside the model", args.model + ".json"},
+                                   {"--labels", args.labels}};
   const std::vector<NamedFile> outputs = {
       {"-o", args.scoring.output},
       {"--samples", args.samples},
@@ -123,6 +128,10 @@ int run_sample(const SampleArguments& args) {
   const auto fitted =
       fit_exact_rows_to_memory(args.scoring, setup, std::span(&prepared, 1), &rows_chosen);
   const auto [first, end] = shard.range(args.count);
+  // Every sample's label, read before any work; this shard's block of them.
+  const auto labels = args.labels.empty()
+                          ? torch::Tensor()
+                          : load_labels(args.labels, args.count).narrow(0, first, end - first);
   std::vector<int64_t> indices;
   for (int64_t i = first; i < end; ++i) indices.push_back(i);
 
@@ -130,6 +139,9 @@ int run_sample(const SampleArguments& args) {
   for (const char* key : {"dequant_draws"}) options.erase(key);
   const nlohmann::json generated = {
       {"N", args.count},
+      {"labels", args.labels.empty()
+                     ? nlohmann::json(nullptr)
+                     : nlohmann::json(std::filesystem::absolute(args.labels).string())},
       {"seed", args.scoring.score.seed},
       {"prior", contract.prior_scale == 1.0
                     ? std::string("standard normal")
@@ -158,7 +170,8 @@ int run_sample(const SampleArguments& args) {
   std::vector<SampleResult> results;
   Progress progress(Progress::mode_for_stderr(args.scoring.quiet), n);
   generate(*field, *fitted.trace, ScoreSpec{fitted.solver, args.scoring.score.batch_size},
-           args.scoring.score.seed, indices, [&](const SampleResult& r, const torch::Tensor& x) {
+           args.scoring.score.seed, indices, labels,
+           [&](const SampleResult& r, const torch::Tensor& x) {
              if (x.defined()) x1[r.index - first].copy_(x);
              if (csv) csv->write(r);
              results.push_back(r);

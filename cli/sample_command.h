@@ -18,6 +18,7 @@ struct SampleArguments {
   std::string samples;       // .npy [N, *shape] in the model's space
   std::string data_samples;  // .npy [N, *shape] in the data's space (uint8 levels)
   std::string per_sample;
+  std::string labels;                // .npy [N]: the class of each sample, for a conditional model
   std::optional<std::string> shard;  // "I/N"
 };
 

@@ -88,7 +88,7 @@ Comparison compare(std::span<const Model> models, const Data& data, const ScoreO
 }
 
 Generated sample(const Model& model, int64_t count, const ScoreOptions& options,
-                 const SampleSink& on_sample) {
+                 const SampleSink& on_sample, const torch::Tensor& labels) {
   if (count < 1) throw InvalidArgument("count", fmt::format("must be at least 1, got {}", count));
   const auto setup = make_score_setup(options);
   const auto field = bound_for_sampling(*model.state().field);
@@ -98,8 +98,9 @@ Generated sample(const Model& model, int64_t count, const ScoreOptions& options,
   std::vector<int64_t> shape = {count};
   shape.insert(shape.end(), field.shape().begin(), field.shape().end());
   auto points = torch::full({count, field.dim()}, NAN, torch::kFloat64);
+  const auto checked = labels.defined() ? check_labels(labels, count, "labels") : torch::Tensor();
   generate(field, *setup.trace, ScoreSpec{setup.solver, options.batch_size}, options.seed, indices,
-           [&](const SampleResult& r, const torch::Tensor& x1) {
+           checked, [&](const SampleResult& r, const torch::Tensor& x1) {
              if (x1.defined()) points[r.index].copy_(x1);
              if (on_sample) on_sample(r);
              out.samples.push_back(r);

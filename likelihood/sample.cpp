@@ -106,11 +106,20 @@ VelocityField bound_for_sampling(const VelocityField& field) {
 }
 
 void generate(const VelocityField& field, const TraceEstimator& trace, const ScoreSpec& spec,
-              uint64_t seed, std::span<const int64_t> indices, const GeneratedSink& sink) {
-  if (field.contract().conditional) {
-    throw InvalidArgument("", fmt::format("{} is class-conditional; sampling it needs labels, "
-                                          "which sampling does not take yet",
-                                          field.path()));
+              uint64_t seed, std::span<const int64_t> indices, const torch::Tensor& labels,
+              const GeneratedSink& sink) {
+  if (field.contract().conditional && !labels.defined()) {
+    throw InvalidArgument("labels", fmt::format("{} is class-conditional; give the class of each "
+                                                "sample to generate",
+                                                field.path()));
+  }
+  if (!field.contract().conditional && labels.defined()) {
+    throw InvalidArgument(
+        "labels", fmt::format("{} is not class-conditional; it takes no labels", field.path()));
+  }
+  if (labels.defined() && labels.size(0) != static_cast<int64_t>(indices.size())) {
+    throw InvalidArgument("labels",
+                          fmt::format("{} labels for {} samples", labels.size(0), indices.size()));
   }
   const ScoreSpec forward_spec{forward(spec.solver), spec.batch_size};
   const double ln2 = std::log(2.0);
@@ -120,8 +129,13 @@ void generate(const VelocityField& field, const TraceEstimator& trace, const Sco
     const auto part = indices.subspan(first, std::min(block, indices.size() - first));
     const auto x0 = prior_points(field, seed, part);
     const auto probes = trace.draw_probes(part, field.dim(), field.options());
-    const auto rows =
-        solve_all(field, trace, forward_spec, SolveRows{x0.to(field.options()), probes, {}});
+    const auto part_labels =
+        labels.defined()
+            ? labels.narrow(0, static_cast<int64_t>(first), static_cast<int64_t>(part.size()))
+                  .to(field.options().device())
+            : torch::Tensor();
+    const auto rows = solve_all(field, trace, forward_spec,
+                                SolveRows{x0.to(field.options()), probes, part_labels});
     const auto prior = normal_log_density(x0, field.contract().prior_scale);  // [B]
     for (size_t b = 0; b < part.size(); ++b) {
       const auto& row = rows[b];

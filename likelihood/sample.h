@@ -30,10 +30,13 @@ VelocityField bound_for_sampling(const VelocityField& field);
 // Draws x0 ~ p0 for each index (the prior's normal, keyed by (seed, index): the same point in any
 // batch or shard), integrates [x, l] forward to the data end with the solver of `spec`, and passes
 // on each sample, in the order of `indices`, with log p1(x1) = log p0(x0) - l(t_data). An adaptive
-// solver steps each sample apart; a fixed-step batch that fails is retried one sample at a time. A
-// class-conditional field is refused (InvalidArgument), as it needs labels.
+// solver steps each sample apart; a fixed-step batch that fails is retried one sample at a time.
+// labels: [indices.size()] int64, sample b generated under class labels[b], for a
+// class-conditional field (log p1(x1 | y)); undefined otherwise. Throws InvalidArgument naming
+// `labels` when they are missing, not wanted, or of another length.
 void generate(const VelocityField& field, const TraceEstimator& trace, const ScoreSpec& spec,
-              uint64_t seed, std::span<const int64_t> indices, const GeneratedSink& sink);
+              uint64_t seed, std::span<const int64_t> indices, const torch::Tensor& labels,
+              const GeneratedSink& sink);
 
 // The round trip of data[indices] (draw 0 of the dequantization): encoded to the prior, decoded
 // back, both with the solver of `spec` and a one-probe Hutchinson trace (the trace plays no part in

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "flowlik/flowlik.h"
@@ -66,12 +68,35 @@ TEST(SampleApiTest, ATightRoundTripRetracesItsPathAndACoarseOneDoesNot) {
   EXPECT_GT(round_trip(model, data, coarse).max_abs_error, 1e-2);
 }
 
+TEST(SampleApiTest, AConditionalModelGeneratesEachClassWithItsOwnDensity) {
+  // conditional.pt: class y is N(mu_y, diag(s_y^2)) on the linear path, so log p1(x1 | y) is that
+  // Gaussian's log-density at the generated point.
+  const auto model = Model::load(test::fixture_path("conditional.pt"), float64());
+  std::ifstream in(test::fixture_path("params.json"));
+  const auto params = nlohmann::json::parse(in).at("conditional");
+  const auto labels = torch::tensor({0, 1, 2, 2, 1, 0}, torch::kInt64);
+  const auto generated = sample(model, 6, tight(), {}, labels);
+  for (int64_t i = 0; i < 6; ++i) {
+    const auto y = labels[i].item<int64_t>();
+    double expected = 0.0;
+    for (int64_t d = 0; d < 2; ++d) {
+      const double mu = params["means"][y][d].get<double>();
+      const double s = params["scales"][y][d].get<double>();
+      const double z = (generated.points[i][d].item<double>() - mu) / s;
+      expected += -0.5 * z * z - std::log(s) - 0.5 * std::log(2 * M_PI);
+    }
+    EXPECT_NEAR(generated.samples[static_cast<size_t>(i)].log_likelihood, expected, 1e-6) << i;
+  }
+  test::expect_error<DataError>([&] { sample(model, 5, tight(), {}, labels); },
+                                {"labels must have shape (5,), one per sample, found (6)"});
+}
+
 TEST(SampleApiTest, ModelsThatCannotBeSampledAreRefused) {
   test::expect_error<ModelError>([] { sample(Model::load(test::fixture_path("gaussian.pt")), 3); },
                                  {"gaussian.pt: the manifest declares no 'shape'"});
   test::expect_error<InvalidArgument>(
       [] { sample(Model::load(test::fixture_path("conditional.pt")), 3); },
-      {"is class-conditional; sampling it needs labels"});
+      {"labels: ", "is class-conditional; give the class of each sample to generate"});
   test::expect_error<InvalidArgument>(
       [] { sample(Model::load(test::fixture_path("vp_noise_embedded.pt")), 0); },
       {"count: must be at least 1, got 0"});

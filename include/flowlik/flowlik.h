@@ -106,10 +106,12 @@ struct Generated {
 };
 
 // The model's manifest must declare the shape of one sample. The solver, trace, seed and batch size
-// of `options` apply; its data options do not. Throws ModelError for a model without a shape,
-// InvalidArgument for a class-conditional one (it needs labels) or a bad option.
+// of `options` apply; its data options do not. labels: [count] of an integer dtype, the class of
+// each sample for a class-conditional model (its samples' log_likelihood is then log p1(x1 | y)).
+// Throws ModelError for a model without a shape, InvalidArgument for labels missing or not wanted,
+// or a bad option.
 Generated sample(const Model& model, int64_t count, const ScoreOptions& options = {},
-                 const SampleSink& on_sample = {});
+                 const SampleSink& on_sample = {}, const torch::Tensor& labels = {});
 
 // Every sample of `data` (dequantization draw 0) carried to the prior and back with the solver of
 // `options`: how far the solve is from retracing its path (RoundTripError, flowlik/results.h).

@@ -102,11 +102,29 @@ def test_fixed_step_solvers_and_the_data_space_output(mixture_model, tmp_path):
     assert report["data_map"]["scale"] == "centered" and report["data_map"]["levels"] == 16
 
 
+def test_a_conditional_model_generates_each_class_with_its_density(fixtures, tmp_path):
+    """conditional.pt: class y is N(mu_y, diag(s_y^2)); --labels gives each sample's class, and its
+    log-likelihood is log p(x | y) of that Gaussian at the generated point."""
+    p = json.loads((fixtures / "params.json").read_text())["conditional"]
+    mu, sd = np.array(p["means"]), np.array(p["scales"])
+    y = np.array([0, 1, 2, 2, 1, 0, 1, 2], dtype=np.int64)
+    labels = tmp_path / "y.npy"
+    np.save(labels, y)
+    x, rows, report = sample(fixtures / "conditional.pt", tmp_path, 8, "--labels", labels, *TIGHT)
+    z = (x.astype(np.float64) - mu[y]) / sd[y]
+    expected = (-0.5 * z * z - np.log(sd[y]) - 0.5 * math.log(2 * math.pi)).sum(1)
+    np.testing.assert_allclose(column(rows, "log_likelihood"), expected, atol=1e-5)
+    assert report["generated"]["labels"].endswith("y.npy")
+    proc = run_flowlik("sample", fixtures / "conditional.pt", "-n", "5", "--labels", labels, "-q", "-o",
+                       tmp_path / "r.json", check=False)
+    assert proc.returncode == 3 and "y.npy" in proc.stderr
+
+
 def test_models_that_cannot_be_sampled_are_refused(fixtures, tmp_path):
     proc = run_flowlik("sample", fixtures / "mixture.pt", "-n", "3", "-o", tmp_path / "r.json", check=False)
     assert proc.returncode == 4 and "declares no 'shape'" in proc.stderr
     proc = run_flowlik("sample", fixtures / "conditional.pt", "-n", "3", "-o", tmp_path / "r.json", check=False)
-    assert proc.returncode == 2 and "class-conditional" in proc.stderr
+    assert proc.returncode == 2 and "--labels: " in proc.stderr and "class-conditional" in proc.stderr
     proc = run_flowlik("sample", fixtures / "vp_noise_embedded.pt", "-n", "3", "--data-samples",
                        tmp_path / "k.npy", check=False)
     assert proc.returncode == 2 and "--data-samples" in proc.stderr and "--scale" in proc.stderr

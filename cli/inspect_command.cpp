@@ -12,6 +12,7 @@
 #include "cli/contract_options.h"
 #include "cli/exit_codes.h"
 #include "cli/memory.h"
+#include "cli/number_options.h"
 #include "estimators/hutchinson_trace.h"
 #include "likelihood/cnf_solver.h"
 #include "likelihood/model_run.h"
@@ -118,7 +119,7 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArguments& a) {
       ->required()
       ->check(CLI::ExistingFile);
   cmd->add_option("--shape", a.shape, "per-sample shape, e.g. 8,8 (default: the manifest's)");
-  cmd->add_option("--dtype", a.options.dtype, "float32 or float64")->capture_default_str();
+  add_choice(*cmd, "--dtype", a.options.dtype, parse_dtype, "float32 or float64");
   cmd->add_option("--device", a.options.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--json", a.json, "print JSON instead of text");
   add_contract_options(*cmd, a.options.contract);

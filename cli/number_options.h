@@ -8,6 +8,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <limits>
+#include <string>
+
+#include "flowlik/error.h"
+#include "flowlik/options.h"
 
 namespace flowlik::cli {
 
@@ -18,5 +22,25 @@ CLI::Validator unsigned_integer();
 // A finite decimal number in (0, hi] (positive) or any finite one.
 CLI::Validator positive_finite(double hi = std::numeric_limits<double>::max());
 CLI::Validator finite_number();
+
+// An option naming one of a closed set (flowlik/options.h), parsed by `parse` (a flowlik::parse_*)
+// into `target` as the command line is read: a bad name fails at parse time, named by the option,
+// with parse's message ("--solver: unknown solver 'adams' (valid: dopri5, ...)").
+template <class Choice>
+CLI::Option* add_choice(CLI::App& cmd, const std::string& name, Choice& target,
+                        Choice (*parse)(const std::string&), const std::string& help) {
+  auto* option = cmd.add_option_function<std::string>(
+      name,
+      [&target, parse, name](const std::string& text) {
+        try {
+          target = parse(text);
+        } catch (const InvalidArgument& e) {
+          throw CLI::ValidationError(name, e.reason());
+        }
+      },
+      help);
+  option->default_str(to_string(target));
+  return option;
+}
 
 }  // namespace flowlik::cli

@@ -100,7 +100,7 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& a
   const bool discrete = pre.discrete;
   if (discrete) pre.draws = std::max<int64_t>(pre.draws, 2);
   TraceSpec spec = setup.trace_spec;
-  const bool hutchinson = spec.method == "hutchinson";
+  const bool hutchinson = spec.method == Trace::kHutchinson;
   if (hutchinson) spec.probes = std::max<int64_t>(spec.probes, 2);
   const auto trace = make_trace_estimator(spec);
   std::vector<SampleResult> results;
@@ -183,7 +183,7 @@ nlohmann::json solve_check_report(const ScoreCommandArguments& args, const Model
     *gate = g;
   };
   ScoreArguments reference_args = args.scoring;
-  reference_args.model.dtype = "float64";
+  reference_args.model.dtype = Dtype::kFloat64;
   try {
     const auto reference_model = prepare_for_run(args.model, reference_args, data);
     // A float64 row takes about twice the memory of a float32 one: the reference's own rows.

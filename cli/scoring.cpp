@@ -70,10 +70,9 @@ void add_dequantization_options(CLI::App& cmd, ScoreArguments& a) {
   cmd.add_option("--dequant-draws", a.score.data.dequant_draws, "dequantization draws per sample")
       ->capture_default_str()
       ->check(integer_in(1, kMaxProbes));
-  cmd.add_option("--dequant-bound", a.score.data.dequant_bound,
-                 "how the draws combine: importance-weighted (logmeanexp) or mean (the dataset "
-                 "scored once per draw, as score_sde)")
-      ->capture_default_str();
+  add_choice(cmd, "--dequant-bound", a.score.data.dequant_bound, parse_draw_bound,
+             "how the draws combine: importance-weighted (logmeanexp) or mean (the dataset scored "
+             "once per draw, as score_sde)");
   std::vector<std::string> names;
   for (const auto& p : protocols()) names.push_back(p.name);
   cmd.add_option("--protocol", a.protocol,
@@ -120,20 +119,18 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
   cmd.add_option("--scale", a.score.data.scale,
                  "map of dequantized data to model space: unit|centered|logit[:lambda]");
   if (data) add_dequantization_options(cmd, a);
-  cmd.add_option("--solver", a.score.solver.method,
-                 "dopri5, tsit5, bosh3, rkf78 (adaptive, steps per sample); rk4, midpoint, euler "
-                 "(fixed step)")
-      ->capture_default_str();
+  add_choice(cmd, "--solver", a.score.solver.method, parse_solver,
+             "dopri5, tsit5, bosh3, rkf78 (adaptive, steps per sample); rk4, midpoint, euler "
+             "(fixed step)");
   cmd.add_option("--rtol", a.score.solver.rtol, "relative tolerance (adaptive solvers)")
       ->capture_default_str()
       ->check(positive_finite(1.0));
   cmd.add_option("--atol", a.score.solver.atol, "absolute tolerance (adaptive solvers)")
       ->capture_default_str()
       ->check(positive_finite(1.0));
-  cmd.add_option(
-         "--error-norm", a.score.solver.error_norm,
-         "error norm of adaptive solvers, per sample: rms, max (Odeint's) or mixed (torchdiffeq's)")
-      ->capture_default_str();
+  add_choice(
+      cmd, "--error-norm", a.score.solver.error_norm, parse_error_norm,
+      "error norm of adaptive solvers, per sample: rms, max (Odeint's) or mixed (torchdiffeq's)");
   cmd.add_option("--steps", a.score.solver.steps, "steps of a fixed-step solver")
       ->capture_default_str()
       ->check(integer_in(1, kMaxCount));
@@ -141,9 +138,9 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
                  "fail a solve that needs more function evaluations")
       ->capture_default_str()
       ->check(integer_in(1, kMaxCount));
-  cmd.add_option("--trace", a.score.trace.method, "exact or hutchinson")->capture_default_str();
-  cmd.add_option("--noise", a.score.trace.noise, "Hutchinson probes: rademacher or gaussian")
-      ->capture_default_str();
+  add_choice(cmd, "--trace", a.score.trace.method, parse_trace, "exact or hutchinson");
+  add_choice(cmd, "--noise", a.score.trace.noise, parse_probe_noise,
+             "Hutchinson probes: rademacher or gaussian");
   cmd.add_option("--probes", a.score.trace.probes, "Hutchinson probes per sample")
       ->capture_default_str()
       ->check(integer_in(1, kMaxProbes));
@@ -159,7 +156,7 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
   cmd.add_option("--seed", a.score.seed, "seed of dequantization noise and probes")
       ->capture_default_str()
       ->check(unsigned_integer());
-  cmd.add_option("--dtype", a.model.dtype, "float32 or float64")->capture_default_str();
+  add_choice(cmd, "--dtype", a.model.dtype, parse_dtype, "float32 or float64");
   cmd.add_option("--device", a.model.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd.add_option("--batch-size", a.score.batch_size, "samples solved together")
       ->capture_default_str()
@@ -187,7 +184,7 @@ ScoreSetup parse_run_setup(const ScoreArguments& args) {
 
 ScoreSetup fit_exact_rows_to_memory(const ScoreArguments& args, const ScoreSetup& setup,
                                     std::span<const PreparedModel> models, std::string* how) {
-  if (setup.trace_spec.method != "exact" || args.max_rows != "auto") return setup;
+  if (setup.trace_spec.method != Trace::kExact || args.max_rows != "auto") return setup;
   const auto budget_bytes = static_cast<int64_t>(args.memory_mb * 1e6);
   const auto available = available_memory_bytes();
   RowBudget fewest;

@@ -7,10 +7,9 @@
 #include <cstdint>
 
 #include "estimators/trace_estimator.h"
+#include "flowlik/options.h"  // ProbeNoise
 
 namespace flowlik {
-
-enum class ProbeNoise { kRademacher, kGaussian };
 
 class HutchinsonTrace final : public TraceEstimator {
  public:

@@ -116,71 +116,7 @@ FlowSolution integrate_per_sample(const VelocityField& field, const TraceEstimat
 
 }  // namespace
 
-namespace {
-constexpr SolverKind kSolverKinds[] = {
-    SolverKind::kDopri5, SolverKind::kTsit5,    SolverKind::kBosh3, SolverKind::kRkf78,
-    SolverKind::kRk4,    SolverKind::kMidpoint, SolverKind::kEuler};
-constexpr ErrorNorm kErrorNorms[] = {ErrorNorm::kMax, ErrorNorm::kRms, ErrorNorm::kMixed};
-
-// The one factory for a closed set chosen by name: the value of that name, or an InvalidArgument
-// naming the argument and listing the valid names.
-template <class Kind, size_t N>
-Kind parse_name(const std::string& name, const Kind (&kinds)[N], const char* argument,
-                const char* what) {
-  std::vector<std::string> names;
-  for (const auto kind : kinds) {
-    if (to_string(kind) == name) return kind;
-    names.push_back(to_string(kind));
-  }
-  throw InvalidArgument(
-      argument, fmt::format("unknown {} '{}' (valid: {})", what, name, fmt::join(names, ", ")));
-}
-}  // namespace
-
-SolverKind parse_solver(const std::string& name) {
-  return parse_name(name, kSolverKinds, "solver", "solver");
-}
-
-std::string to_string(SolverKind kind) {
-  switch (kind) {
-    case SolverKind::kDopri5:
-      return "dopri5";
-    case SolverKind::kTsit5:
-      return "tsit5";
-    case SolverKind::kBosh3:
-      return "bosh3";
-    case SolverKind::kRkf78:
-      return "rkf78";
-    case SolverKind::kRk4:
-      return "rk4";
-    case SolverKind::kMidpoint:
-      return "midpoint";
-    case SolverKind::kEuler:
-      return "euler";
-  }
-  return "unknown";
-}
-
-bool is_adaptive(SolverKind kind) {
-  return kind == SolverKind::kDopri5 || kind == SolverKind::kTsit5 || kind == SolverKind::kBosh3 ||
-         kind == SolverKind::kRkf78;
-}
-
-ErrorNorm parse_error_norm(const std::string& name) {
-  return parse_name(name, kErrorNorms, "error_norm", "error norm");
-}
-
-std::string to_string(ErrorNorm norm) {
-  switch (norm) {
-    case ErrorNorm::kMax:
-      return "max";
-    case ErrorNorm::kRms:
-      return "rms";
-    case ErrorNorm::kMixed:
-      return "mixed";
-  }
-  return "unknown";
-}
+namespace {}  // namespace
 
 FlowSolution integrate_to_prior(const VelocityField& field, const TraceEstimator& trace,
                                 const torch::Tensor& x_data, const torch::Tensor& probes,

@@ -10,29 +10,23 @@
 #include <string>
 
 #include "estimators/trace_estimator.h"
+#include "flowlik/options.h"
 #include "likelihood/velocity_field.h"
 
 namespace flowlik {
 
-// A closed set, so an enum and one parser rather than virtual dispatch. The adaptive ones (dopri5,
-// tsit5, bosh3, rkf78) control the step of each sample apart (likelihood/per_sample_solver.h); the
-// fixed-step ones (rk4, midpoint, euler) take the same steps for every sample.
-enum class SolverKind { kDopri5, kTsit5, kBosh3, kRkf78, kRk4, kMidpoint, kEuler };
+// The solvers are a closed set, so an enum (flowlik/options.h, with its parser) rather than virtual
+// dispatch. The adaptive ones (dopri5, tsit5, bosh3, rkf78) control the step of each sample apart
+// (likelihood/per_sample_solver.h); the fixed-step ones (rk4, midpoint, euler) take the same steps
+// for every sample.
+using SolverKind = Solver;
 
-// Throws InvalidArgument naming `solver` and listing the valid names.
-SolverKind parse_solver(const std::string& name);
-std::string to_string(SolverKind kind);
-bool is_adaptive(SolverKind kind);
-
-// How an adaptive solver measures a trial step's error against its tolerances, per sample:
+// ErrorNorm (flowlik/options.h), how an adaptive solver measures a trial step's error against its
+// tolerances, per sample:
 //  max:   Odeint's, the largest |err| / (atol + rtol (|y| + |h f|)) over the sample's components;
 //  rms:   the root mean square of |err| / (atol + rtol max(|y0|, |y1|)) over the sample's
 //  components; mixed: torchdiffeq's norm of the tuple (x, log p), the larger of the two RMS over x
 //  and over log p.
-enum class ErrorNorm { kMax, kRms, kMixed };
-// Throws InvalidArgument naming `error_norm` and listing the valid names.
-ErrorNorm parse_error_norm(const std::string& name);
-std::string to_string(ErrorNorm norm);
 
 // Which way a solve runs: from the data to the prior (scoring, the default) or from the prior to
 // the data (sampling, decoding). The dynamics are the same; forward, l(t_data) = +integral of the

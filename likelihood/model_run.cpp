@@ -128,7 +128,7 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
   }
   parse_scale(*scale, pre);
   parse_dequantization(options.dequantization, pre);
-  pre.bound = parse_draw_bound(options.dequant_bound);
+  pre.bound = options.dequant_bound;
   pre.dequantization_source = options.dequantization == "uniform"
                                   ? "default"
                                   : "option " + name_of(options, "dequantization");
@@ -149,10 +149,10 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
 ScoreSetup make_score_setup(const ScoreOptions& options) {
   ScoreSetup setup;
   setup.options = options;
-  setup.solver.kind = parse_solver(options.solver.method);
+  setup.solver.kind = options.solver.method;
   setup.solver.rtol = options.solver.rtol;
   setup.solver.atol = options.solver.atol;
-  setup.solver.norm = parse_error_norm(options.solver.error_norm);
+  setup.solver.norm = options.solver.error_norm;
   setup.solver.steps = options.solver.steps;
   setup.solver.max_nfe = options.solver.max_nfe;
   if (!(options.solver.rtol > 0 && options.solver.atol > 0)) {
@@ -168,15 +168,7 @@ ScoreSetup make_score_setup(const ScoreOptions& options) {
 }
 
 torch::TensorOptions tensor_options(const ModelOptions& options) {
-  torch::ScalarType dtype;
-  if (options.dtype == "float32") {
-    dtype = torch::kFloat32;
-  } else if (options.dtype == "float64") {
-    dtype = torch::kFloat64;
-  } else {
-    throw InvalidArgument(
-        "dtype", fmt::format("unknown dtype '{}' (valid: float32, float64)", options.dtype));
-  }
+  const auto dtype = options.dtype == Dtype::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   return torch::TensorOptions().dtype(dtype).device(resolve_device(options.device));
 }
 
@@ -258,10 +250,10 @@ nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model,
   const auto& contract = model.field->contract();
   nlohmann::json o = {
       {"solver", to_string(solver.kind)},
-      {"trace", trace.method},
+      {"trace", to_string(trace.method)},
       {"seed", setup.options.seed},
       {"dequant_draws", setup.options.data.dequant_draws},
-      {"dtype", model.model_options.dtype},
+      {"dtype", to_string(model.model_options.dtype)},
       {"device", model.model_options.device},
       {"batch_size", setup.options.batch_size},
       {"threads", threads},
@@ -276,8 +268,8 @@ nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model,
   } else {
     o["steps"] = solver.steps;
   }
-  if (trace.method == "hutchinson") {
-    o["noise"] = trace.noise;
+  if (trace.method == Trace::kHutchinson) {
+    o["noise"] = to_string(trace.noise);
     o["probes"] = trace.probes;
   } else {
     o["max_rows"] = trace.max_rows;

@@ -36,7 +36,7 @@ struct ScoreSetup {
 ScoreSetup make_score_setup(const ScoreOptions& options);
 
 // The dtype and device of ModelOptions; a CUDA device loads LibTorch's CUDA backend
-// (likelihood/device.h). Throws InvalidArgument naming `dtype` or `device`.
+// (likelihood/device.h). Throws InvalidArgument naming `device`.
 torch::TensorOptions tensor_options(const ModelOptions& options);
 
 // A model file loaded with its contract (the manifest, overridden by options.contract), on the

@@ -85,17 +85,6 @@ void parse_dequantization(const std::string& text, Preprocessing& out) {
                   text));
 }
 
-DrawBound parse_draw_bound(const std::string& text) {
-  if (text == "importance-weighted") return DrawBound::kImportanceWeighted;
-  if (text == "mean") return DrawBound::kMean;
-  throw InvalidArgument("dequant_bound",
-                        fmt::format("unknown bound '{}' (valid: importance-weighted, mean)", text));
-}
-
-std::string to_string(DrawBound bound) {
-  return bound == DrawBound::kMean ? "mean" : "importance-weighted";
-}
-
 std::string describe_dequantization(const Preprocessing& pre) {
   if (pre.dequantization == Dequantization::kUniform) return "uniform";
   return fmt::format("truncated-normal:{}", pre.noise_sigma);

@@ -13,14 +13,14 @@
 #include <span>
 #include <string>
 
+#include "flowlik/options.h"  // DrawBound
+
 namespace flowlik {
 
 enum class ScaleMap { kUnit, kCentered, kLogit };
 // The noise u within each bin: uniform on [0, 1), or u = 0.5 + sigma e with e a standard normal
 // truncated to |e| <= 0.5 / sigma (i-DODE's training-free dequantization).
 enum class Dequantization { kUniform, kTruncatedNormal };
-// How M draws combine into one sample's bound: logmeanexp (importance-weighted) or their mean.
-enum class DrawBound { kImportanceWeighted, kMean };
 
 struct Preprocessing {
   bool discrete = false;
@@ -45,10 +45,6 @@ std::string describe_scale(const Preprocessing& pre);  // "unit", "centered", "l
 // Parses --dequantization: "uniform", "truncated-normal" (sigma left 0: the caller derives it) or
 // "truncated-normal:SIGMA" with 0 < SIGMA <= 10. Throws InvalidArgument naming `dequantization`.
 void parse_dequantization(const std::string& text, Preprocessing& out);
-// Parses --dequant-bound: "importance-weighted" or "mean". Throws InvalidArgument naming
-// `dequant_bound`.
-DrawBound parse_draw_bound(const std::string& text);
-std::string to_string(DrawBound bound);
 std::string describe_dequantization(const Preprocessing& pre);  // "uniform", "truncated-normal:0.1"
 
 struct ModelInput {

@@ -171,7 +171,8 @@ void generate(const VelocityField& field, const TraceEstimator& trace, const Sco
 RoundTripError round_trip(const VelocityField& field, const Dataset& data, const Preprocessing& pre,
                           const ScoreSpec& spec, std::span<const int64_t> indices) {
   // The states do not depend on the trace; one probe is its cheapest form.
-  const auto trace = make_trace_estimator(TraceSpec{"hutchinson", "rademacher", 1, pre.seed, 1});
+  const auto trace =
+      make_trace_estimator(TraceSpec{Trace::kHutchinson, ProbeNoise::kRademacher, 1, pre.seed, 1});
   RoundTripError out;
   double largest = 0.0;
   double sum = 0.0;

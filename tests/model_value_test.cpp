@@ -26,7 +26,7 @@ Data data_of_width(int64_t width) {
 
 ScoreOptions fast() {
   ScoreOptions options;
-  options.solver.method = "rk4";
+  options.solver.method = Solver::kRk4;
   options.solver.steps = 4;
   return options;
 }

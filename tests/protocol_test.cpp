@@ -19,12 +19,12 @@ TEST(ProtocolTest, ScoreSdeSetsEveryOptionItLists) {
   EXPECT_EQ(score.data.scale, "centered");
   EXPECT_EQ(score.data.dequantization, "uniform");
   EXPECT_EQ(score.data.dequant_draws, 5);
-  EXPECT_EQ(score.data.dequant_bound, "mean");
-  EXPECT_EQ(score.solver.method, "dopri5");
+  EXPECT_EQ(score.data.dequant_bound, DrawBound::kMean);
+  EXPECT_EQ(score.solver.method, Solver::kDopri5);
   EXPECT_EQ(score.solver.rtol, 1e-5);
   EXPECT_EQ(score.solver.atol, 1e-5);
-  EXPECT_EQ(score.trace.method, "hutchinson");
-  EXPECT_EQ(score.trace.noise, "rademacher");
+  EXPECT_EQ(score.trace.method, Trace::kHutchinson);
+  EXPECT_EQ(score.trace.noise, ProbeNoise::kRademacher);
   EXPECT_EQ(score.trace.probes, 1);
   EXPECT_EQ(model.contract.time_eps, "1e-5");
 }
@@ -38,8 +38,8 @@ TEST(ProtocolTest, OptionsTheCallerKeepsAreLeftAlone) {
   EXPECT_EQ(score.solver.rtol, 1e-3);
   EXPECT_EQ(score.data.dequant_draws, 2);
   EXPECT_EQ(score.solver.atol, 1e-5);
-  EXPECT_EQ(score.data.dequant_bound, "importance-weighted");
-  EXPECT_EQ(score.solver.error_norm, "mixed");
+  EXPECT_EQ(score.data.dequant_bound, DrawBound::kImportanceWeighted);
+  EXPECT_EQ(score.solver.error_norm, ErrorNorm::kMixed);
 }
 
 TEST(ProtocolTest, EveryProtocolNamesItsSourceAndOnlyKnownOptions) {

@@ -24,7 +24,7 @@ ScoreOptions tight() {
 
 ModelOptions float64() {
   ModelOptions options;
-  options.dtype = "float64";
+  options.dtype = Dtype::kFloat64;
   return options;
 }
 
@@ -63,7 +63,7 @@ TEST(SampleApiTest, ATightRoundTripRetracesItsPathAndACoarseOneDoesNot) {
   EXPECT_LT(tight_trip.max_abs_error, 1e-6);
   EXPECT_LE(tight_trip.mean_abs_error, tight_trip.max_abs_error);
   ScoreOptions coarse;
-  coarse.solver.method = "euler";
+  coarse.solver.method = Solver::kEuler;
   coarse.solver.steps = 6;
   EXPECT_GT(round_trip(model, data, coarse).max_abs_error, 1e-2);
 }

@@ -165,16 +165,17 @@ TEST(HutchinsonTraceTest, ProbesDependOnTheSampleNotTheBatch) {
 }
 
 TEST(TraceFactoryTest, RejectsUnknownNamesWithTheValidOnes) {
-  TraceSpec spec;
-  spec.method = "skilling";
   test::expect_error<InvalidArgument>(
-      [&] { make_trace_estimator(spec); },
+      [] { parse_trace("skilling"); },
       {"trace: unknown trace estimator 'skilling'", "valid: exact, hutchinson"});
-  spec.method = "hutchinson";
-  spec.noise = "uniform";
-  test::expect_error<InvalidArgument>([&] { make_trace_estimator(spec); },
-                                      {"noise: unknown probe distribution 'uniform'"});
-  spec.noise = "gaussian";
+  test::expect_error<InvalidArgument>(
+      [] { parse_probe_noise("uniform"); },
+      {"noise: unknown probe distribution 'uniform' (valid: rademacher, gaussian)"});
+  EXPECT_EQ(parse_trace("hutchinson"), Trace::kHutchinson);
+  EXPECT_EQ(to_string(ProbeNoise::kGaussian), "gaussian");
+  TraceSpec spec;
+  spec.method = Trace::kHutchinson;
+  spec.noise = ProbeNoise::kGaussian;
   spec.probes = 0;
   test::expect_error<InvalidArgument>([&] { make_trace_estimator(spec); },
                                       {"probes: must be at least 1"});

@@ -1,7 +1,8 @@
 // What a caller of the flowlik library chooses, as plain values: how a model is loaded and how a
 // dataset is scored. Names and defaults are those of the flowlik program's options (`max_nfe` is
-// --max-nfe); an invalid value is refused when it is used, with an InvalidArgument naming the field
-// (flowlik/error.h).
+// --max-nfe). Closed choices are enums, with parse_* for their names as the program's options take
+// them; a value out of range (a negative count, a bad map) is refused when it is used, with an
+// InvalidArgument naming the field (flowlik/error.h).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,36 @@
 #include <vector>
 
 namespace flowlik {
+
+// The closed choices. dopri5, tsit5, bosh3, rkf78 are adaptive (a step size per sample); rk4,
+// midpoint, euler take fixed steps.
+enum class Solver { kDopri5, kTsit5, kBosh3, kRkf78, kRk4, kMidpoint, kEuler };
+// How an adaptive solver measures a step's error per sample: rms, max (Odeint's) or mixed
+// (torchdiffeq's: the larger RMS of the state's and of the log-density's parts).
+enum class ErrorNorm { kMax, kRms, kMixed };
+enum class Trace { kExact, kHutchinson };
+enum class ProbeNoise { kRademacher, kGaussian };  // Hutchinson's probes
+enum class Dtype { kFloat32, kFloat64 };
+// How M dequantization draws combine: importance-weighted (logmeanexp, the tighter bound) or mean
+// (the mean of the draws' bounds: the dataset scored M times, as score_sde repeats it).
+enum class DrawBound { kImportanceWeighted, kMean };
+
+// Each choice by its name ("dopri5", "rms", "exact", "rademacher", "float32",
+// "importance-weighted") and back. parse_* throw InvalidArgument naming the field (solver,
+// error_norm, trace, noise, dtype, dequant_bound) and listing the valid names.
+Solver parse_solver(const std::string& name);
+ErrorNorm parse_error_norm(const std::string& name);
+Trace parse_trace(const std::string& name);
+ProbeNoise parse_probe_noise(const std::string& name);
+Dtype parse_dtype(const std::string& name);
+DrawBound parse_draw_bound(const std::string& name);
+std::string to_string(Solver solver);
+std::string to_string(ErrorNorm norm);
+std::string to_string(Trace trace);
+std::string to_string(ProbeNoise noise);
+std::string to_string(Dtype dtype);
+std::string to_string(DrawBound bound);
+bool is_adaptive(Solver solver);
 
 // How messages and reports name an option the caller gave (a field of these structs, such as
 // "levels"). Unset: by the field's name. The flowlik program names its flag ("--levels").
@@ -34,25 +65,24 @@ struct ContractOverrides {
 };
 
 struct ModelOptions {
-  std::string dtype = "float32";  // float32 | float64: the states', and the network's parameters'
+  Dtype dtype = Dtype::kFloat32;  // the states', and the network's parameters'
   std::string device = "cpu";     // cpu | cuda | cuda:N (CUDA is loaded when first asked for)
   ContractOverrides contract;
 };
 
 struct SolverOptions {
-  std::string method =
-      "dopri5";        // dopri5, tsit5, bosh3, rkf78 (adaptive, per sample); rk4, midpoint, euler
+  Solver method = Solver::kDopri5;
   double rtol = 1e-5;  // adaptive solvers
   double atol = 1e-5;
-  std::string error_norm = "rms";  // rms | max | mixed
-  int64_t steps = 100;             // fixed-step solvers
-  int64_t max_nfe = 100000;        // a sample whose solve needs more evaluations fails alone
+  ErrorNorm error_norm = ErrorNorm::kRms;  // adaptive solvers
+  int64_t steps = 100;                     // fixed-step solvers
+  int64_t max_nfe = 100000;  // a sample whose solve needs more evaluations fails alone
 };
 
 struct TraceOptions {
-  std::string method = "exact";      // exact | hutchinson
-  std::string noise = "rademacher";  // rademacher | gaussian (hutchinson)
-  int64_t probes = 1;                // per sample (hutchinson)
+  Trace method = Trace::kExact;
+  ProbeNoise noise = ProbeNoise::kRademacher;  // hutchinson
+  int64_t probes = 1;                          // per sample (hutchinson)
   int64_t max_rows = 1 << 14;  // rows per batched Jacobian call of the exact trace (memory bound)
 };
 
@@ -64,9 +94,7 @@ struct DataOptions {
   // truncated to the bin; SIGMA in bins, from the model's schedule at its data end when not given).
   std::string dequantization = "uniform";
   int64_t dequant_draws = 1;  // dequantization draws per sample
-  // How the draws combine: importance-weighted (logmeanexp, the tighter bound) | mean (the mean of
-  // the draws' bounds: the dataset scored M times, as score_sde repeats it).
-  std::string dequant_bound = "importance-weighted";
+  DrawBound dequant_bound = DrawBound::kImportanceWeighted;
   ArgumentNamer name_argument;  // an option's origin reads "option NAME"
 };
 

@@ -215,13 +215,7 @@ int run_sample(const SampleArguments& args) {
         {"how", "x01 from the map's inverse, level k = floor(K x01) in [0, K-1]"}};
   }
   if (!rows_chosen.empty()) report["exact_trace_rows"] = rows_chosen;
-  if (shard.count > 1) {
-    report["shard"] = {{"index", shard.index},
-                       {"count", shard.count},
-                       {"source", shard.source},
-                       {"first", first},
-                       {"end", end}};
-  }
+  if (shard.count > 1) report["shard"] = shard.json(args.count);
   for (const auto& [key, path] :
        {std::pair{"samples_file", args.samples}, std::pair{"data_samples_file", args.data_samples},
         std::pair{"per_sample", args.per_sample}}) {

@@ -420,13 +420,7 @@ int run_score(const ScoreCommandArguments& args) {
   if (!rows_chosen.empty()) report["exact_trace_rows"] = rows_chosen;
   if (!args.scoring.protocol.empty()) report["protocol"] = protocol_json(args.scoring);
   if (!solve_check.is_null()) report["check_solve"] = solve_check;
-  if (shard.count > 1) {
-    report["shard"] = {{"index", shard.index},
-                       {"count", shard.count},
-                       {"source", shard.source},
-                       {"first", first},
-                       {"end", end}};
-  }
+  if (shard.count > 1) report["shard"] = shard.json(data.size);
   if (!args.per_sample.empty()) {
     report["per_sample"] = std::filesystem::absolute(args.per_sample).string();
   }

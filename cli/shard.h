@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,6 +21,8 @@ struct Shard {
 
   // Contiguous block [first, end) of n samples; the blocks of all shards cover 0..n-1 once.
   std::pair<int64_t, int64_t> range(int64_t n) const { return shard_block(index, count, n); }
+  // The report's "shard": {index, count, source, first, end} of n samples.
+  nlohmann::json json(int64_t n) const;
 };
 
 using Environment = std::function<const char*(const char*)>;

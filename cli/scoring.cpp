@@ -242,7 +242,22 @@ Dataset load_scoring_data(const ScoreArguments& args) {
 
 PreparedModel prepare_for_run(const std::string& model_path, const ScoreArguments& args,
                               const Dataset& data) {
-  auto model = prepare_model(load_field(model_path, args.model), args.model, args.score, data);
+  auto field = load_field(model_path, args.model);
+  // A protocol's map is the paper's; a manifest's is the one the model was trained on. When they
+  // differ the number would describe another preprocessing than the model's, so the user chooses.
+  const auto& declared = field->contract().data_scale;
+  const bool scale_from_protocol =
+      !args.protocol.empty() &&
+      std::ranges::find(args.protocol_kept, "scale") == args.protocol_kept.end();
+  if (scale_from_protocol && declared && args.score.data.scale &&
+      *declared != *args.score.data.scale) {
+    throw UsageError(fmt::format(
+        "--protocol {} maps the data with scale {}, but {} declares scale {} ({}), the map it was "
+        "trained on; give --scale to choose one",
+        args.protocol, *args.score.data.scale, model_path, *declared,
+        field->contract().sources.at("data")));
+  }
+  auto model = prepare_model(field, args.model, args.score, data);
   model.sha256 = sha256_file(model_path);
   return model;
 }

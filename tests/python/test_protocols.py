@@ -227,6 +227,23 @@ def test_a_protocol_on_continuous_data_or_an_unknown_one_is_refused(fixtures, tm
     assert proc.returncode == 2 and "--protocol" in proc.stderr and "score-sde" in proc.stderr
 
 
+def test_a_protocol_whose_map_is_not_the_models_is_refused(fixtures, bins, tmp_path):
+    """The manifest's map is the one the model was trained on: a protocol does not replace it silently."""
+    data, _ = bins
+    model = tmp_path / "centered.pt"
+    model.write_bytes((fixtures / MODEL).read_bytes())
+    (tmp_path / "centered.pt.json").write_text(json.dumps({"data": {"scale": "centered"}}))
+    proc = run_flowlik("score", model, "--data", data, "--levels", "16", "--protocol", "ffjord", check=False)
+    assert proc.returncode == 2
+    assert "--protocol ffjord maps the data with scale logit:1e-6" in proc.stderr
+    assert "declares scale centered" in proc.stderr
+    # Naming the map settles it, and a protocol with the manifest's own map runs.
+    run_flowlik("score", model, "--data", data, "--levels", "16", "--protocol", "ffjord", "--scale", "centered",
+                "--solver", "rk4", "--steps", "4", "-q")
+    run_flowlik("score", model, "--data", data, "--levels", "16", "--protocol", "score-sde", "--solver", "rk4",
+                "--steps", "4", "-q")
+
+
 @pytest.mark.parametrize("sigma", [0.15, 0.3])
 def test_truncated_normal_bound_is_below_the_bin_probability_and_tightens_with_draws(
         fixtures, bins, tmp_path, sigma):

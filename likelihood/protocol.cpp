@@ -14,7 +14,31 @@
 namespace flowlik {
 namespace {
 
+// Settings in the order the report lists them: the data's (map, noise, draws, bound), then the
+// solve's.
+std::vector<ProtocolSetting> settings(std::vector<ProtocolSetting> data,
+                                      const std::vector<ProtocolSetting>& solve) {
+  data.insert(data.end(), solve.begin(), solve.end());
+  return data;
+}
+
+// What all four protocols solve with: an RK45-class pair (Dormand-Prince 5(4)) at rtol = atol =
+// 1e-5 and one Rademacher probe; the error norm is their integrator's (scipy's RMS over the state,
+// or torchdiffeq's mixed norm).
+std::vector<ProtocolSetting> dopri5_one_probe(const char* error_norm) {
+  return {{"solver", "dopri5"},    {"rtol", "1e-5"},
+          {"atol", "1e-5"},        {"error-norm", error_norm},
+          {"trace", "hutchinson"}, {"noise", "rademacher"},
+          {"probes", "1"}};
+}
+
 std::vector<Protocol> make_protocols() {
+  auto score_sde = settings({{"scale", "centered"},
+                             {"dequantization", "uniform"},
+                             {"dequant-draws", "5"},
+                             {"dequant-bound", "mean"}},
+                            dopri5_one_probe("rms"));
+  score_sde.push_back({"time-eps", "1e-5"});
   return {
       // Song et al. 2021, yang-song/score_sde_pytorch: likelihood.py (RK45 at rtol = atol = 1e-5
       // from eps = 1e-5, one Rademacher probe), run_lib.py (the test set scored 5 times with new
@@ -22,18 +46,7 @@ std::vector<Protocol> make_protocols() {
       {"score-sde",
        "Song et al. 2021, Score-Based Generative Modeling through SDEs (yang-song/score_sde: "
        "likelihood.py, run_lib.py)",
-       {{"scale", "centered"},
-        {"dequantization", "uniform"},
-        {"dequant-draws", "5"},
-        {"dequant-bound", "mean"},
-        {"solver", "dopri5"},
-        {"rtol", "1e-5"},
-        {"atol", "1e-5"},
-        {"error-norm", "rms"},
-        {"trace", "hutchinson"},
-        {"noise", "rademacher"},
-        {"probes", "1"},
-        {"time-eps", "1e-5"}}},
+       score_sde},
       // Lipman et al. 2023, Flow Matching for Generative Modeling: appendix E.2 (dopri5 through
       // torchdiffeq at 1e-5, Hutchinson, importance-weighted uniform dequantization), table 4
       // (CIFAR-10 with K = 50 draws: 2.99 bpd). The probe's law is not stated; flow_matching's
@@ -41,50 +54,32 @@ std::vector<Protocol> make_protocols() {
       {"flow-matching",
        "Lipman et al. 2023, Flow Matching for Generative Modeling, appendix E.2 and table 4 "
        "(CIFAR-10, K = 50)",
-       {{"scale", "centered"},
-        {"dequantization", "uniform"},
-        {"dequant-draws", "50"},
-        {"dequant-bound", "importance-weighted"},
-        {"solver", "dopri5"},
-        {"rtol", "1e-5"},
-        {"atol", "1e-5"},
-        {"error-norm", "mixed"},
-        {"trace", "hutchinson"},
-        {"noise", "rademacher"},
-        {"probes", "1"}}},
+       settings({{"scale", "centered"},
+                 {"dequantization", "uniform"},
+                 {"dequant-draws", "50"},
+                 {"dequant-bound", "importance-weighted"}},
+                dopri5_one_probe("mixed"))},
       // Grathwohl et al. 2019, rtqichen/ffjord train_cnf.py: logit map with alpha = 1e-6, uniform
       // noise on the test set too, dopri5 at atol = rtol = 1e-5 (torchdiffeq), Hutchinson with
       // --rademacher True, one draw.
       {"ffjord",
        "Grathwohl et al. 2019, FFJORD (rtqichen/ffjord: train_cnf.py, lib/layers/elemwise.py)",
-       {{"scale", "logit:1e-6"},
-        {"dequantization", "uniform"},
-        {"dequant-draws", "1"},
-        {"dequant-bound", "importance-weighted"},
-        {"solver", "dopri5"},
-        {"rtol", "1e-5"},
-        {"atol", "1e-5"},
-        {"error-norm", "mixed"},
-        {"trace", "hutchinson"},
-        {"noise", "rademacher"},
-        {"probes", "1"}}},
+       settings({{"scale", "logit:1e-6"},
+                 {"dequantization", "uniform"},
+                 {"dequant-draws", "1"},
+                 {"dequant-bound", "importance-weighted"}},
+                dopri5_one_probe("mixed"))},
       // Zheng et al. 2023, thu-ml/i-DODE model_vdm.py (eval_type "tn"): the noise a truncated
       // normal with the model's own sigma_0 / alpha_0 at its start time, truncated to the bin; RK45
       // at 1e-5; one Rademacher probe; num_importance = 1 means 5 draws, their mean.
       {"i-dode",
        "Zheng et al. 2023, Improved Techniques for Maximum Likelihood Estimation for Diffusion "
        "ODEs (thu-ml/i-DODE: model_vdm.py, eval_type \"tn\")",
-       {{"scale", "centered"},
-        {"dequantization", "truncated-normal"},
-        {"dequant-draws", "5"},
-        {"dequant-bound", "mean"},
-        {"solver", "dopri5"},
-        {"rtol", "1e-5"},
-        {"atol", "1e-5"},
-        {"error-norm", "rms"},
-        {"trace", "hutchinson"},
-        {"noise", "rademacher"},
-        {"probes", "1"}}},
+       settings({{"scale", "centered"},
+                 {"dequantization", "truncated-normal"},
+                 {"dequant-draws", "5"},
+                 {"dequant-bound", "mean"}},
+                dopri5_one_probe("rms"))},
   };
 }
 

@@ -22,26 +22,6 @@
 namespace flowlik::cli {
 namespace {
 
-// The map from the model's space back to the data's levels: --scale and --levels, else the
-// manifest's data field; nullopt when neither says.
-std::optional<Preprocessing> data_map(const ScoreArguments& args, const Contract& contract) {
-  const auto scale = args.score.data.scale ? args.score.data.scale : contract.data_scale;
-  if (!scale) return std::nullopt;
-  Preprocessing pre;
-  pre.discrete = true;
-  pre.levels = args.score.data.levels.value_or(contract.data_levels.value_or(256));
-  if (pre.levels < 2 || pre.levels > 256) {
-    throw InvalidArgument("levels",
-                          fmt::format("must be in [2, 256] for uint8 data, got {}", pre.levels));
-  }
-  parse_scale(*scale, pre);
-  pre.scale_source = args.score.data.scale ? "option --scale" : contract.sources.at("data");
-  pre.levels_source = args.score.data.levels ? "option --levels"
-                      : contract.data_levels ? contract.sources.at("data")
-                                             : "default (uint8 data)";
-  return pre;
-}
-
 void write_array(const std::string& path, const torch::Tensor& values,
                  const std::vector<int64_t>& sample_shape) {
   NpyArray array;
@@ -111,7 +91,8 @@ int run_sample(const SampleArguments& args) {
   const auto loaded = load_field(args.model, args.scoring.model);
   const auto& contract = loaded->contract();
   const auto field = std::make_shared<VelocityField>(bound_for_sampling(*loaded));
-  const auto map = data_map(args.scoring, contract);
+  // The map from the model's space back to the data's levels, if the options or manifest give one.
+  const auto map = resolve_data_map(args.scoring.score.data, contract);
   if (!args.data_samples.empty() && !map) {
     throw UsageError(fmt::format(
         "--data-samples: {} declares no map to the data (manifest field 'data'); give --scale "
@@ -136,7 +117,7 @@ int run_sample(const SampleArguments& args) {
   for (int64_t i = first; i < end; ++i) indices.push_back(i);
 
   auto options = options_json(fitted, prepared, args.scoring.threads);
-  for (const char* key : {"dequant_draws"}) options.erase(key);
+  options.erase("dequant_draws");  // no data to dequantize
   const nlohmann::json generated = {
       {"N", args.count},
       {"labels", args.labels.empty()
@@ -166,17 +147,13 @@ int run_sample(const SampleArguments& args) {
   // Run.
   const auto start = std::chrono::steady_clock::now();
   const int64_t n = end - first;
-  auto x1 = torch::full({n, field->dim()}, NAN, torch::kFloat64);
-  std::vector<SampleResult> results;
   Progress progress(Progress::mode_for_stderr(args.scoring.quiet), n);
-  generate(*field, *fitted.trace, ScoreSpec{fitted.solver, args.scoring.score.batch_size},
-           args.scoring.score.seed, indices, labels,
-           [&](const SampleResult& r, const torch::Tensor& x) {
-             if (x.defined()) x1[r.index - first].copy_(x);
-             if (csv) csv->write(r);
-             results.push_back(r);
-             progress.advance();
-           });
+  const auto [x1, results] =
+      generate_rows(*field, *fitted.trace, ScoreSpec{fitted.solver, args.scoring.score.batch_size},
+                    args.scoring.score.seed, indices, labels, [&](const SampleResult& r) {
+                      if (csv) csv->write(r);
+                      progress.advance();
+                    });
   progress.finish();
   if (csv) csv->commit();
   const double seconds =

@@ -94,19 +94,15 @@ Generated sample(const Model& model, int64_t count, const ScoreOptions& options,
   const auto field = bound_for_sampling(*model.state().field);
   std::vector<int64_t> indices(static_cast<size_t>(count));
   std::iota(indices.begin(), indices.end(), 0);
-  Generated out;
   std::vector<int64_t> shape = {count};
   shape.insert(shape.end(), field.shape().begin(), field.shape().end());
-  auto points = torch::full({count, field.dim()}, NAN, torch::kFloat64);
   const auto checked = labels.defined() ? check_labels(labels, count, "labels") : torch::Tensor();
-  generate(field, *setup.trace, ScoreSpec{setup.solver, options.batch_size}, options.seed, indices,
-           checked, [&](const SampleResult& r, const torch::Tensor& x1) {
-             if (x1.defined()) points[r.index].copy_(x1);
-             if (on_sample) on_sample(r);
-             out.samples.push_back(r);
-           });
-  out.points = points.view(shape);
-  out.summary = summarize_results(out.samples, field.dim());
+  auto rows = generate_rows(field, *setup.trace, ScoreSpec{setup.solver, options.batch_size},
+                            options.seed, indices, checked, on_sample);
+  Generated out;
+  out.points = rows.points.view(shape);
+  out.summary = summarize_results(rows.results, field.dim());
+  out.samples = std::move(rows.results);
   return out;
 }
 

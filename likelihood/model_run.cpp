@@ -114,19 +114,9 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
     throw InvalidArgument("dequant_draws",
                           fmt::format("must be at least 1, got {}", options.dequant_draws));
   }
-  pre.discrete = true;
+  pre = *resolve_data_map(options, contract);
+  pre.seed = seed;
   pre.draws = options.dequant_draws;
-  pre.levels = options.levels.value_or(contract.data_levels.value_or(256));
-  pre.levels_source = options.levels         ? "option " + name_of(options, "levels")
-                      : contract.data_levels ? contract.sources.at("data")
-                                             : "default (uint8 data)";
-  pre.scale_source =
-      options.scale ? "option " + name_of(options, "scale") : contract.sources.at("data");
-  if (pre.levels < 2 || pre.levels > 256) {
-    throw InvalidArgument("levels",
-                          fmt::format("must be in [2, 256] for uint8 data, got {}", pre.levels));
-  }
-  parse_scale(*scale, pre);
   parse_dequantization(options.dequantization, pre);
   pre.bound = options.dequant_bound;
   pre.dequantization_source = options.dequantization == "uniform"
@@ -145,6 +135,26 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
 }
 
 }  // namespace
+
+std::optional<Preprocessing> resolve_data_map(const DataOptions& options,
+                                              const Contract& contract) {
+  const auto scale = options.scale ? options.scale : contract.data_scale;
+  if (!scale) return std::nullopt;
+  Preprocessing pre;
+  pre.discrete = true;
+  pre.levels = options.levels.value_or(contract.data_levels.value_or(256));
+  pre.levels_source = options.levels         ? "option " + name_of(options, "levels")
+                      : contract.data_levels ? contract.sources.at("data")
+                                             : "default (uint8 data)";
+  pre.scale_source =
+      options.scale ? "option " + name_of(options, "scale") : contract.sources.at("data");
+  if (pre.levels < 2 || pre.levels > 256) {
+    throw InvalidArgument("levels",
+                          fmt::format("must be in [2, 256] for uint8 data, got {}", pre.levels));
+  }
+  parse_scale(*scale, pre);
+  return pre;
+}
 
 ScoreSetup make_score_setup(const ScoreOptions& options) {
   ScoreSetup setup;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@
 #include "likelihood/velocity_field.h"
 
 namespace flowlik {
+
+// The map between discrete data and the model's space, levels and scale with their sources: the
+// options', else the manifest's `data` field (levels default 256); nullopt when neither names a
+// scale. Throws InvalidArgument naming `levels` (outside [2, 256]) or `scale`.
+std::optional<Preprocessing> resolve_data_map(const DataOptions& options, const Contract& contract);
 
 // ScoreOptions checked and turned into the types scoring runs on. Throws InvalidArgument naming the
 // field.

@@ -168,6 +168,24 @@ void generate(const VelocityField& field, const TraceEstimator& trace, const Sco
   }
 }
 
+GeneratedRows generate_rows(const VelocityField& field, const TraceEstimator& trace,
+                            const ScoreSpec& spec, uint64_t seed, std::span<const int64_t> indices,
+                            const torch::Tensor& labels, const SampleSink& on_sample) {
+  GeneratedRows out;
+  out.points =
+      torch::full({static_cast<int64_t>(indices.size()), field.dim()}, NAN, torch::kFloat64);
+  // The sink is called in the order of `indices`: the i-th call is row i.
+  int64_t row = 0;
+  generate(field, trace, spec, seed, indices, labels,
+           [&](const SampleResult& r, const torch::Tensor& x1) {
+             if (x1.defined()) out.points[row].copy_(x1);
+             ++row;
+             if (on_sample) on_sample(r);
+             out.results.push_back(r);
+           });
+  return out;
+}
+
 RoundTripError round_trip(const VelocityField& field, const Dataset& data, const Preprocessing& pre,
                           const ScoreSpec& spec, std::span<const int64_t> indices) {
   // The states do not depend on the trace; one probe is its cheapest form.

@@ -38,6 +38,17 @@ void generate(const VelocityField& field, const TraceEstimator& trace, const Sco
               uint64_t seed, std::span<const int64_t> indices, const torch::Tensor& labels,
               const GeneratedSink& sink);
 
+// generate() gathered: the points [indices.size(), D] float64, in the order of `indices` (NaN rows
+// for samples whose solve failed), and every sample's result; on_sample (if given) is called as
+// each completes.
+struct GeneratedRows {
+  torch::Tensor points;
+  std::vector<SampleResult> results;
+};
+GeneratedRows generate_rows(const VelocityField& field, const TraceEstimator& trace,
+                            const ScoreSpec& spec, uint64_t seed, std::span<const int64_t> indices,
+                            const torch::Tensor& labels, const SampleSink& on_sample = {});
+
 // The round trip of data[indices] (draw 0 of the dequantization): encoded to the prior, decoded
 // back, both with the solver of `spec` and a one-probe Hutchinson trace (the trace plays no part in
 // the states). A sample whose solve fails counts in `failed` and in no error.

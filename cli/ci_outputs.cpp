@@ -25,12 +25,6 @@ void add_gate_options(CLI::App& cmd, GateArguments& a, const std::string& limit_
   cmd.add_option("--markdown", a.markdown, "write a Markdown summary here")->group(group);
 }
 
-nlohmann::json gate_json(const GateResult& g) {
-  return {{"name", g.name},        {"passed", g.passed},       {"regression_bpd", g.regression},
-          {"stderr", g.std_error}, {"limit_bpd", g.threshold}, {"rule", to_string(g.rule)},
-          {"message", g.message}};
-}
-
 void write_junit(const std::string& path, const std::vector<GateResult>& gates) {
   int failures = 0;
   for (const auto& g : gates) failures += g.passed ? 0 : 1;
@@ -54,25 +48,25 @@ void write_junit(const std::string& path, const std::vector<GateResult>& gates) 
   write_file_atomically(path, xml);
 }
 
-void write_markdown(const std::string& path, const std::vector<ModelRow>& models,
+void write_markdown(const std::string& path, const std::vector<const RunReport*>& models,
                     const std::vector<PairedDifference>& paired,
                     const std::vector<GateResult>& gates) {
   std::string md = "## flowlik\n\n";
   md += "| # | model | bpd | ± stderr | log-likelihood (nats) | samples ok | NFE mean |\n";
   md += "|---|---|---|---|---|---|---|\n";
   for (size_t i = 0; i < models.size(); ++i) {
-    const auto& s = *models[i].summary;
+    const auto& s = models[i]->summary;
     md += fmt::format("| {} | `{}` | {:.4f} | {:.4f} | {:.3f} | {}/{} | {:.1f} |\n", i,
-                      models[i].name, s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean, s.ok,
-                      s.total, s.nfe_mean);
+                      models[i]->model.path, s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean,
+                      s.ok, s.total, s.nfe_mean);
   }
   md += "\nStandard error by source:\n\n";
   for (size_t i = 0; i < models.size(); ++i) {
-    md += fmt::format("- {}: {}\n", i, describe_error_sources(*models[i].summary));
+    md += fmt::format("- {}: {}\n", i, describe_error_sources(models[i]->summary));
   }
   for (size_t i = 0; i < models.size(); ++i) {
-    if (!models[i].solve_check.empty())
-      md += fmt::format("\nSolve error of {}: {}\n", i, models[i].solve_check);
+    if (models[i]->check_solve)
+      md += fmt::format("\nSolve error of {}: {}\n", i, describe(*models[i]->check_solve));
   }
   if (!paired.empty()) {
     md +=

@@ -8,16 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "flowlik/run.h"
 #include "likelihood/comparison.h"
 #include "likelihood/report.h"
 
 namespace flowlik::cli {
-
-struct ModelRow {
-  std::string name;
-  const ScoreSummary* summary = nullptr;
-  std::string solve_check;  // one line from --check-solve, or empty
-};
 
 // The gate options shared by `score` and `compare`.
 struct GateArguments {
@@ -29,12 +24,9 @@ struct GateArguments {
 // `limit_help` says what the limit is measured against.
 void add_gate_options(CLI::App& command, GateArguments& args, const std::string& limit_help);
 
-// A gate as it appears in the JSON reports.
-nlohmann::json gate_json(const GateResult& gate);
-
 // Throws OutputError naming the file.
 void write_junit(const std::string& path, const std::vector<GateResult>& gates);
-void write_markdown(const std::string& path, const std::vector<ModelRow>& models,
+void write_markdown(const std::string& path, const std::vector<const RunReport*>& models,
                     const std::vector<PairedDifference>& paired,
                     const std::vector<GateResult>& gates);
 

@@ -110,7 +110,7 @@ std::string svg_trend(const std::vector<HistoryRow>& rows) {
 
 }  // namespace
 
-void write_html_report(const std::string& path, const std::vector<HtmlModel>& models,
+void write_html_report(const std::string& path, const std::vector<const RunReport*>& models,
                        const std::vector<PairedDifference>& paired,
                        const std::vector<std::vector<double>>& paired_values,
                        const std::vector<GateResult>& gates,
@@ -125,22 +125,23 @@ void write_html_report(const std::string& path, const std::vector<HtmlModel>& mo
       "<table><tr><th>#</th><th>model</th><th>bpd</th><th>± stderr</th><th>log-likelihood</th>"
       "<th>samples ok</th><th>NFE mean</th></tr>";
   for (size_t i = 0; i < models.size(); ++i) {
-    const auto& s = *models[i].summary;
+    const auto& s = models[i]->summary;
     html += fmt::format(
         "<tr><td>{}</td><td>{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.3f}</td><td>{}/{}</td>"
         "<td>{:.1f}</td></tr>",
-        i, escape_markup(models[i].name), s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean, s.ok,
-        s.total, s.nfe_mean);
+        i, escape_markup(models[i]->model.path), s.bpd.mean, s.bpd.std_error, s.log_likelihood.mean,
+        s.ok, s.total, s.nfe_mean);
   }
   html += "</table><p>Standard error by source:</p><ul>";
   for (size_t i = 0; i < models.size(); ++i) {
     html += fmt::format("<li>{}: {}</li>", i,
-                        escape_markup(describe_error_sources(*models[i].summary)));
+                        escape_markup(describe_error_sources(models[i]->summary)));
   }
   html += "</ul>";
   for (size_t i = 0; i < models.size(); ++i) {
-    if (!models[i].solve_check.empty()) {
-      html += fmt::format("<p>Solve error of {}: {}</p>", i, escape_markup(models[i].solve_check));
+    if (models[i]->check_solve) {
+      html += fmt::format("<p>Solve error of {}: {}</p>", i,
+                          escape_markup(describe(*models[i]->check_solve)));
     }
   }
   for (const auto& g : gates) {
@@ -149,10 +150,10 @@ void write_html_report(const std::string& path, const std::vector<HtmlModel>& mo
   }
   for (const auto& m : models) {
     std::vector<double> bpd;
-    for (const auto& r : *m.results) {
+    for (const auto& r : m->samples) {
       if (r.status == SampleStatus::kOk) bpd.push_back(r.bpd);
     }
-    html += fmt::format("<h2>Per-sample bits/dim: {}</h2>", escape_markup(m.name));
+    html += fmt::format("<h2>Per-sample bits/dim: {}</h2>", escape_markup(m->model.path));
     html += svg_histogram(bpd, "bits per dimension", "histogram");
   }
   for (size_t i = 0; i < paired.size(); ++i) {

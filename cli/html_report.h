@@ -6,22 +6,16 @@
 #include <string>
 #include <vector>
 
+#include "flowlik/run.h"
 #include "likelihood/comparison.h"
 #include "likelihood/history.h"
 #include "likelihood/score.h"
 
 namespace flowlik::cli {
 
-struct HtmlModel {
-  std::string name;
-  const ScoreSummary* summary = nullptr;
-  const std::vector<SampleResult>* results = nullptr;
-  std::string solve_check;  // one line from --check-solve, or empty
-};
-
 // `paired` and `paired_values` line up: the per-sample bpd differences of each pair. Throws
 // OutputError.
-void write_html_report(const std::string& path, const std::vector<HtmlModel>& models,
+void write_html_report(const std::string& path, const std::vector<const RunReport*>& models,
                        const std::vector<PairedDifference>& paired,
                        const std::vector<std::vector<double>>& paired_values,
                        const std::vector<GateResult>& gates,

@@ -11,10 +11,10 @@
 
 #include "cli/contract_options.h"
 #include "cli/exit_codes.h"
-#include "cli/memory.h"
 #include "cli/number_options.h"
 #include "estimators/hutchinson_trace.h"
 #include "likelihood/cnf_solver.h"
+#include "likelihood/memory.h"
 #include "likelihood/model_run.h"
 #include "likelihood/prior.h"
 #include "likelihood/text_number.h"

@@ -44,6 +44,15 @@ void Progress::advance() {
   draw();
 }
 
+void Progress::advance_to(int64_t done, int64_t total) {
+  if (total != total_) {
+    total_ = total;
+    next_line_at_ = std::max<int64_t>(1, total_ / 10);
+  }
+  done_ = done - 1;
+  advance();
+}
+
 void Progress::finish() {
   if (mode_ == Mode::kBar) std::fputs("\n", stderr);
 }

@@ -14,6 +14,9 @@ class Progress {
 
   Progress(Mode mode, int64_t total);
   void advance();  // one more sample done
+  // `done` of `total` samples done (flowlik::RunOptions::on_progress); `total` may differ from the
+  // constructor's.
+  void advance_to(int64_t done, int64_t total);
   void finish();
 
  private:

@@ -33,14 +33,11 @@ class HtmlReporter final : public Reporter {
   HtmlReporter(std::string path, std::string history)
       : path_(std::move(path)), history_(std::move(history)) {}
   void write(const RunOutcome& outcome) const override {
-    std::vector<HtmlModel> models;
-    for (const auto& m : outcome.models)
-      models.push_back({m.name, m.summary, m.results, m.solve_check});
     std::vector<std::vector<double>> paired_values;
     for (const auto& p : outcome.paired) paired_values.push_back(p.bpd_values);
     const auto history = history_.empty() ? std::vector<HistoryRow>{}
                                           : read_history(history_, outcome.history_model);
-    write_html_report(path_, models, outcome.paired, paired_values, outcome.gates, history);
+    write_html_report(path_, outcome.models, outcome.paired, paired_values, outcome.gates, history);
   }
 
  private:
@@ -61,9 +58,7 @@ class MarkdownReporter final : public Reporter {
  public:
   explicit MarkdownReporter(std::string path) : path_(std::move(path)) {}
   void write(const RunOutcome& outcome) const override {
-    std::vector<ModelRow> rows;
-    for (const auto& m : outcome.models) rows.push_back({m.name, m.summary, m.solve_check});
-    write_markdown(path_, rows, outcome.paired, outcome.gates);
+    write_markdown(path_, outcome.models, outcome.paired, outcome.gates);
   }
 
  private:

@@ -14,20 +14,14 @@
 #include "cli/ci_outputs.h"
 #include "cli/scoring.h"
 #include "flowlik/results.h"
+#include "flowlik/run.h"
 #include "likelihood/comparison.h"
 
 namespace flowlik::cli {
 
-struct ModelOutcome {
-  std::string name;  // the model's path as given
-  const ScoreSummary* summary = nullptr;
-  const std::vector<SampleResult>* results = nullptr;
-  std::string solve_check;  // one line from --check-solve, or empty
-};
-
 // Everything a run reports, once, for every output form.
 struct RunOutcome {
-  std::vector<ModelOutcome> models;
+  std::vector<const RunReport*> models;  // score: one; compare: each model's
   std::vector<PairedDifference> paired;  // compare: every pair
   std::vector<GateResult> gates;
   nlohmann::json report;                     // the JSON report

@@ -106,8 +106,10 @@ int run_sample(const SampleArguments& args) {
   prepared.sha256 = sha256_file(args.model);
   prepared.model_options = args.scoring.model;
   std::string rows_chosen;
-  const auto fitted =
-      fit_exact_rows_to_memory(args.scoring, setup, std::span(&prepared, 1), &rows_chosen);
+  const VelocityField* fields[] = {field.get()};
+  const auto fitted = args.scoring.max_rows == "auto"
+                          ? fit_exact_rows(setup, fields, args.scoring.memory_mb, &rows_chosen)
+                          : setup;
   const auto [first, end] = shard.range(args.count);
   // Every sample's label, read before any work; this shard's block of them.
   const auto labels = args.labels.empty()

@@ -12,17 +12,12 @@
 #include "cli/ci_outputs.h"
 #include "cli/exit_codes.h"
 #include "cli/number_options.h"
+#include "cli/progress.h"
 #include "cli/reporters.h"
 #include "cli/shard.h"
 #include "io/report_reader.h"
 #include "io/sample_csv.h"
 #include "likelihood/comparison.h"
-#include "likelihood/dataset.h"
-#include "likelihood/file_digest.h"
-#include "likelihood/history.h"
-#include "likelihood/sample.h"
-#include "likelihood/solve_check.h"
-#include "likelihood/statistics.h"
 
 namespace flowlik::cli {
 namespace {
@@ -83,177 +78,42 @@ std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
   return std::move(csv.rows);
 }
 
-// --target-stderr: a first pass on a seeded subset estimates the three parts of the variance of the
-// mean bpd, per sample (shared/MATH.md section 7), and cheapest_budget finds the samples n, draws M
-// and probes K that reach the target at least cost (K = 1 for the exact trace, whose cost does not
-// depend on it), with n at most the dataset's size.
-nlohmann::json budget_advice(const PreparedModel& model, const ScoreArguments& args,
-                             const ScoreSetup& setup, const Dataset& data, double target) {
-  constexpr int64_t kPilotSamples = 32;
-  constexpr int64_t kMaxDraws = 64;
-  constexpr int64_t kMaxProbes = 64;
-  const int64_t n0 = std::min<int64_t>(kPilotSamples, data.size);
-  // Evenly spread over the dataset from an offset set by the seed: the same subset for the same
-  // seed.
-  const auto subset = spread_subset(all_indices(data), n0, args.score.seed);
-  Preprocessing pre = *model.preprocessing;
-  const bool discrete = pre.discrete;
-  if (discrete) pre.draws = std::max<int64_t>(pre.draws, 2);
-  TraceSpec spec = setup.trace_spec;
-  const bool hutchinson = spec.method == Trace::kHutchinson;
-  if (hutchinson) spec.probes = std::max<int64_t>(spec.probes, 2);
-  const auto trace = make_trace_estimator(spec);
-  std::vector<SampleResult> results;
-  score_dataset(*model.field, *trace, data, pre, ScoreSpec{setup.solver, args.score.batch_size},
-                subset, [&](const SampleResult& r) { results.push_back(r); });
-  const auto pilot = summarize_results(results, data.dim);
-  nlohmann::json advice = {
-      {"target_stderr_bpd", target},
-      {"pilot",
-       {{"samples", n0},
-        {"draws", pre.draws},
-        {"probes", hutchinson ? spec.probes : 0},
-        {"ok", pilot.ok},
-        {"stderr_by_source", metrics_json(pilot)["stderr_by_source"]["bpd"]}}}};
-  if (pilot.ok < 2) {
-    advice["advice"] = nullptr;
-    advice["note"] = "fewer than two pilot samples were scored ok; no advice";
-    return advice;
+// One line on stderr for --target-stderr's advice.
+void print_budget_advice(double target, const nlohmann::json& advice) {
+  if (advice["advice"].is_null()) {
+    fmt::print(stderr, "flowlik: --target-stderr {}: {}\n", target,
+               advice["note"].get<std::string>());
+    return;
   }
-  const double n = static_cast<double>(pilot.ok);
-  const auto per_sample = [&](double se) { return std::isfinite(se) ? se * se * n : 0.0; };
-  // Per-sample variances at the pilot's M0 and K0, scaled to one draw and one probe.
-  const double m0 = static_cast<double>(pre.draws);
-  const double k0 = hutchinson ? static_cast<double>(spec.probes) : 1.0;
-  const double s_data = per_sample(pilot.data_std_error_bpd);
-  const double s_draw = discrete ? per_sample(pilot.dequant_std_error_bpd) * m0 : 0.0;
-  const double s_probe = hutchinson ? per_sample(pilot.estimator_std_error_bpd) * m0 * k0 : 0.0;
-  const auto best = cheapest_budget({s_data, s_draw, s_probe}, target, data.size,
-                                    discrete ? kMaxDraws : 1, hutchinson ? kMaxProbes : 1);
-  advice["per_sample_variance_bpd2"] = {
-      {"data", s_data}, {"one_draw", s_draw}, {"one_probe", s_probe}};
-  if (!best) {
-    advice["advice"] = nullptr;
-    advice["note"] = fmt::format(
-        "unreachable with the {} samples of the data: the data's own part alone gives a standard "
-        "error of "
-        "{:.4g} bpd over all of them",
-        data.size, std::sqrt(s_data / static_cast<double>(data.size)));
-  } else {
-    advice["advice"] = {{"samples", best->samples},
-                        {"draws", best->draws},
-                        {"probes", hutchinson ? best->probes : 0},
-                        {"cost_rows_per_evaluation_step", best->cost}};
-    advice["note"] =
-        "cost counts rows of function evaluations (samples x draws x probes); the number of "
-        "evaluations per solve is taken as the same for every choice";
-  }
-  return advice;
+  const auto& a = advice["advice"];
+  // --probes only where it means something: the exact trace has none.
+  const auto probes = a["probes"].get<int64_t>();
+  fmt::print(stderr,
+             "flowlik: --target-stderr {}: advice: {} samples, --dequant-draws {}{} (from a first "
+             "pass on {} samples; this run keeps its own options)\n",
+             target, a["samples"].get<int64_t>(), a["draws"].get<int64_t>(),
+             probes > 0 ? fmt::format(", --probes {}", probes) : std::string(),
+             advice["pilot"]["samples"].get<int64_t>());
 }
 
-// One line for the summary, Markdown and HTML; empty without --check-solve.
-std::string describe_solve_check(const nlohmann::json& check) {
-  if (check.is_null()) return "";
-  if (check.contains("error")) return "not checked: " + check["error"].get<std::string>();
-  if (check["samples"].get<int64_t>() == 0) return "not checked: no sample could be re-solved";
-  const auto& ref = check["reference"];
-  return fmt::format(
-      "{:.3g} nats mean |error|, {:.3g} max, on {} samples (effect on the mean bpd {:+.2g}), "
-      "against float64 {} at rtol {:.3g}",
-      check["mean_abs_error_nats"].get<double>(), check["max_abs_error_nats"].get<double>(),
-      check["samples"].get<int64_t>(), check["mean_bpd_effect"].get<double>(),
-      ref["solver"].get<std::string>(), ref["rtol"].get<double>());
-}
-
-// --check-solve N: the run's model loaded again in float64 and N of its ok samples re-solved at a
-// tolerance 100 times tighter (likelihood/solve_check.h). A model that cannot be loaded in float64
-// (a package compiled for float32 only) gives an "error" entry instead, and fails a
-// --max-solve-error gate.
-nlohmann::json solve_check_report(const ScoreCommandArguments& args, const ModelRun& run,
-                                  const ScoreSetup& setup, const Dataset& data,
-                                  std::optional<GateResult>* gate) {
-  nlohmann::json out = {{"samples_requested", args.check_solve}};
-  auto fail_gate = [&](const std::string& why) {
-    if (!args.max_solve_error) return;
-    GateResult g;
-    g.name = "solve error";
-    g.threshold = *args.max_solve_error;
+// --max-solve-error: the gate on --check-solve's measured error.
+GateResult solve_error_gate(const SolveCheckReport& check, double limit) {
+  GateResult g;
+  g.name = "solve error";
+  g.threshold = limit;
+  if (!check.error.empty() || check.samples == 0) {
     g.passed = false;
-    g.message = fmt::format("solve error: FAILED, not measured ({})", why);
-    *gate = g;
-  };
-  ScoreArguments reference_args = args.scoring;
-  reference_args.model.dtype = Dtype::kFloat64;
-  try {
-    const auto reference_model = prepare_for_run(args.model, reference_args, data);
-    // A float64 row takes about twice the memory of a float32 one: the reference's own rows.
-    const auto reference_setup =
-        fit_exact_rows_to_memory(reference_args, setup, std::span(&reference_model, 1));
-    const auto reference = reference_solver(setup.solver);
-    const auto samples = pick_check_samples(run.results, args.check_solve, args.scoring.score.seed);
-    if (static_cast<int64_t>(samples.size()) < args.check_solve && !args.scoring.quiet) {
-      fmt::print(stderr,
-                 "flowlik: --check-solve {}: the run has {} samples scored ok; checking those {}\n",
-                 args.check_solve, samples.size(), samples.size());
-    }
-    const auto check =
-        check_solve(run.results, samples, *reference_model.field, *reference_setup.trace, data,
-                    *reference_model.preprocessing, reference, args.scoring.score.batch_size);
-    nlohmann::json ref = {{"solver", to_string(reference.kind)},
-                          {"rtol", reference.rtol},
-                          {"atol", reference.atol},
-                          {"error_norm", to_string(reference.norm)},
-                          {"dtype", "float64"}};
-    out.update(
-        {{"reference", ref},
-         {"samples", check.samples},
-         {"mean_abs_error_nats", number_or_null(check.mean_abs_error_nats)},
-         {"max_abs_error_nats", number_or_null(check.max_abs_error_nats)},
-         {"mean_error_nats", number_or_null(check.mean_error_nats)},
-         {"mean_abs_error_bpd", number_or_null(check.mean_abs_error_bpd)},
-         {"mean_bpd_effect", number_or_null(check.mean_bpd_effect)},
-         {"how",
-          "samples re-solved in float64 at a tolerance 100 times tighter, with the same noise and "
-          "probes; error = the run's log-likelihood minus the reference's"}});
-    if (args.max_solve_error) {
-      if (check.samples == 0) {
-        fail_gate("no sample could be re-solved");
-      } else {
-        GateResult g;
-        g.name = "solve error";
-        g.regression = check.mean_abs_error_bpd;
-        g.ci_low = check.mean_abs_error_bpd;
-        g.threshold = *args.max_solve_error;
-        g.passed = check.mean_abs_error_bpd <= *args.max_solve_error;
-        g.message = fmt::format(
-            "solve error: {} mean |error| {:.3g} bpd on {} samples against a limit of {:.3g}",
-            g.passed ? "passed," : "FAILED,", check.mean_abs_error_bpd, check.samples,
-            *args.max_solve_error);
-        *gate = g;
-      }
-    }
-  } catch (const Error& e) {
-    out["error"] = fmt::format("no float64 reference: {}", e.what());
-    fail_gate(out["error"].get<std::string>());
+    g.message = fmt::format("solve error: FAILED, not measured ({})",
+                            check.error.empty() ? "no sample could be re-solved" : check.error);
+    return g;
   }
-  return out;
-}
-
-// --round-trip: every sample of this run encoded to the prior and decoded back
-// (likelihood/sample.h).
-nlohmann::json round_trip_report(const PreparedModel& model, const ScoreSetup& setup,
-                                 const Dataset& data, std::span<const int64_t> indices,
-                                 const ScoreArguments& args) {
-  const auto trip = round_trip(*model.field, data, *model.preprocessing,
-                               ScoreSpec{setup.solver, args.score.batch_size}, indices);
-  return {{"samples", trip.samples},
-          {"failed", trip.failed},
-          {"max_abs_error", number_or_null(trip.max_abs_error)},
-          {"mean_abs_error", number_or_null(trip.mean_abs_error)},
-          {"how",
-           "each sample's model-space input (dequantization draw 0) solved to the prior and back "
-           "to the data with this run's solver and tolerances; max: the largest |x - "
-           "decode(encode(x))| over every value, mean: over values and samples"}};
+  g.regression = check.mean_abs_error_bpd;
+  g.ci_low = check.mean_abs_error_bpd;
+  g.passed = check.mean_abs_error_bpd <= limit;
+  g.message =
+      fmt::format("solve error: {} mean |error| {:.3g} bpd on {} samples against a limit of {:.3g}",
+                  g.passed ? "passed," : "FAILED,", check.mean_abs_error_bpd, check.samples, limit);
+  return g;
 }
 
 }  // namespace
@@ -299,7 +159,7 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
 
 int run_score(const ScoreCommandArguments& args) {
   // Parse: every option checked before any work is done.
-  const auto parsed = parse_run_setup(args.scoring);
+  auto options = run_options(args.scoring);
   const auto rule = parse_gate_rule(args.gate.rule);
   if (args.gate.max_regression.has_value() != !args.baseline.empty()) {
     throw UsageError(
@@ -309,7 +169,7 @@ int run_score(const ScoreCommandArguments& args) {
     throw UsageError(
         "--max-solve-error: the gate needs --check-solve N, the samples it measures the error on");
   }
-  const Shard shard = resolve_shard(args.shard, [](const char* name) { return std::getenv(name); });
+  options.shard = resolve_shard(args.shard, [](const char* name) { return std::getenv(name); });
   if (args.resume && args.per_sample.empty()) {
     throw UsageError(
         "--resume: needs --per-sample FILE.csv, where the samples already done are kept");
@@ -329,128 +189,94 @@ int run_score(const ScoreCommandArguments& args) {
   check_run_outputs(inputs, outputs);
 
   // Load.
-  const Dataset data = load_scoring_data(args.scoring);
-  const auto data_sha256 = sha256_file(data.path);
-  const auto model = prepare_for_run(args.model, args.scoring, data);
-  std::string rows_chosen;
-  const auto setup =
-      fit_exact_rows_to_memory(args.scoring, parsed, std::span(&model, 1), &rows_chosen);
-  const auto [first, end] = shard.range(data.size);
-  auto identity = run_identity(model, setup, data, data_sha256);
-  identity["shard"] = {
-      {"index", shard.index}, {"count", shard.count}, {"first", first}, {"end", end}};
+  const auto data = load_scoring_data(args.scoring);
+  const auto model = Model::load(args.model, args.scoring.model);
 
-  nlohmann::json advice;
-  if (args.target_stderr) {
-    advice = budget_advice(model, args.scoring, setup, data, *args.target_stderr);
-    if (!args.scoring.quiet) {
-      if (advice["advice"].is_null()) {
-        fmt::print(stderr, "flowlik: --target-stderr {}: {}\n", *args.target_stderr,
-                   advice["note"].get<std::string>());
-      } else {
-        const auto& a = advice["advice"];
-        // --probes only where it means something: the exact trace has none.
-        const auto probes = a["probes"].get<int64_t>();
-        fmt::print(stderr,
-                   "flowlik: --target-stderr {}: advice: {} samples, --dequant-draws {}{} (from a "
-                   "first pass on {} samples; this run keeps its own options)\n",
-                   *args.target_stderr, a["samples"].get<int64_t>(), a["draws"].get<int64_t>(),
-                   probes > 0 ? fmt::format(", --probes {}", probes) : std::string(),
-                   advice["pilot"]["samples"].get<int64_t>());
-      }
-    }
-  }
-
-  std::vector<SampleResult> done;
-  bool append = false;
-  // Held until the run ends: one run writes a per-sample file at a time.
+  // The per-sample file: held until the run ends (one run writes a per-sample file at a time),
+  // opened once the run's identity is known, and with --resume the rows it already holds.
   std::optional<JournalLock> lock;
   if (!args.per_sample.empty()) lock.emplace(args.per_sample);
-  if (args.resume) {
-    if (auto rows =
-            resume_journal(args.per_sample, *lock, identity, first, end, args.scoring.quiet)) {
-      done = std::move(*rows);
-      append = true;
-    }
-  }
-  std::vector<int64_t> todo;
-  {
-    std::vector<bool> finished(static_cast<size_t>(end - first), false);
-    for (const auto& r : done) finished[static_cast<size_t>(r.index - first)] = true;
-    for (int64_t i = first; i < end; ++i) {
-      if (!finished[static_cast<size_t>(i - first)]) todo.push_back(i);
-    }
-  }
   std::optional<SampleCsvWriter> csv;
-  if (!args.per_sample.empty()) csv.emplace(args.per_sample, identity, append);
+  const auto open_per_sample = [&](const nlohmann::json& identity) {
+    std::vector<SampleResult> done;
+    bool append = false;
+    if (args.resume) {
+      const auto [first, end] = options.shard.range(data.values.size(0));
+      if (auto rows =
+              resume_journal(args.per_sample, *lock, identity, first, end, args.scoring.quiet)) {
+        done = std::move(*rows);
+        append = true;
+      }
+    }
+    if (!args.per_sample.empty()) csv.emplace(args.per_sample, identity, append);
+    return done;
+  };
+  const bool writes_per_sample = !args.per_sample.empty();
+  if (writes_per_sample) options.resume = open_per_sample;
+  options.on_sample = [&](const SampleResult& r) {
+    if (csv) csv->write(r);
+  };
+  Progress progress(Progress::mode_for_stderr(args.scoring.quiet), 0);
+  options.on_progress = [&](int64_t done, int64_t total) { progress.advance_to(done, total); };
+  options.target_stderr = args.target_stderr;
+  options.check_solve = args.check_solve;
+  options.round_trip = args.round_trip;
 
   // Run.
-  const auto resumed = static_cast<int64_t>(done.size());
-  auto run = score_with_progress(model, args.scoring, setup, data, data_sha256, todo,
-                                 std::move(done), [&](const SampleResult& r) {
-                                   if (csv) csv->write(r);
-                                 });
+  auto report = run_score(model, data, options);
+  progress.finish();
   if (csv) csv->commit();
+  if (!args.resume) report.resumed_samples.reset();
 
-  // Report.
-  const auto& summary = run.score.summary;
-  std::vector<GateResult> gates;
+  // Gates and outputs.
+  const auto& summary = report.summary;
+  if (args.target_stderr && !args.scoring.quiet) {
+    print_budget_advice(*args.target_stderr, report.budget_advice);
+  }
+  if (report.check_solve && !args.scoring.quiet && report.check_solve->error.empty()) {
+    const auto checked = std::min<int64_t>(args.check_solve, summary.ok);
+    if (checked < args.check_solve) {
+      fmt::print(stderr,
+                 "flowlik: --check-solve {}: the run has {} samples scored ok; checking those {}\n",
+                 args.check_solve, checked, checked);
+    }
+  }
   if (args.gate.max_regression && summary.ok > 0) {
     const auto baseline = read_baseline_report(args.baseline);
-    if (baseline.data_sha256 != run.score.data_sha256) {
+    if (baseline.data_sha256 != report.data.sha256) {
       throw DataError(fmt::format("{}: baseline was measured on other data (sha256 {} vs {})",
                                   args.baseline, baseline.data_sha256.substr(0, 12),
-                                  run.score.data_sha256.substr(0, 12)));
+                                  report.data.sha256.substr(0, 12)));
     }
-    const auto& base = baseline.bpd;
-    gates.push_back(gate_regression(fmt::format("{} vs baseline {}", args.model, args.baseline),
-                                    unpaired_difference(summary.bpd, base),
-                                    *args.gate.max_regression, rule));
+    report.gates.push_back(gate_regression(
+        fmt::format("{} vs baseline {}", args.model, args.baseline),
+        unpaired_difference(summary.bpd, baseline.bpd), *args.gate.max_regression, rule));
   }
-  nlohmann::json solve_check;
-  if (args.check_solve > 0 && summary.ok > 0) {
-    std::optional<GateResult> solve_gate;
-    solve_check = solve_check_report(args, run, setup, data, &solve_gate);
-    if (solve_gate) gates.push_back(*solve_gate);
+  if (args.max_solve_error && report.check_solve) {
+    report.gates.push_back(solve_error_gate(*report.check_solve, *args.max_solve_error));
   }
-  nlohmann::json round_trip;
-  if (args.round_trip) round_trip = round_trip_report(model, setup, data, todo, args.scoring);
-  auto report = make_score_report(run.score);
-  if (!round_trip.is_null()) report["round_trip"] = round_trip;
-  if (!rows_chosen.empty()) report["exact_trace_rows"] = rows_chosen;
-  if (!args.scoring.protocol.empty()) report["protocol"] = protocol_json(args.scoring);
-  if (!solve_check.is_null()) report["check_solve"] = solve_check;
-  if (shard.count > 1) report["shard"] = shard.json(data.size);
   if (!args.per_sample.empty()) {
-    report["per_sample"] = std::filesystem::absolute(args.per_sample).string();
-  }
-  if (args.resume) report["resumed_samples"] = resumed;
-  if (!advice.is_null()) report["budget_advice"] = advice;
-  for (const auto& g : gates) {
-    report["gates"].push_back(gate_json(g));
+    report.per_sample = std::filesystem::absolute(args.per_sample).string();
   }
   RunOutcome outcome;
-  outcome.models = {
-      {args.model, &run.score.summary, &run.results, describe_solve_check(solve_check)}};
-  outcome.gates = gates;
-  outcome.report = report;
-  if (summary.ok > 0) outcome.history_rows = {report};
+  outcome.models = {&report};
+  outcome.gates = report.gates;
+  outcome.report = to_json(report);
+  if (summary.ok > 0) outcome.history_rows = {outcome.report};
   outcome.history_model = args.model;
   for (const auto& reporter : make_reporters(args.scoring, args.gate, "score"))
     reporter->write(outcome);
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
   if (!args.scoring.quiet) {
-    print_summary(run.score);
-    if (!solve_check.is_null()) fmt::print("  solve      {}\n", describe_solve_check(solve_check));
-    if (!round_trip.is_null()) {
-      fmt::print(
-          "  round trip max |x - decode(encode(x))| {:.3g}, mean {:.3g}, on {} samples\n",
-          round_trip["max_abs_error"].is_null() ? NAN : round_trip["max_abs_error"].get<double>(),
-          round_trip["mean_abs_error"].is_null() ? NAN : round_trip["mean_abs_error"].get<double>(),
-          round_trip["samples"].get<int64_t>());
+    print_summary(report);
+    if (report.check_solve) fmt::print("  solve      {}\n", describe(*report.check_solve));
+    if (report.round_trip) {
+      fmt::print("  round trip max |x - decode(encode(x))| {:.3g}, mean {:.3g}, on {} samples\n",
+                 report.round_trip->max_abs_error, report.round_trip->mean_abs_error,
+                 report.round_trip->samples);
     }
   }
-  for (const auto& g : gates) {
+  for (const auto& g : report.gates) {
     fmt::print(stderr, "flowlik: gate {}\n", g.message);
     if (!g.passed) return static_cast<int>(ExitCode::kGateFailed);
   }

@@ -9,35 +9,18 @@
 
 #include "cli/contract_options.h"
 #include "cli/exit_codes.h"
-#include "cli/memory.h"
 #include "cli/number_options.h"
-#include "cli/progress.h"
-#include "likelihood/dataset.h"
-#include "likelihood/file_digest.h"
 #include "likelihood/report.h"
-#include "likelihood/score.h"
 #include "likelihood/text_number.h"
 
 namespace flowlik::cli {
 
-void print_summary(const ScoreRun& run) {
-  const auto& s = run.summary;
-  const auto& pre = *run.preprocessing;
-  fmt::print("flowlik score: {} on {} ({} samples, D = {})\n", run.field->path(), run.data->path,
-             run.data->size, run.data->dim);
-  if (pre.discrete) {
-    fmt::print(
-        "  data       discrete, {} levels [{}], {} dequantization (seed {}, {}), scale {} [{}]\n",
-        pre.levels, pre.levels_source, describe_dequantization(pre), pre.seed,
-        pre.draws > 1 ? fmt::format("{} draws, {} bound", pre.draws, to_string(pre.bound))
-                      : "one draw",
-        describe_scale(pre), pre.scale_source);
-    if (const auto caveat = bound_caveat(pre, run.options); !caveat.empty()) {
-      fmt::print("  caveat     {}\n", caveat);
-    }
-  } else {
-    fmt::print("  data       continuous, scored as given\n");
-  }
+void print_summary(const RunReport& r) {
+  const auto& s = r.summary;
+  fmt::print("flowlik score: {} on {} ({} samples, D = {})\n", r.model.path, r.data.path, r.data.n,
+             r.data.dim);
+  fmt::print("  data       {}\n", r.data_line);
+  if (!r.caveat.empty()) fmt::print("  caveat     {}\n", r.caveat);
   fmt::print("  bpd        {:.4f} +- {:.4f} (stderr)  95% CI [{:.4f}, {:.4f}]\n", s.bpd.mean,
              s.bpd.std_error, s.bpd.ci_low, s.bpd.ci_high);
   fmt::print("  log-lik    {:.4f} +- {:.4f} nats per sample\n", s.log_likelihood.mean,
@@ -45,7 +28,7 @@ void print_summary(const ScoreRun& run) {
   fmt::print("  stderr     {}\n", describe_error_sources(s));
   fmt::print("  NFE        mean {:.1f}, max {}\n", s.nfe_mean, s.nfe_max);
   fmt::print("  samples    {} ok, {} excluded (failed or not finite)\n", s.ok, s.total - s.ok);
-  fmt::print("  time       {:.2f} s\n", run.wall_seconds);
+  fmt::print("  time       {:.2f} s\n", r.wall_seconds);
 }
 
 void write_report(const std::string& path, const nlohmann::json& report) {
@@ -173,6 +156,19 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
   cmd.add_flag("-q,--quiet", a.quiet, "no progress and no summary");
 }
 
+RunOptions run_options(const ScoreArguments& args) {
+  RunOptions options;
+  options.score = args.score;
+  if (args.max_rows == "auto") {
+    options.fit_rows_to_memory_mb = args.memory_mb;
+  } else {
+    options.score.trace.max_rows = *parse_int64(args.max_rows);
+  }
+  options.protocol = {args.protocol, args.protocol_kept};
+  if (args.threads > 0) torch::set_num_threads(args.threads);
+  return options;
+}
+
 ScoreSetup parse_run_setup(const ScoreArguments& args) {
   auto options = args.score;
   if (args.max_rows != "auto") options.trace.max_rows = *parse_int64(args.max_rows);
@@ -182,85 +178,7 @@ ScoreSetup parse_run_setup(const ScoreArguments& args) {
   return setup;
 }
 
-ScoreSetup fit_exact_rows_to_memory(const ScoreArguments& args, const ScoreSetup& setup,
-                                    std::span<const PreparedModel> models, std::string* how) {
-  if (setup.trace_spec.method != Trace::kExact || args.max_rows != "auto") return setup;
-  const auto budget_bytes = static_cast<int64_t>(args.memory_mb * 1e6);
-  const auto available = available_memory_bytes();
-  RowBudget fewest;
-  for (const auto& model : models) {
-    const auto fit = rows_for_memory(exact_bytes_per_row(*model.field), budget_bytes, available);
-    if (&model == &models.front() || fit.max_rows < fewest.max_rows) fewest = fit;
-  }
-  if (how) *how = "--max-rows auto: " + fewest.how;
-  auto options = setup.options;
-  options.trace.max_rows = fewest.max_rows;
-  return make_score_setup(options);
-}
-
-nlohmann::json result_options(nlohmann::json options) {
-  for (const char* key : {"batch_size", "threads", "max_rows"}) options.erase(key);
-  return options;
-}
-
-nlohmann::json protocol_json(const ScoreArguments& args) {
-  if (args.protocol.empty()) return nullptr;
-  const auto& protocol = find_protocol(args.protocol);
-  nlohmann::json settings = nlohmann::json::array();
-  for (const auto& s : protocol.settings) {
-    const bool kept = std::ranges::find(args.protocol_kept, s.option) != args.protocol_kept.end();
-    settings.push_back(
-        {{"option", "--" + s.option},
-         {"value", s.value},
-         {"applied", !kept},
-         {"replaced_by", kept ? nlohmann::json(s.option == "time-eps" ? "option --time-range"
-                                                                      : "option --" + s.option)
-                              : nlohmann::json(nullptr)}});
-  }
-  return {{"name", protocol.name},
-          {"source", protocol.source},
-          {"settings", settings},
-          {"note",
-           "each setting is an ordinary option; the report's options, preprocessing and contract "
-           "record what was in effect"}};
-}
-
-Dataset load_scoring_data(const ScoreArguments& args) {
-  Dataset data = load_dataset(args.data);
-  if (!args.protocol.empty() && !data.is_discrete()) {
-    throw UsageError(fmt::format(
-        "--protocol {}: defines a bound on the probability of discrete (uint8) data; {} holds {} "
-        "values",
-        args.protocol, args.data, to_string(data.dtype)));
-  }
-  if (!args.labels.empty()) {
-    data.labels = load_labels(args.labels, data.size);
-    data.labels_path = args.labels;
-  }
-  return data;
-}
-
-PreparedModel prepare_for_run(const std::string& model_path, const ScoreArguments& args,
-                              const Dataset& data) {
-  auto field = load_field(model_path, args.model);
-  // A protocol's map is the paper's; a manifest's is the one the model was trained on. When they
-  // differ the number would describe another preprocessing than the model's, so the user chooses.
-  const auto& declared = field->contract().data_scale;
-  const bool scale_from_protocol =
-      !args.protocol.empty() &&
-      std::ranges::find(args.protocol_kept, "scale") == args.protocol_kept.end();
-  if (scale_from_protocol && declared && args.score.data.scale &&
-      *declared != *args.score.data.scale) {
-    throw UsageError(fmt::format(
-        "--protocol {} maps the data with scale {}, but {} declares scale {} ({}), the map it was "
-        "trained on; give --scale to choose one",
-        args.protocol, *args.score.data.scale, model_path, *declared,
-        field->contract().sources.at("data")));
-  }
-  auto model = prepare_model(field, args.model, args.score, data);
-  model.sha256 = sha256_file(model_path);
-  return model;
-}
+Data load_scoring_data(const ScoreArguments& args) { return load_data(args.data, args.labels); }
 
 std::vector<NamedFile> run_inputs(std::span<const std::string> models, const ScoreArguments& args) {
   std::vector<NamedFile> inputs;
@@ -278,68 +196,6 @@ void check_run_outputs(std::span<const NamedFile> inputs, std::span<const NamedF
   for (const auto& out : outputs) {
     if (!out.path.empty()) check_can_create(out.path, out.option == "-o" ? "report" : "file");
   }
-}
-
-nlohmann::json run_identity(const PreparedModel& model, const ScoreSetup& setup,
-                            const Dataset& data, const std::string& data_sha256) {
-  // What does not change the results (docs/reproducibility.md): the batch, the threads, and the
-  // exact trace's chunking of its rows.
-  const auto options = result_options(options_json(setup, model, 0));
-  auto contract = contract_json(model.field->contract());
-  contract.erase("sources");  // where a value came from does not change what is measured
-  auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);
-  if (preprocessing.contains("sources")) preprocessing.erase("sources");
-  return {
-      {"model_sha256", model.sha256},
-      {"data_sha256", data_sha256},
-      {"labels_sha256", data.labels_path.empty() ? nlohmann::json(nullptr)
-                                                 : nlohmann::json(sha256_file(data.labels_path))},
-      {"contract", contract},
-      {"preprocessing", preprocessing},
-      {"options", options}};
-}
-
-std::string identity_difference(const nlohmann::json& recorded, const nlohmann::json& current) {
-  // flatten() keys are JSON pointers ("/options/seed"); messages name fields as the report does.
-  auto dotted = [](std::string key) {
-    if (!key.empty() && key.front() == '/') key.erase(0, 1);
-    std::replace(key.begin(), key.end(), '/', '.');
-    return key;
-  };
-  const auto a = recorded.flatten();
-  const auto b = current.flatten();
-  // A field both runs have but with other values first: it says more than the fields it brings
-  // along.
-  for (const auto& [key, value] : b.items()) {
-    if (a.contains(key) && a.at(key) != value) {
-      return fmt::format("'{}' differs (file: {}, this run: {})", dotted(key), a.at(key).dump(),
-                         value.dump());
-    }
-  }
-  for (const auto& [key, value] : b.items()) {
-    if (!a.contains(key)) {
-      return fmt::format("'{}' is missing from the file (this run: {})", dotted(key), value.dump());
-    }
-  }
-  for (const auto& [key, value] : a.items()) {
-    if (!b.contains(key))
-      return fmt::format("'{}' is not part of this run (file: {})", dotted(key), value.dump());
-  }
-  return {};
-}
-
-ModelRun score_with_progress(const PreparedModel& model, const ScoreArguments& args,
-                             const ScoreSetup& setup, const Dataset& data,
-                             const std::string& data_sha256, std::span<const int64_t> indices,
-                             std::vector<SampleResult> done, const SampleSink& on_sample) {
-  Progress progress(Progress::mode_for_stderr(args.quiet), static_cast<int64_t>(indices.size()));
-  auto run = score_model(model, setup, data, data_sha256, indices, std::move(done),
-                         [&](const SampleResult& r) {
-                           if (on_sample) on_sample(r);
-                           progress.advance();
-                         });
-  progress.finish();
-  return run;
 }
 
 }  // namespace flowlik::cli

@@ -51,9 +51,4 @@ Shard resolve_shard(const std::optional<std::string>& option, const Environment&
   return {};
 }
 
-nlohmann::json Shard::json(int64_t n) const {
-  const auto [first, end] = range(n);
-  return {{"index", index}, {"count", count}, {"source", source}, {"first", first}, {"end", end}};
-}
-
 }  // namespace flowlik::cli

@@ -10,20 +10,9 @@
 #include <string>
 #include <utility>
 
-#include "io/report_reader.h"
+#include "flowlik/run.h"
 
 namespace flowlik::cli {
-
-struct Shard {
-  int64_t index = 0;
-  int64_t count = 1;
-  std::string source = "none";  // "--shard", "SLURM_ARRAY_TASK_ID", "RANK", or "none"
-
-  // Contiguous block [first, end) of n samples; the blocks of all shards cover 0..n-1 once.
-  std::pair<int64_t, int64_t> range(int64_t n) const { return shard_block(index, count, n); }
-  // The report's "shard": {index, count, source, first, end} of n samples.
-  nlohmann::json json(int64_t n) const;
-};
 
 using Environment = std::function<const char*(const char*)>;
 

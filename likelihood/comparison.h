@@ -24,24 +24,9 @@ PairedDifference paired_difference(std::span<const SampleResult> a, std::span<co
 // standard error (one sample) counts as zero.
 MeanEstimate unpaired_difference(const MeanEstimate& now, const MeanEstimate& base);
 
-enum class GateRule {
-  kMean,         // fail when the mean regression exceeds the threshold
-  kSignificant,  // fail only when the regression exceeds it significantly: its 95% lower bound does
-};
 // Throws InvalidArgument naming `gate_rule` and listing the valid names.
 GateRule parse_gate_rule(const std::string& name);
 std::string to_string(GateRule rule);
-
-struct GateResult {
-  std::string name;         // what was compared, e.g. "b.pt vs a.pt"
-  double regression = 0.0;  // bpd(new) - bpd(baseline): positive is worse
-  double std_error = 0.0;
-  double ci_low = 0.0;
-  double threshold = 0.0;  // the largest regression allowed, bpd
-  GateRule rule = GateRule::kMean;
-  bool passed = true;
-  std::string message;  // one line, for logs and CI summaries
-};
 
 GateResult gate_regression(std::string name, const MeanEstimate& regression, double threshold,
                            GateRule rule);

@@ -25,7 +25,8 @@ struct HistoryRow {
   nlohmann::json report;  // the whole report of that model: contract, options, metrics
 };
 
-// Appends a score report (as make_score_report writes it). Throws OutputError naming the file.
+// Appends a score report (as flowlik::to_json writes a RunReport). Throws OutputError naming the
+// file.
 void append_history(const std::string& path, const std::string& command,
                     const nlohmann::json& report);
 

@@ -287,33 +287,36 @@ nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model,
   return o;
 }
 
-ModelRun score_model(const PreparedModel& model, const ScoreSetup& setup, const Dataset& data,
-                     const std::string& data_sha256, std::span<const int64_t> indices,
-                     std::vector<SampleResult> done, const SampleSink& on_sample) {
+RunReport score_model(const PreparedModel& model, const ScoreSetup& setup, const Dataset& data,
+                      const std::string& data_sha256, std::span<const int64_t> indices,
+                      std::vector<SampleResult> done, const SampleSink& on_sample) {
   const auto start = std::chrono::steady_clock::now();
-  ModelRun run;
-  run.results = std::move(done);
-  run.results.reserve(run.results.size() + indices.size());
+  RunReport r;
+  r.samples = std::move(done);
+  r.samples.reserve(r.samples.size() + indices.size());
   const ScoreSpec spec{setup.solver, setup.options.batch_size};
   score_dataset(*model.field, *setup.trace, data, *model.preprocessing, spec, indices,
-                [&](const SampleResult& r) {
-                  run.results.push_back(r);
-                  if (on_sample) on_sample(r);
+                [&](const SampleResult& result) {
+                  r.samples.push_back(result);
+                  if (on_sample) on_sample(result);
                 });
-  std::sort(run.results.begin(), run.results.end(),
+  std::sort(r.samples.begin(), r.samples.end(),
             [](const SampleResult& a, const SampleResult& b) { return a.index < b.index; });
+  r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  ScoreRun& s = run.score;
-  s.field = model.field.get();
-  s.model_sha256 = model.sha256;
-  s.data = &data;
-  s.data_sha256 = data_sha256;
-  s.preprocessing = model.preprocessing.get();
-  s.options = options_json(setup, model, torch::get_num_threads());
-  s.contract = contract_json(model.field->contract());
-  s.summary = summarize_results(run.results, data.dim);
-  s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return run;
+  const auto& field = *model.field;
+  const auto& pre = *model.preprocessing;
+  r.model = {field.path(), field.format(), model.sha256, field.parameter_count(),
+             contract_json(field.contract())};
+  r.data = {data.path, data_sha256, to_string(data.dtype), data.sample_shape,
+            data.size, data.dim,    data.labels_path};
+  r.options = options_json(setup, model, torch::get_num_threads());
+  r.preprocessing = preprocessing_json(pre, data.dim);
+  r.caveat = bound_caveat(pre, r.options);
+  if (!r.caveat.empty()) r.preprocessing["caveat"] = r.caveat;
+  r.data_line = describe_preprocessing(pre);
+  r.summary = summarize_results(r.samples, data.dim);
+  return r;
 }
 
 }  // namespace flowlik

@@ -16,8 +16,10 @@
 #include <vector>
 
 #include "estimators/trace_factory.h"
+#include "flowlik/flowlik.h"
 #include "flowlik/options.h"
 #include "flowlik/results.h"
+#include "flowlik/run.h"
 #include "likelihood/cnf_solver.h"
 #include "likelihood/dataset.h"
 #include "likelihood/preprocessing.h"
@@ -25,6 +27,30 @@
 #include "likelihood/velocity_field.h"
 
 namespace flowlik {
+
+// What a flowlik::Model holds: the loaded field (never bound: each call binds a copy of its own),
+// the options it was loaded with, the file's hash.
+struct Model::State {
+  std::shared_ptr<const VelocityField> field;
+  ModelOptions options;
+  std::string sha256;
+};
+namespace detail {
+struct ModelAccess {
+  static const Model::State& state(const Model& model) { return *model.state_; }
+  static Model make(Model::State state) {
+    return Model(std::make_shared<const Model::State>(std::move(state)));
+  }
+};
+}  // namespace detail
+
+// The public Data as the library's Dataset (its checks made). Throws DataError naming data.name.
+Dataset dataset_of(const Data& data);
+
+// The SHA-256 of the data's values (labels) as a report names it: the file's when the Data says
+// so, else of the tensor's bytes.
+std::string data_sha256(const Data& data);
+std::string labels_sha256(const Data& data);
 
 // The map between discrete data and the model's space, levels and scale with their sources: the
 // options', else the manifest's `data` field (levels default 256); nullopt when neither names a
@@ -71,22 +97,24 @@ PreparedModel prepare_model(std::shared_ptr<const VelocityField> field,
 // (preprocessing, shape, conditioning): paired differences of such models mean nothing.
 void check_same_data_view(const PreparedModel& first, const PreparedModel& other);
 
-struct ModelRun {
-  std::vector<SampleResult> results;  // `done` and the newly scored, in index order
-  ScoreRun score;                     // points into the PreparedModel and the Dataset
-};
-
-// Scores data[indices], calling on_sample as each completes, and summarizes them together with
-// `done`, results of an earlier run. A run with no ok sample has ok = 0 and NaN means (the caller
-// decides whether that is an error: all_failed_error in likelihood/score.h).
-ModelRun score_model(const PreparedModel& model, const ScoreSetup& setup, const Dataset& data,
-                     const std::string& data_sha256, std::span<const int64_t> indices,
-                     std::vector<SampleResult> done, const SampleSink& on_sample);
+// Scores data[indices], calling on_sample as each completes, and reports them together with `done`,
+// results of an earlier run (RunReport's samples, summary, model, data, preprocessing, options and
+// time; the caller adds the rest). A run with no ok sample has summary.ok = 0 and NaN means (the
+// caller decides whether that is an error: all_failed_error in likelihood/score.h).
+RunReport score_model(const PreparedModel& model, const ScoreSetup& setup, const Dataset& data,
+                      const std::string& data_sha256, std::span<const int64_t> indices,
+                      std::vector<SampleResult> done, const SampleSink& on_sample);
 
 // Every index of the dataset, in order.
 std::vector<int64_t> all_indices(const Dataset& data);
 
 // The "options" object of a report: every option in effect, by its name in flowlik/options.h.
 nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model, int threads);
+
+// `setup` with the exact trace's rows per call sized to a memory budget (MB; 0: half of the memory
+// available), measured on each field, the fewest over them; unchanged for the Hutchinson trace.
+// `how` (if given) receives how the value was chosen, for the report.
+ScoreSetup fit_exact_rows(const ScoreSetup& setup, std::span<const VelocityField* const> fields,
+                          double memory_mb, std::string* how = nullptr);
 
 }  // namespace flowlik

@@ -133,38 +133,14 @@ std::string bound_caveat(const Preprocessing& pre, const nlohmann::json& options
          "exact or --dequant-bound mean removes the bias";
 }
 
-nlohmann::json make_score_report(const ScoreRun& run) {
-  const auto& s = run.summary;
-  const auto& field = *run.field;
-  const auto& data = *run.data;
-  auto preprocessing = preprocessing_json(*run.preprocessing, data.dim);
-  if (const auto caveat = bound_caveat(*run.preprocessing, run.options); !caveat.empty()) {
-    preprocessing["caveat"] = caveat;
-  }
-  return {
-      {"schema_version", kReportSchemaVersion},
-      {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
-      {"model",
-       {{"path", field.path()},
-        {"format", field.format()},
-        {"sha256", run.model_sha256},
-        {"parameters", field.parameter_count()},
-        {"contract", run.contract}}},
-      {"data",
-       {{"path", data.path},
-        {"sha256", run.data_sha256},
-        {"dtype", to_string(data.dtype)},
-        {"shape", data.sample_shape},
-        {"N", data.size},
-        {"D", data.dim},
-        {"labels",
-         data.labels_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(data.labels_path)}}},
-      {"preprocessing", preprocessing},
-      {"options", run.options},
-      {"samples", samples_json(s)},
-      {"metrics", metrics_json(s)},
-      {"wall_time_s", run.wall_seconds},
-  };
+std::string describe_preprocessing(const Preprocessing& pre) {
+  if (!pre.discrete) return "continuous, scored as given";
+  return fmt::format("discrete, {} levels [{}], {} dequantization (seed {}, {}), scale {} [{}]",
+                     pre.levels, pre.levels_source, describe_dequantization(pre), pre.seed,
+                     pre.draws > 1
+                         ? fmt::format("{} draws, {} bound", pre.draws, to_string(pre.bound))
+                         : "one draw",
+                     describe_scale(pre), pre.scale_source);
 }
 
 }  // namespace flowlik

@@ -11,21 +11,8 @@
 
 namespace flowlik {
 
-struct ScoreRun {
-  const VelocityField* field = nullptr;
-  std::string model_sha256;
-  const Dataset* data = nullptr;
-  std::string data_sha256;
-  const Preprocessing* preprocessing = nullptr;
-  nlohmann::json options;   // every option in effect, by its command-line name
-  nlohmann::json contract;  // the model contract in effect, with each field's origin
-  ScoreSummary summary;
-  double wall_seconds = 0.0;
-};
-
 inline constexpr int kReportSchemaVersion = 1;
 
-nlohmann::json make_score_report(const ScoreRun& run);
 // The report's "metrics" and "samples" objects for a summary (also used when merging shards).
 nlohmann::json metrics_json(const ScoreSummary& summary);
 nlohmann::json samples_json(const ScoreSummary& summary);
@@ -40,6 +27,9 @@ std::string describe_error_sources(const ScoreSummary& summary);
 // M >= 2 draws of Hutchinson estimates (`options` as in the report) is biased upward, the
 // logmeanexp of noisy estimates exceeding that of the exact ones by about half their variance.
 std::string bound_caveat(const Preprocessing& pre, const nlohmann::json& options);
+// The preprocessing in one line, for summaries: "discrete, 256 levels [...], uniform
+// dequantization (seed 0, one draw), scale centered [...]" or "continuous, scored as given".
+std::string describe_preprocessing(const Preprocessing& pre);
 // How the raw data were mapped into the model's space, as the report states it.
 nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim);
 

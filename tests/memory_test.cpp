@@ -1,12 +1,12 @@
-// `--max-rows auto` (cli/memory.h): the rows that fit a memory budget, worked out by hand.
-#include "cli/memory.h"
+// `--max-rows auto` (likelihood/memory.h): the rows that fit a memory budget, worked out by hand.
+#include "likelihood/memory.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-namespace flowlik::cli {
+namespace flowlik {
 namespace {
 
 TEST(RowsForMemoryTest, HalfOfTheAvailableMemoryByDefault) {
@@ -38,4 +38,4 @@ TEST(RowsForMemoryTest, WithoutAMeasurementTheLibraryDefaultIsSaidToBeUsed) {
 TEST(AvailableMemoryTest, IsPositiveOnLinux) { EXPECT_GT(available_memory_bytes(), 0); }
 
 }  // namespace
-}  // namespace flowlik::cli
+}  // namespace flowlik

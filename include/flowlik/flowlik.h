@@ -37,7 +37,13 @@ std::string version();
 // if it carries the stand-in's marker symbol. Takes effect at the first package loaded.
 void use_libtorch_stand_in(const std::string& path);
 
-// A model loaded with its contract, on a device and in a dtype. Copies share the loaded network; a
+namespace detail {
+struct ModelAccess;
+}
+
+// A model file loaded with its contract, on a device and in a dtype, with the file's SHA-256: what
+// a report says of it. Immutable: copies share the loaded network, and every scoring call binds a
+// field of its own to its data's shape, so copies may be scored one after another in any order. A
 // Model is not to be used from several threads at once.
 class Model {
  public:
@@ -49,13 +55,13 @@ class Model {
   std::string format() const;         // "torchscript" or "aoti-package"
   std::string contract_json() const;  // the contract in effect, with each field's origin, as JSON
   const ModelOptions& options() const;
-
-  struct State;  // the loaded network and its contract (library-internal)
-  const State& state() const { return *state_; }
+  const std::string& sha256() const;  // of the model file, as loaded
 
  private:
-  explicit Model(std::shared_ptr<State> state) : state_(std::move(state)) {}
-  std::shared_ptr<State> state_;
+  friend struct detail::ModelAccess;
+  struct State;  // the loaded network and its contract
+  explicit Model(std::shared_ptr<const State> state) : state_(std::move(state)) {}
+  std::shared_ptr<const State> state_;
 };
 
 // Data to score: values [N, *shape], float32 or float64 (continuous, scored as given) or uint8
@@ -65,6 +71,11 @@ struct Data {
   torch::Tensor values;
   torch::Tensor labels;
   std::string name = "tensor";
+  std::string labels_name;  // the labels' file, for reports; empty: none named
+  // SHA-256 of the file the values (labels) were read from, for reports and run identities; empty:
+  // the library hashes the tensor's bytes. A caller who changes `values` clears it.
+  std::string sha256;
+  std::string labels_sha256;
 };
 
 // An .npy file, and its labels if `labels_path` is given, as the program's --data and --labels read

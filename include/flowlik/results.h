@@ -79,6 +79,23 @@ struct PairedDifference {
   double data_std_error_bpd = NAN;
 };
 
+enum class GateRule {
+  kMean,         // fail when the mean regression exceeds the threshold
+  kSignificant,  // fail only when the regression exceeds it significantly: its 95% lower bound does
+};
+
+// A regression gate of a nightly CI run: a model's bpd against a baseline's.
+struct GateResult {
+  std::string name;         // what was compared, e.g. "b.pt vs a.pt"
+  double regression = 0.0;  // bpd(new) - bpd(baseline): positive is worse
+  double std_error = 0.0;
+  double ci_low = 0.0;
+  double threshold = 0.0;  // the largest regression allowed, bpd
+  GateRule rule = GateRule::kMean;
+  bool passed = true;
+  std::string message;  // one line, for logs and CI summaries
+};
+
 // How well a solve retraces its path: samples carried to the prior and back to the data (the round
 // trip), |x - decode(encode(x))| in the model's space.
 struct RoundTripError {

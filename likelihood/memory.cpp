@@ -1,4 +1,4 @@
-#include "cli/memory.h"
+#include "likelihood/memory.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 
 #include "estimators/hutchinson_trace.h"
 
-namespace flowlik::cli {
+namespace flowlik {
 namespace {
 
 constexpr int64_t kLibraryDefaultRows = 1 << 14;  // TraceOptions::max_rows
@@ -115,4 +115,4 @@ RowBudget rows_for_memory(double bytes_per_row, int64_t budget_bytes, int64_t av
   return out;
 }
 
-}  // namespace flowlik::cli
+}  // namespace flowlik

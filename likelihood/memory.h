@@ -11,7 +11,7 @@
 
 #include "likelihood/velocity_field.h"
 
-namespace flowlik::cli {
+namespace flowlik {
 
 // A size in bytes from /proc/self/status: "VmRSS" now, "VmHWM" the peak since the last
 // reset_peak_memory(); -1 where it cannot be read.
@@ -38,4 +38,4 @@ struct RowBudget {
 // `budget_bytes` 0 means half of available_memory_bytes(). Pure arithmetic once measured.
 RowBudget rows_for_memory(double bytes_per_row, int64_t budget_bytes, int64_t available_bytes);
 
-}  // namespace flowlik::cli
+}  // namespace flowlik

@@ -1,0 +1,158 @@
+// A whole scoring run as the flowlik program makes one, as a library call: scoring with shards and
+// resumed rows, progress, the exact trace's rows sized to the memory, the optional checks (solve
+// error, round trip, variance budget), and the report with its provenance (hashes, contract,
+// preprocessing, options), built once, here. The program's `score` and `compare` are these calls
+// with a command line around them.
+//
+//   auto model = flowlik::Model::load("model.pt2");
+//   flowlik::RunOptions options;
+//   options.check_solve = 8;
+//   auto report = flowlik::run_score(model, flowlik::load_data("test.npy"), options);
+//   report.summary.bpd.mean, report.check_solve->mean_abs_error_bpd, flowlik::to_json(report)
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flowlik/flowlik.h"
+
+namespace flowlik {
+
+// Which block of a dataset a run scores: block `index` of `count` contiguous blocks that cover the
+// samples once. Shards do not talk to each other; their reports and per-sample files are merged.
+struct Shard {
+  int64_t index = 0;
+  int64_t count = 1;
+  std::string source = "none";  // what chose it, for the report: "--shard", "RANK", ...
+
+  // The block [first, end) of n samples.
+  std::pair<int64_t, int64_t> range(int64_t n) const;
+  // The report's "shard": {index, count, source, first, end} of n samples.
+  nlohmann::json json(int64_t n) const;
+};
+
+// A published protocol the options were set from (apply_protocol, flowlik/options.h), for the
+// report, with the options the caller set itself, which won.
+struct ProtocolChoice {
+  std::string name;               // empty: none
+  std::vector<std::string> kept;  // option names, as Protocol::settings names them
+};
+
+struct RunOptions {
+  ScoreOptions score;
+  Shard shard;
+  // The exact trace's rows per batched call: options.score.trace.max_rows, or (when set) as many
+  // as fit in this budget, measured on the model: `--max-rows auto`. 0 MB: half of the memory
+  // available.
+  std::optional<double> fit_rows_to_memory_mb;
+  // Called once, before any sample is scored, with the run's identity (what makes two runs' values
+  // the same quantity: hashes, contract, preprocessing, the options that change results, shard);
+  // returns the results already done, from an earlier run of the same identity, which are kept and
+  // not scored again. Resume is this callback.
+  std::function<std::vector<SampleResult>(const nlohmann::json& identity)> resume;
+  SampleSink on_sample;  // each newly scored sample, in order
+  std::function<void(int64_t done, int64_t total)> on_progress;  // after each newly scored sample
+  std::function<void(const std::string& line)> on_note;  // what the run tells its user, one line
+  std::optional<double> target_stderr;  // > 0: budget advice for this standard error of the bpd
+  int64_t check_solve = 0;  // samples re-solved in float64 at a tolerance 100 times tighter
+  bool round_trip = false;  // every sample carried to the prior and back
+  ProtocolChoice protocol;
+};
+
+// --check-solve: the run's error measured against a float64 reference.
+struct SolveCheckReport {
+  int64_t samples_requested = 0;
+  std::string error;  // not measured, and why; then the fields below are unset
+  std::string solver;
+  double rtol = NAN;
+  double atol = NAN;
+  std::string error_norm;
+  int64_t samples = 0;               // re-solved and ok under both
+  double mean_abs_error_nats = NAN;  // mean |log p(run) - log p(reference)|
+  double max_abs_error_nats = NAN;
+  double mean_error_nats = NAN;     // signed
+  double mean_abs_error_bpd = NAN;  // the same in bits per dimension
+  double mean_bpd_effect = NAN;     // signed effect on the mean bpd
+};
+// One line for summaries, Markdown and HTML.
+std::string describe(const SolveCheckReport& check);
+
+// What a scoring run measured, and of what: the report, typed. to_json writes the JSON report
+// (docs/reference.md, "The report"); the program's summary, Markdown, HTML, JUnit and history
+// render the same value.
+struct RunReport {
+  struct ModelRecord {
+    std::string path;
+    std::string format;
+    std::string sha256;
+    int64_t parameters = 0;
+    nlohmann::json contract;  // in effect, with each field's origin
+  };
+  struct DataRecord {
+    std::string path;
+    std::string sha256;
+    std::string dtype;
+    std::vector<int64_t> shape;
+    int64_t n = 0;
+    int64_t dim = 0;
+    std::string labels;  // path, or empty
+  };
+  ModelRecord model;
+  DataRecord data;
+  nlohmann::json preprocessing;       // how the raw data were mapped into the model's space
+  std::string data_line;              // the same in one line, for summaries
+  std::string caveat;                 // why the figure may not be the bound it is called; or empty
+  nlohmann::json options;             // every option in effect
+  std::vector<SampleResult> samples;  // this run's (its shard's), resumed ones included, in order
+  ScoreSummary summary;
+  double wall_seconds = 0.0;
+  std::optional<Shard> shard;  // when the data were split
+  std::optional<int64_t> resumed_samples;
+  std::string exact_trace_rows;  // how --max-rows auto chose, or empty
+  nlohmann::json protocol;       // null without one
+  nlohmann::json budget_advice;  // null without target_stderr
+  std::optional<SolveCheckReport> check_solve;
+  std::optional<RoundTripError> round_trip;
+  std::string per_sample;         // the per-sample file the caller wrote, or empty
+  std::vector<GateResult> gates;  // the caller's gates on this run
+};
+
+// Scores `data` (the shard's block of it) as the program's `score` does. A run with no sample
+// scored ok is returned (summary.ok == 0); the caller decides whether that is an error. Throws
+// InvalidArgument, DataError or ModelError for input that cannot be scored, before any sample is.
+RunReport run_score(const Model& model, const Data& data, const RunOptions& options = {});
+
+// Two or more models on the same data with common random numbers, as the program's `compare`.
+struct CompareReport {
+  std::vector<RunReport> models;         // in the order given
+  std::vector<PairedDifference> paired;  // every pair a < b: b minus a
+  uint64_t seed = 0;
+  std::string exact_trace_rows;
+  nlohmann::json protocol;
+  std::vector<GateResult> gates;
+};
+// Throws as run_score, InvalidArgument when the models see the data differently, NoSampleScored
+// when a model scores no sample. Shards, resume, the checks and budget advice do not apply.
+CompareReport run_compare(std::span<const Model> models, const Data& data,
+                          const RunOptions& options = {});
+
+// The JSON reports.
+nlohmann::json to_json(const RunReport& report);
+nlohmann::json to_json(const CompareReport& report);
+nlohmann::json to_json(const GateResult& gate);
+
+// The report's "options" less those that do not change any result (batch size, threads, the exact
+// trace's rows per call): what two runs, or two shards, must agree on.
+nlohmann::json result_options(nlohmann::json options);
+
+// Names the first field (as a dotted key) where two run identities differ, with both values; empty
+// when equal.
+std::string identity_difference(const nlohmann::json& recorded, const nlohmann::json& current);
+
+}  // namespace flowlik

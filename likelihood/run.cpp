@@ -1,0 +1,516 @@
+// A whole scoring run (include/flowlik/run.h): what the flowlik program's `score` and `compare` do,
+// less their command lines and files.
+#include "flowlik/run.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "io/report_reader.h"
+#include "likelihood/comparison.h"
+#include "likelihood/dataset.h"
+#include "likelihood/file_digest.h"
+#include "likelihood/memory.h"
+#include "likelihood/model_run.h"
+#include "likelihood/report.h"
+#include "likelihood/sample.h"
+#include "likelihood/solve_check.h"
+#include "likelihood/statistics.h"
+
+namespace flowlik {
+namespace {
+
+std::string tensor_sha256(const torch::Tensor& t) {
+  const auto bytes = t.contiguous().cpu();
+  return sha256_bytes(
+      {static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(bytes.nbytes())});
+}
+
+// What makes two runs' per-sample values the same quantity: model and data digests, contract,
+// preprocessing, seed, solver and estimator options (not the batch size or thread count, which
+// change how fast a run is, not what it measures). The caller adds the shard.
+nlohmann::json run_identity(const PreparedModel& model, const ScoreSetup& setup,
+                            const Dataset& data, const Data& given) {
+  const auto options = result_options(options_json(setup, model, 0));
+  auto contract = contract_json(model.field->contract());
+  contract.erase("sources");  // where a value came from does not change what is measured
+  auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);
+  if (preprocessing.contains("sources")) preprocessing.erase("sources");
+  return {{"model_sha256", model.sha256},
+          {"data_sha256", data_sha256(given)},
+          {"labels_sha256",
+           given.labels.defined() ? nlohmann::json(labels_sha256(given)) : nlohmann::json(nullptr)},
+          {"contract", contract},
+          {"preprocessing", preprocessing},
+          {"options", options}};
+}
+
+nlohmann::json protocol_json(const ProtocolChoice& choice) {
+  if (choice.name.empty()) return nullptr;
+  const auto& protocol = find_protocol(choice.name);
+  nlohmann::json settings = nlohmann::json::array();
+  for (const auto& s : protocol.settings) {
+    const bool kept = std::ranges::find(choice.kept, s.option) != choice.kept.end();
+    settings.push_back(
+        {{"option", "--" + s.option},
+         {"value", s.value},
+         {"applied", !kept},
+         {"replaced_by", kept ? nlohmann::json(s.option == "time-eps" ? "option --time-range"
+                                                                      : "option --" + s.option)
+                              : nlohmann::json(nullptr)}});
+  }
+  return {{"name", protocol.name},
+          {"source", protocol.source},
+          {"settings", settings},
+          {"note",
+           "each setting is an ordinary option; the report's options, preprocessing and contract "
+           "record what was in effect"}};
+}
+
+// A protocol is defined on discrete data, and its data map is the paper's; a manifest's is the one
+// the model was trained on. When they differ the number would describe another preprocessing than
+// the model's, so the caller chooses.
+void check_protocol(const ProtocolChoice& protocol, const ScoreOptions& options,
+                    const Dataset& data, const VelocityField& field) {
+  if (protocol.name.empty()) return;
+  if (!data.is_discrete()) {
+    throw InvalidArgument(
+        "protocol",
+        fmt::format("{} defines a bound on the probability of discrete (uint8) data; {} holds {} "
+                    "values",
+                    protocol.name, data.path, to_string(data.dtype)));
+  }
+  const auto& declared = field.contract().data_scale;
+  const bool scale_from_protocol = std::ranges::find(protocol.kept, "scale") == protocol.kept.end();
+  if (scale_from_protocol && declared && options.data.scale && *declared != *options.data.scale) {
+    const auto scale_option =
+        options.data.name_argument ? options.data.name_argument("scale") : "scale";
+    throw InvalidArgument(
+        "protocol",
+        fmt::format("{} maps the data with scale {}, but {} declares scale {} ({}), the map it "
+                    "was trained on; give {} to choose one",
+                    protocol.name, *options.data.scale, field.path(), *declared,
+                    field.contract().sources.at("data"), scale_option));
+  }
+}
+
+// target_stderr: a first pass on a seeded subset estimates the three parts of the variance of the
+// mean bpd, per sample (shared/MATH.md section 7), and cheapest_budget finds the samples n, draws M
+// and probes K that reach the target at least cost (K = 1 for the exact trace, whose cost does not
+// depend on it), with n at most the dataset's size.
+nlohmann::json budget_advice(const PreparedModel& model, const ScoreSetup& setup,
+                             const Dataset& data, double target) {
+  constexpr int64_t kPilotSamples = 32;
+  constexpr int64_t kMaxDraws = 64;
+  constexpr int64_t kMaxProbes = 64;
+  const int64_t n0 = std::min<int64_t>(kPilotSamples, data.size);
+  // Evenly spread over the dataset from an offset set by the seed: the same subset for the same
+  // seed.
+  const auto subset = spread_subset(all_indices(data), n0, setup.options.seed);
+  Preprocessing pre = *model.preprocessing;
+  const bool discrete = pre.discrete;
+  if (discrete) pre.draws = std::max<int64_t>(pre.draws, 2);
+  TraceSpec spec = setup.trace_spec;
+  const bool hutchinson = spec.method == Trace::kHutchinson;
+  if (hutchinson) spec.probes = std::max<int64_t>(spec.probes, 2);
+  const auto trace = make_trace_estimator(spec);
+  std::vector<SampleResult> results;
+  score_dataset(*model.field, *trace, data, pre, ScoreSpec{setup.solver, setup.options.batch_size},
+                subset, [&](const SampleResult& r) { results.push_back(r); });
+  const auto pilot = summarize_results(results, data.dim);
+  nlohmann::json advice = {
+      {"target_stderr_bpd", target},
+      {"pilot",
+       {{"samples", n0},
+        {"draws", pre.draws},
+        {"probes", hutchinson ? spec.probes : 0},
+        {"ok", pilot.ok},
+        {"stderr_by_source", metrics_json(pilot)["stderr_by_source"]["bpd"]}}}};
+  if (pilot.ok < 2) {
+    advice["advice"] = nullptr;
+    advice["note"] = "fewer than two pilot samples were scored ok; no advice";
+    return advice;
+  }
+  const double n = static_cast<double>(pilot.ok);
+  const auto per_sample = [&](double se) { return std::isfinite(se) ? se * se * n : 0.0; };
+  // Per-sample variances at the pilot's M0 and K0, scaled to one draw and one probe.
+  const double m0 = static_cast<double>(pre.draws);
+  const double k0 = hutchinson ? static_cast<double>(spec.probes) : 1.0;
+  const double s_data = per_sample(pilot.data_std_error_bpd);
+  const double s_draw = discrete ? per_sample(pilot.dequant_std_error_bpd) * m0 : 0.0;
+  const double s_probe = hutchinson ? per_sample(pilot.estimator_std_error_bpd) * m0 * k0 : 0.0;
+  const auto best = cheapest_budget({s_data, s_draw, s_probe}, target, data.size,
+                                    discrete ? kMaxDraws : 1, hutchinson ? kMaxProbes : 1);
+  advice["per_sample_variance_bpd2"] = {
+      {"data", s_data}, {"one_draw", s_draw}, {"one_probe", s_probe}};
+  if (!best) {
+    advice["advice"] = nullptr;
+    advice["note"] = fmt::format(
+        "unreachable with the {} samples of the data: the data's own part alone gives a standard "
+        "error of "
+        "{:.4g} bpd over all of them",
+        data.size, std::sqrt(s_data / static_cast<double>(data.size)));
+  } else {
+    advice["advice"] = {{"samples", best->samples},
+                        {"draws", best->draws},
+                        {"probes", hutchinson ? best->probes : 0},
+                        {"cost_rows_per_evaluation_step", best->cost}};
+    advice["note"] =
+        "cost counts rows of function evaluations (samples x draws x probes); the number of "
+        "evaluations per solve is taken as the same for every choice";
+  }
+  return advice;
+}
+
+// check_solve: the run's model loaded again in float64 and n of its ok samples re-solved at a
+// tolerance 100 times tighter (likelihood/solve_check.h). A model that cannot be loaded in float64
+// (a package compiled for float32 only) gives a report with its error.
+SolveCheckReport solve_check_report(const Model& model, const RunOptions& options,
+                                    const ScoreSetup& setup, const Dataset& data,
+                                    std::span<const SampleResult> results) {
+  SolveCheckReport out;
+  out.samples_requested = options.check_solve;
+  auto reference_options = model.options();
+  reference_options.dtype = Dtype::kFloat64;
+  try {
+    const auto field = load_field(model.path(), reference_options);
+    const auto reference_model = prepare_model(field, reference_options, options.score, data);
+    // A float64 row takes about twice the memory of a float32 one: the reference's own rows.
+    const VelocityField* fields[] = {reference_model.field.get()};
+    const auto reference_setup = options.fit_rows_to_memory_mb
+                                     ? fit_exact_rows(setup, fields, *options.fit_rows_to_memory_mb)
+                                     : setup;
+    const auto reference = reference_solver(setup.solver);
+    const auto samples = pick_check_samples(results, options.check_solve, options.score.seed);
+    const auto check =
+        check_solve(results, samples, *reference_model.field, *reference_setup.trace, data,
+                    *reference_model.preprocessing, reference, options.score.batch_size);
+    out.solver = to_string(reference.kind);
+    out.rtol = reference.rtol;
+    out.atol = reference.atol;
+    out.error_norm = to_string(reference.norm);
+    out.samples = check.samples;
+    out.mean_abs_error_nats = check.mean_abs_error_nats;
+    out.max_abs_error_nats = check.max_abs_error_nats;
+    out.mean_error_nats = check.mean_error_nats;
+    out.mean_abs_error_bpd = check.mean_abs_error_bpd;
+    out.mean_bpd_effect = check.mean_bpd_effect;
+  } catch (const Error& e) {
+    out.error = fmt::format("no float64 reference: {}", e.what());
+  }
+  return out;
+}
+
+nlohmann::json to_json(const SolveCheckReport& c) {
+  nlohmann::json out = {{"samples_requested", c.samples_requested}};
+  if (!c.error.empty()) {
+    out["error"] = c.error;
+    return out;
+  }
+  out.update({{"reference",
+               {{"solver", c.solver},
+                {"rtol", c.rtol},
+                {"atol", c.atol},
+                {"error_norm", c.error_norm},
+                {"dtype", "float64"}}},
+              {"samples", c.samples},
+              {"mean_abs_error_nats", number_or_null(c.mean_abs_error_nats)},
+              {"max_abs_error_nats", number_or_null(c.max_abs_error_nats)},
+              {"mean_error_nats", number_or_null(c.mean_error_nats)},
+              {"mean_abs_error_bpd", number_or_null(c.mean_abs_error_bpd)},
+              {"mean_bpd_effect", number_or_null(c.mean_bpd_effect)},
+              {"how",
+               "samples re-solved in float64 at a tolerance 100 times tighter, with the same noise "
+               "and probes; error = the run's log-likelihood minus the reference's"}});
+  return out;
+}
+
+nlohmann::json to_json(const RoundTripError& trip) {
+  return {{"samples", trip.samples},
+          {"failed", trip.failed},
+          {"max_abs_error", number_or_null(trip.max_abs_error)},
+          {"mean_abs_error", number_or_null(trip.mean_abs_error)},
+          {"how",
+           "each sample's model-space input (dequantization draw 0) solved to the prior and back "
+           "to the data with this run's solver and tolerances; max: the largest |x - "
+           "decode(encode(x))| over every value, mean: over values and samples"}};
+}
+
+// The rows an earlier run did, checked to lie in [first, end) once each.
+std::vector<SampleResult> checked_resumed(std::vector<SampleResult> done, int64_t first,
+                                          int64_t end) {
+  std::vector<bool> seen(static_cast<size_t>(end - first), false);
+  for (const auto& r : done) {
+    if (r.index < first || r.index >= end || seen[static_cast<size_t>(r.index - first)]) {
+      throw InvalidArgument(
+          "resume", fmt::format("sample {} is outside this run's samples [{}, {}) or given twice",
+                                r.index, first, end));
+    }
+    seen[static_cast<size_t>(r.index - first)] = true;
+  }
+  return done;
+}
+
+// Runs on_progress after each sample, counting from `done` of `total`.
+SampleSink progress_sink(const RunOptions& options, int64_t done, int64_t total) {
+  return [&options, done, total, count = done](const SampleResult& r) mutable {
+    if (options.on_sample) options.on_sample(r);
+    if (options.on_progress) options.on_progress(++count, total);
+  };
+}
+
+}  // namespace
+
+std::pair<int64_t, int64_t> Shard::range(int64_t n) const { return shard_block(index, count, n); }
+
+nlohmann::json Shard::json(int64_t n) const {
+  const auto [first, end] = range(n);
+  return {{"index", index}, {"count", count}, {"source", source}, {"first", first}, {"end", end}};
+}
+
+std::string describe(const SolveCheckReport& c) {
+  if (!c.error.empty()) return "not checked: " + c.error;
+  if (c.samples == 0) return "not checked: no sample could be re-solved";
+  return fmt::format(
+      "{:.3g} nats mean |error|, {:.3g} max, on {} samples (effect on the mean bpd {:+.2g}), "
+      "against float64 {} at rtol {:.3g}",
+      c.mean_abs_error_nats, c.max_abs_error_nats, c.samples, c.mean_bpd_effect, c.solver, c.rtol);
+}
+
+Dataset dataset_of(const Data& data) {
+  auto dataset = make_dataset(data.values, data.name);
+  if (data.labels.defined()) dataset.labels = check_labels(data.labels, dataset.size, data.name);
+  dataset.labels_path = data.labels_name;
+  return dataset;
+}
+
+std::string data_sha256(const Data& data) {
+  return data.sha256.empty() ? tensor_sha256(data.values) : data.sha256;
+}
+
+std::string labels_sha256(const Data& data) {
+  return data.labels_sha256.empty() ? tensor_sha256(data.labels) : data.labels_sha256;
+}
+
+ScoreSetup fit_exact_rows(const ScoreSetup& setup, std::span<const VelocityField* const> fields,
+                          double memory_mb, std::string* how) {
+  if (setup.trace_spec.method != Trace::kExact || fields.empty()) return setup;
+  const auto budget_bytes = static_cast<int64_t>(memory_mb * 1e6);
+  const auto available = available_memory_bytes();
+  RowBudget fewest;
+  for (const auto* field : fields) {
+    const auto fit = rows_for_memory(exact_bytes_per_row(*field), budget_bytes, available);
+    if (field == fields.front() || fit.max_rows < fewest.max_rows) fewest = fit;
+  }
+  if (how) *how = "--max-rows auto: " + fewest.how;
+  auto options = setup.options;
+  options.trace.max_rows = fewest.max_rows;
+  return make_score_setup(options);
+}
+
+nlohmann::json result_options(nlohmann::json options) {
+  for (const char* key : {"batch_size", "threads", "max_rows"}) options.erase(key);
+  return options;
+}
+
+std::string identity_difference(const nlohmann::json& recorded, const nlohmann::json& current) {
+  // flatten() keys are JSON pointers ("/options/seed"); messages name fields as the report does.
+  auto dotted = [](std::string key) {
+    if (!key.empty() && key.front() == '/') key.erase(0, 1);
+    std::replace(key.begin(), key.end(), '/', '.');
+    return key;
+  };
+  const auto a = recorded.flatten();
+  const auto b = current.flatten();
+  // A field both runs have but with other values first: it says more than the fields it brings
+  // along.
+  for (const auto& [key, value] : b.items()) {
+    if (a.contains(key) && a.at(key) != value) {
+      return fmt::format("'{}' differs (file: {}, this run: {})", dotted(key), a.at(key).dump(),
+                         value.dump());
+    }
+  }
+  for (const auto& [key, value] : b.items()) {
+    if (!a.contains(key)) {
+      return fmt::format("'{}' is missing from the file (this run: {})", dotted(key), value.dump());
+    }
+  }
+  for (const auto& [key, value] : a.items()) {
+    if (!b.contains(key))
+      return fmt::format("'{}' is not part of this run (file: {})", dotted(key), value.dump());
+  }
+  return {};
+}
+
+RunReport run_score(const Model& model, const Data& data, const RunOptions& options) {
+  const auto& state = detail::ModelAccess::state(model);
+  auto setup = make_score_setup(options.score);
+  const auto dataset = dataset_of(data);
+  check_protocol(options.protocol, options.score, dataset, *state.field);
+  auto prepared = prepare_model(state.field, state.options, options.score, dataset);
+  prepared.sha256 = state.sha256;
+  std::string rows_chosen;
+  if (options.fit_rows_to_memory_mb) {
+    const VelocityField* fields[] = {prepared.field.get()};
+    setup = fit_exact_rows(setup, fields, *options.fit_rows_to_memory_mb, &rows_chosen);
+  }
+  const auto [first, end] = options.shard.range(dataset.size);
+  auto identity = run_identity(prepared, setup, dataset, data);
+  identity["shard"] = {{"index", options.shard.index},
+                       {"count", options.shard.count},
+                       {"first", first},
+                       {"end", end}};
+
+  nlohmann::json advice;
+  if (options.target_stderr)
+    advice = budget_advice(prepared, setup, dataset, *options.target_stderr);
+
+  std::vector<SampleResult> done;
+  if (options.resume) done = checked_resumed(options.resume(identity), first, end);
+  const auto resumed = static_cast<int64_t>(done.size());
+  std::vector<int64_t> todo;
+  {
+    std::vector<bool> finished(static_cast<size_t>(end - first), false);
+    for (const auto& r : done) finished[static_cast<size_t>(r.index - first)] = true;
+    for (int64_t i = first; i < end; ++i) {
+      if (!finished[static_cast<size_t>(i - first)]) todo.push_back(i);
+    }
+  }
+  auto report =
+      score_model(prepared, setup, dataset, identity["data_sha256"].get<std::string>(), todo,
+                  std::move(done), progress_sink(options, 0, static_cast<int64_t>(todo.size())));
+  report.budget_advice = advice;
+  report.exact_trace_rows = rows_chosen;
+  report.protocol = protocol_json(options.protocol);
+  if (options.shard.count > 1) report.shard = options.shard;
+  if (options.resume) report.resumed_samples = resumed;
+  if (options.check_solve > 0 && report.summary.ok > 0) {
+    report.check_solve = solve_check_report(model, options, setup, dataset, report.samples);
+  }
+  if (options.round_trip) {
+    report.round_trip = round_trip(*prepared.field, dataset, *prepared.preprocessing,
+                                   ScoreSpec{setup.solver, options.score.batch_size}, todo);
+  }
+  return report;
+}
+
+CompareReport run_compare(std::span<const Model> models, const Data& data,
+                          const RunOptions& options) {
+  if (models.size() < 2) throw InvalidArgument("models", "compare needs two or more models");
+  auto setup = make_score_setup(options.score);
+  const auto dataset = dataset_of(data);
+  const auto digest = data_sha256(data);
+  // Every model prepared, and checked to see the data as the first does, before any is scored.
+  std::vector<PreparedModel> prepared;
+  std::vector<const VelocityField*> fields;
+  for (const auto& model : models) {
+    const auto& state = detail::ModelAccess::state(model);
+    check_protocol(options.protocol, options.score, dataset, *state.field);
+    prepared.push_back(prepare_model(state.field, state.options, options.score, dataset));
+    prepared.back().sha256 = state.sha256;
+    check_same_data_view(prepared.front(), prepared.back());
+    fields.push_back(prepared.back().field.get());
+  }
+  CompareReport report;
+  if (options.fit_rows_to_memory_mb) {
+    setup = fit_exact_rows(setup, fields, *options.fit_rows_to_memory_mb, &report.exact_trace_rows);
+  }
+  // One seed for every model: each sample's noise and probes are keyed by (seed, index), so they
+  // are common to all of them.
+  const auto n = dataset.size;
+  const auto total = n * static_cast<int64_t>(models.size());
+  for (size_t i = 0; i < models.size(); ++i) {
+    auto run = score_model(prepared[i], setup, dataset, digest, all_indices(dataset), {},
+                           progress_sink(options, n * static_cast<int64_t>(i), total));
+    if (run.summary.ok == 0) throw all_failed_error(run.summary.total);
+    report.models.push_back(std::move(run));
+  }
+  for (size_t a = 0; a < report.models.size(); ++a) {
+    for (size_t b = a + 1; b < report.models.size(); ++b) {
+      report.paired.push_back(paired_difference(report.models[a].samples, report.models[b].samples,
+                                                static_cast<int64_t>(a), static_cast<int64_t>(b)));
+    }
+  }
+  report.seed = options.score.seed;
+  report.protocol = protocol_json(options.protocol);
+  return report;
+}
+
+nlohmann::json to_json(const GateResult& g) {
+  return {{"name", g.name},        {"passed", g.passed},       {"regression_bpd", g.regression},
+          {"stderr", g.std_error}, {"limit_bpd", g.threshold}, {"rule", to_string(g.rule)},
+          {"message", g.message}};
+}
+
+nlohmann::json to_json(const RunReport& r) {
+  nlohmann::json j = {
+      {"schema_version", kReportSchemaVersion},
+      {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
+      {"model",
+       {{"path", r.model.path},
+        {"format", r.model.format},
+        {"sha256", r.model.sha256},
+        {"parameters", r.model.parameters},
+        {"contract", r.model.contract}}},
+      {"data",
+       {{"path", r.data.path},
+        {"sha256", r.data.sha256},
+        {"dtype", r.data.dtype},
+        {"shape", r.data.shape},
+        {"N", r.data.n},
+        {"D", r.data.dim},
+        {"labels",
+         r.data.labels.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.data.labels)}}},
+      {"preprocessing", r.preprocessing},
+      {"options", r.options},
+      {"samples", samples_json(r.summary)},
+      {"metrics", metrics_json(r.summary)},
+      {"wall_time_s", r.wall_seconds},
+  };
+  if (r.round_trip) j["round_trip"] = to_json(*r.round_trip);
+  if (!r.exact_trace_rows.empty()) j["exact_trace_rows"] = r.exact_trace_rows;
+  if (!r.protocol.is_null()) j["protocol"] = r.protocol;
+  if (r.check_solve) j["check_solve"] = to_json(*r.check_solve);
+  if (r.shard) j["shard"] = r.shard->json(r.data.n);
+  if (!r.per_sample.empty()) j["per_sample"] = r.per_sample;
+  if (r.resumed_samples) j["resumed_samples"] = *r.resumed_samples;
+  if (!r.budget_advice.is_null()) j["budget_advice"] = r.budget_advice;
+  for (const auto& g : r.gates) j["gates"].push_back(to_json(g));
+  return j;
+}
+
+nlohmann::json to_json(const CompareReport& r) {
+  nlohmann::json j = {
+      {"schema_version", kReportSchemaVersion},
+      {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "compare"}}},
+      {"common_random_numbers",
+       "every model saw the same dequantization noise and probes for each sample (seed " +
+           std::to_string(r.seed) + ")"}};
+  for (const auto& m : r.models) j["models"].push_back(to_json(m));
+  if (!r.exact_trace_rows.empty()) j["exact_trace_rows"] = r.exact_trace_rows;
+  if (!r.protocol.is_null()) j["protocol"] = r.protocol;
+  for (const auto& p : r.paired) {
+    j["paired"].push_back(
+        {{"a", p.a},
+         {"b", p.b},
+         {"description", "b minus a, over samples scored ok under both"},
+         {"log_likelihood_diff", mean_json(p.log_likelihood_diff)},
+         {"bpd_diff", mean_json(p.bpd_diff)},
+         {"bpd_diff_stderr_by_source",
+          {{"total", number_or_null(p.bpd_diff.std_error)},
+           {"data", number_or_null(p.data_std_error_bpd)},
+           {"dequantization", number_or_null(p.dequant_std_error_bpd)},
+           {"estimator_upper_bound", number_or_null(p.estimator_std_error_bpd_upper)},
+           {"how",
+            "dequantization: per sample the variance between draws of the per-draw "
+            "difference / M, sqrt(sum) / n (null with one draw); estimator: the two "
+            "models' parts in quadrature, an upper bound since their probes are common; "
+            "data: total less dequantization, in quadrature"}}}});
+  }
+  for (const auto& g : r.gates) j["gates"].push_back(to_json(g));
+  return j;
+}
+
+}  // namespace flowlik

@@ -26,7 +26,8 @@ CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {
   return cmd;
 }
 
-int run_compare(const CompareArguments& args) {
+CompareOutcome execute_compare(const CompareArguments& args, const Data* given,
+                               const ProgressSink& on_progress) {
   auto options = run_options(args.scoring);
   const auto rule = parse_gate_rule(args.gate.rule);
   const std::vector<NamedFile> outputs = {{"-o", args.scoring.output},
@@ -35,14 +36,17 @@ int run_compare(const CompareArguments& args) {
                                           {"--markdown", args.gate.markdown},
                                           {"--history", args.scoring.history}};
   check_run_outputs(run_inputs(args.models, args.scoring), outputs);
-  const auto data = load_scoring_data(args.scoring);
+  const auto data = given ? *given : load_scoring_data(args.scoring);
   std::vector<Model> models;
   for (const auto& path : args.models) models.push_back(Model::load(path, args.scoring.model));
 
   // The same --seed for every model: each sample gets the same dequantization noise and probes
   // under every model, since both are keyed by (seed, sample index).
   Progress progress(Progress::mode_for_stderr(args.scoring.quiet), 0);
-  options.on_progress = [&](int64_t done, int64_t total) { progress.advance_to(done, total); };
+  options.on_progress = [&](int64_t done, int64_t total) {
+    progress.advance_to(done, total);
+    if (on_progress) on_progress(done, total);
+  };
   auto report = flowlik::run_compare(models, data, options);
   progress.finish();
 
@@ -64,6 +68,15 @@ int run_compare(const CompareArguments& args) {
   for (const auto& reporter : make_reporters(args.scoring, args.gate, "compare"))
     reporter->write(outcome);
 
+  CompareOutcome out{std::move(report), static_cast<int>(ExitCode::kOk)};
+  for (const auto& g : out.report.gates) {
+    if (!g.passed) out.exit_code = static_cast<int>(ExitCode::kGateFailed);
+  }
+  return out;
+}
+
+int run_compare(const CompareArguments& args) {
+  const auto [report, exit_code] = execute_compare(args);
   if (!args.scoring.quiet) {
     fmt::print("{:>3}  {:<40} {:>10} {:>10} {:>14}\n", "#", "model", "bpd", "stderr", "log-lik");
     for (size_t i = 0; i < report.models.size(); ++i) {
@@ -81,10 +94,7 @@ int run_compare(const CompareArguments& args) {
   for (const auto& g : report.gates) {
     fmt::print(stderr, "flowlik: gate {}\n", g.message);
   }
-  for (const auto& g : report.gates) {
-    if (!g.passed) return static_cast<int>(ExitCode::kGateFailed);
-  }
-  return static_cast<int>(ExitCode::kOk);
+  return exit_code;
 }
 
 }  // namespace flowlik::cli

@@ -17,6 +17,15 @@ struct CompareArguments {
 };
 
 CLI::App* add_compare_command(CLI::App& app, CompareArguments& args);
+
+struct CompareOutcome {
+  CompareReport report;  // gates included
+  int exit_code = 0;     // 0, or a gate's failure
+};
+// Everything `compare` does but its console table: checks, loads (`data` if given, else --data),
+// scores, writes every output and evaluates the gates. Throws flowlik::Error for bad input.
+CompareOutcome execute_compare(const CompareArguments& args, const Data* data = nullptr,
+                               const ProgressSink& on_progress = {});
 int run_compare(const CompareArguments& args);
 
 }  // namespace flowlik::cli

@@ -126,7 +126,7 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArguments& a) {
   return cmd;
 }
 
-int run_inspect(const InspectArguments& args) {
+InspectOutcome execute_inspect(const InspectArguments& args) {
   const auto loaded = load_field(args.model, args.options);
   VelocityField& field = *loaded;
   const auto options = field.options();
@@ -205,36 +205,48 @@ int run_inspect(const InspectArguments& args) {
              "in rows from the measured chunk",
              nfe, cost.exact_rows, field.dim(), cost.exact_budget.max_rows)}}},
   };
-  if (args.json) {
-    fmt::print("{}\n", report.dump(2));
-  } else {
+  std::string text;
+  {
     const auto& c = field.contract();
-    fmt::print("{} ({})\n", field.path(), field.format());
-    fmt::print("  parameters        {} ({})\n", field.parameter_count(), field.parameter_dtype());
-    fmt::print("  contract          field = value  [source]\n");
+    text += fmt::format("{} ({})\n", field.path(), field.format());
+    text += fmt::format("  parameters        {} ({})\n", field.parameter_count(),
+                        field.parameter_dtype());
+    text += fmt::format("  contract          field = value  [source]\n");
     const auto j = contract_json(c);
     for (const char* key : {"signature", "time_input", "time", "parameterization", "schedule",
                             "time_range", "prior", "shape", "data", "conditioning"}) {
-      fmt::print("    {:<17} {}  [{}]\n", key, j[key].dump(), c.sources.at(key));
+      text += fmt::format("    {:<17} {}  [{}]\n", key, j[key].dump(), c.sources.at(key));
     }
-    fmt::print("    integrated        flow time {} -> {}\n", c.t_data(), c.t_prior());
-    fmt::print("  smoke: velocity   input [{}, {}] -> output [{}], {}\n", kBatch, field.dim(),
-               fmt::join(v.sizes(), ", "), finite ? "all finite" : "NOT FINITE");
-    fmt::print(
+    text += fmt::format("    integrated        flow time {} -> {}\n", c.t_data(), c.t_prior());
+    text +=
+        fmt::format("  smoke: velocity   input [{}, {}] -> output [{}], {}\n", kBatch, field.dim(),
+                    fmt::join(v.sizes(), ", "), finite ? "all finite" : "NOT FINITE");
+    text += fmt::format(
         "  smoke: one sample {}, NFE {}, {:.3f} s (dopri5, rtol = atol = 1e-5, Hutchinson trace)\n",
         solve_status, nfe, seconds);
-    fmt::print("  cost: velocity    {:.3f} ms per sample\n", cost.velocity_ms);
-    fmt::print("  cost: hutchinson  {:.3f} ms per evaluation, about {:.2f} s per sample to score\n",
-               cost.hutchinson_ms, cost.hutchinson_ms * 1e-3 * nfe);
-    fmt::print(
+    text += fmt::format("  cost: velocity    {:.3f} ms per sample\n", cost.velocity_ms);
+    text += fmt::format(
+        "  cost: hutchinson  {:.3f} ms per evaluation, about {:.2f} s per sample to score\n",
+        cost.hutchinson_ms, cost.hutchinson_ms * 1e-3 * nfe);
+    text += fmt::format(
         "  cost: exact       {:.3f} ms per evaluation, about {:.2f} s per sample to score, peak "
         "memory "
         "about {:.0f} MB (estimated from {} of {} rows)\n",
         cost.exact_ms, cost.exact_ms * 1e-3 * nfe, cost.exact_peak_bytes / 1e6, cost.exact_rows,
         field.dim());
-    fmt::print("  memory: exact     --max-rows auto gives {}\n", cost.exact_budget.how);
+    text += fmt::format("  memory: exact     --max-rows auto gives {}\n", cost.exact_budget.how);
   }
-  return finite && solve_status == "ok" ? 0 : static_cast<int>(ExitCode::kModel);
+  return {report, text, finite && solve_status == "ok" ? 0 : static_cast<int>(ExitCode::kModel)};
+}
+
+int run_inspect(const InspectArguments& args) {
+  const auto outcome = execute_inspect(args);
+  if (args.json) {
+    fmt::print("{}\n", outcome.report.dump(2));
+  } else {
+    fmt::print("{}", outcome.text);
+  }
+  return outcome.exit_code;
 }
 
 }  // namespace flowlik::cli

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -18,6 +19,13 @@ struct InspectArguments {
 };
 
 CLI::App* add_inspect_command(CLI::App& app, InspectArguments& args);
+struct InspectOutcome {
+  nlohmann::json report;  // what --json prints
+  std::string text;       // what it prints otherwise
+  int exit_code = 0;      // 0, or the model's failure in the smoke run
+};
+// Everything `inspect` does but printing. Throws flowlik::Error for bad input.
+InspectOutcome execute_inspect(const InspectArguments& args);
 int run_inspect(const InspectArguments& args);
 
 }  // namespace flowlik::cli

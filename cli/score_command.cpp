@@ -157,7 +157,8 @@ CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& a) {
   return cmd;
 }
 
-int run_score(const ScoreCommandArguments& args) {
+ScoreOutcome execute_score(const ScoreCommandArguments& args, const Data* given,
+                           const ProgressSink& on_progress) {
   // Parse: every option checked before any work is done.
   auto options = run_options(args.scoring);
   const auto rule = parse_gate_rule(args.gate.rule);
@@ -189,7 +190,7 @@ int run_score(const ScoreCommandArguments& args) {
   check_run_outputs(inputs, outputs);
 
   // Load.
-  const auto data = load_scoring_data(args.scoring);
+  const auto data = given ? *given : load_scoring_data(args.scoring);
   const auto model = Model::load(args.model, args.scoring.model);
 
   // The per-sample file: held until the run ends (one run writes a per-sample file at a time),
@@ -217,13 +218,16 @@ int run_score(const ScoreCommandArguments& args) {
     if (csv) csv->write(r);
   };
   Progress progress(Progress::mode_for_stderr(args.scoring.quiet), 0);
-  options.on_progress = [&](int64_t done, int64_t total) { progress.advance_to(done, total); };
+  options.on_progress = [&](int64_t done, int64_t total) {
+    progress.advance_to(done, total);
+    if (on_progress) on_progress(done, total);
+  };
   options.target_stderr = args.target_stderr;
   options.check_solve = args.check_solve;
   options.round_trip = args.round_trip;
 
   // Run.
-  auto report = run_score(model, data, options);
+  auto report = flowlik::run_score(model, data, options);
   progress.finish();
   if (csv) csv->commit();
   if (!args.resume) report.resumed_samples.reset();
@@ -267,6 +271,15 @@ int run_score(const ScoreCommandArguments& args) {
   for (const auto& reporter : make_reporters(args.scoring, args.gate, "score"))
     reporter->write(outcome);
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
+  ScoreOutcome out{std::move(report), static_cast<int>(ExitCode::kOk)};
+  for (const auto& g : out.report.gates) {
+    if (!g.passed) out.exit_code = static_cast<int>(ExitCode::kGateFailed);
+  }
+  return out;
+}
+
+int run_score(const ScoreCommandArguments& args) {
+  const auto [report, exit_code] = execute_score(args);
   if (!args.scoring.quiet) {
     print_summary(report);
     if (report.check_solve) fmt::print("  solve      {}\n", describe(*report.check_solve));
@@ -278,9 +291,9 @@ int run_score(const ScoreCommandArguments& args) {
   }
   for (const auto& g : report.gates) {
     fmt::print(stderr, "flowlik: gate {}\n", g.message);
-    if (!g.passed) return static_cast<int>(ExitCode::kGateFailed);
+    if (!g.passed) break;
   }
-  return static_cast<int>(ExitCode::kOk);
+  return exit_code;
 }
 
 }  // namespace flowlik::cli

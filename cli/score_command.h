@@ -23,6 +23,15 @@ struct ScoreCommandArguments {
 };
 
 CLI::App* add_score_command(CLI::App& app, ScoreCommandArguments& args);
+
+struct ScoreOutcome {
+  RunReport report;   // gates included
+  int exit_code = 0;  // 0, or the gate's failure
+};
+// Everything `score` does but its console summary: checks, loads (`data` if given, else --data),
+// scores, writes every output and evaluates the gates. Throws flowlik::Error for bad input.
+ScoreOutcome execute_score(const ScoreCommandArguments& args, const Data* data = nullptr,
+                           const ProgressSink& on_progress = {});
 // Returns the process exit code; throws flowlik::Error for bad input.
 int run_score(const ScoreCommandArguments& args);
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -47,6 +48,9 @@ enum class OptionsFor { kData, kGenerated };
 // in data space).
 void add_scoring_options(CLI::App& command, ScoreArguments& args,
                          OptionsFor use = OptionsFor::kData);
+
+// Called with the samples done of the total as a run goes (flowlik::RunOptions::on_progress).
+using ProgressSink = std::function<void(int64_t done, int64_t total)>;
 
 // The options as the library's run takes them (flowlik/run.h): the score options, --max-rows,
 // --memory and --protocol; sets the thread count. The caller adds what is the command's own

@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 
+#include "cli/exit_codes.h"
 #include "cli/markup.h"
 #include "cli/number_options.h"
 #include "flowlik/error.h"
@@ -23,6 +25,11 @@ void add_gate_options(CLI::App& cmd, GateArguments& a, const std::string& limit_
       ->group(group);
   cmd.add_option("--junit", a.junit, "write the gates as JUnit XML here")->group(group);
   cmd.add_option("--markdown", a.markdown, "write a Markdown summary here")->group(group);
+}
+
+int gates_exit_code(const std::vector<GateResult>& gates) {
+  const bool failed = std::ranges::any_of(gates, [](const GateResult& g) { return !g.passed; });
+  return static_cast<int>(failed ? ExitCode::kGateFailed : ExitCode::kOk);
 }
 
 void write_junit(const std::string& path, const std::vector<GateResult>& gates) {

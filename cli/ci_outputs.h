@@ -24,6 +24,9 @@ struct GateArguments {
 // `limit_help` says what the limit is measured against.
 void add_gate_options(CLI::App& command, GateArguments& args, const std::string& limit_help);
 
+// The program's exit status for a run's gates: kGateFailed if one failed, else kOk.
+int gates_exit_code(const std::vector<GateResult>& gates);
+
 // Throws OutputError naming the file.
 void write_junit(const std::string& path, const std::vector<GateResult>& gates);
 void write_markdown(const std::string& path, const std::vector<const RunReport*>& models,

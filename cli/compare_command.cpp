@@ -68,11 +68,8 @@ CompareOutcome execute_compare(const CompareArguments& args, const Data* given,
   for (const auto& reporter : make_reporters(args.scoring, args.gate, "compare"))
     reporter->write(outcome);
 
-  CompareOutcome out{std::move(report), static_cast<int>(ExitCode::kOk)};
-  for (const auto& g : out.report.gates) {
-    if (!g.passed) out.exit_code = static_cast<int>(ExitCode::kGateFailed);
-  }
-  return out;
+  const int exit_code = gates_exit_code(report.gates);
+  return {std::move(report), exit_code};
 }
 
 int run_compare(const CompareArguments& args) {

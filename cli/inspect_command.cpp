@@ -4,7 +4,6 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -12,11 +11,8 @@
 #include "cli/contract_options.h"
 #include "cli/exit_codes.h"
 #include "cli/number_options.h"
-#include "estimators/hutchinson_trace.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/memory.h"
+#include "likelihood/cost.h"
 #include "likelihood/model_run.h"
-#include "likelihood/prior.h"
 #include "likelihood/text_number.h"
 #include "likelihood/velocity_field.h"
 
@@ -33,81 +29,6 @@ std::vector<int64_t> parse_shape(const std::string& text) {
     shape.push_back(*value);
   }
   return shape;
-}
-
-constexpr int64_t kDefaultBatch = 32;  // `flowlik score`'s --batch-size
-
-struct Cost {
-  double velocity_ms = NAN;
-  double hutchinson_ms = NAN;
-  double exact_ms = NAN;
-  int64_t exact_rows = 0;
-  double exact_peak_bytes = NAN;
-  RowBudget exact_budget;  // what `score --max-rows auto` takes here
-  std::string solve_status = "ok";
-  int64_t nfe = 0;
-  double solve_seconds = 0.0;
-  double log_likelihood = NAN;
-};
-
-template <class F>
-double milliseconds(F&& f) {
-  const auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-      .count();
-}
-
-// x: [1, D], one sample.
-Cost measure_cost(const VelocityField& field, const torch::Tensor& x, const torch::Tensor& labels) {
-  Cost cost;
-  const double t_mid = 0.5 * (field.contract().t_data() + field.contract().t_prior());
-  {
-    torch::NoGradGuard no_grad;
-    field.evaluate(x, t_mid, labels);  // warm-up
-    cost.velocity_ms = milliseconds([&] { field.evaluate(x, t_mid, labels); });
-  }
-  const std::vector<int64_t> sample{0};
-  const HutchinsonTrace one_probe(ProbeNoise::kRademacher, 1, 0);
-  const auto probe = one_probe.draw_probes(sample, field.dim(), field.options());
-  one_probe.evaluate(field, x, t_mid, probe, labels);  // warm-up
-  cost.hutchinson_ms = milliseconds([&] { one_probe.evaluate(field, x, t_mid, probe, labels); });
-
-  // The exact trace is D rows of vector-Jacobian products per sample, in chunks of --max-rows; the
-  // cost of R rows is that of R Hutchinson probes on one sample, measured on a chunk of at most 64
-  // rows.
-  cost.exact_rows = std::min<int64_t>(field.dim(), 64);
-  const HutchinsonTrace chunk(ProbeNoise::kRademacher, cost.exact_rows, 0);
-  const auto probes = chunk.draw_probes(sample, field.dim(), field.options());
-  const double chunk_ms = milliseconds([&] { chunk.evaluate(field, x, t_mid, probes, labels); });
-  cost.exact_ms =
-      chunk_ms * static_cast<double>(field.dim()) / static_cast<double>(cost.exact_rows);
-  const int64_t before = status_bytes("VmRSS");
-  cost.exact_budget = rows_for_memory(exact_bytes_per_row(field), 0, available_memory_bytes());
-  if (before >= 0 && std::isfinite(cost.exact_budget.bytes_per_row)) {
-    const double rows_at_once =
-        static_cast<double>(std::min(field.dim() * kDefaultBatch, cost.exact_budget.max_rows));
-    cost.exact_peak_bytes =
-        static_cast<double>(before) + cost.exact_budget.bytes_per_row * rows_at_once;
-  }
-
-  // One sample solved with the score defaults but the Hutchinson trace, bounded to about 30
-  // seconds.
-  SolverSpec spec;
-  spec.max_nfe = std::clamp<int64_t>(
-      static_cast<int64_t>(30e3 / std::max(cost.hutchinson_ms, 1e-3)), 50, 5000);
-  const auto start = std::chrono::steady_clock::now();
-  try {
-    const auto solution = integrate_to_prior(field, one_probe, x, probe, spec, labels);
-    cost.nfe = solution.nfe;
-    cost.log_likelihood = model_log_density(field, solution).select(1, 0).item<double>();
-  } catch (const IntegrationError& e) {
-    cost.solve_status = std::string("failed: ") + e.what();
-    cost.nfe = e.nfe();
-  }
-  cost.solve_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return cost;
 }
 
 }  // namespace
@@ -143,8 +64,10 @@ InspectOutcome execute_inspect(const InspectArguments& args) {
 
   // Smoke run 1: a batch of prior samples through the velocity at mid-path.
   constexpr int64_t kBatch = 4;
-  torch::manual_seed(0);
-  const auto x = field.contract().prior_scale * torch::randn({kBatch, field.dim()}, options);
+  // Drawn from a generator of its own: the process's global one (a library caller's) is left alone.
+  const auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+  const auto x = field.contract().prior_scale *
+                 torch::randn({kBatch, field.dim()}, generator, torch::kFloat64).to(options);
   const double t_mid = 0.5 * (field.contract().t_data() + field.contract().t_prior());
   // A conditional model is run with label 0.
   const auto labels = field.contract().conditional

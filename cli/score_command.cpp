@@ -271,11 +271,8 @@ ScoreOutcome execute_score(const ScoreCommandArguments& args, const Data* given,
   for (const auto& reporter : make_reporters(args.scoring, args.gate, "score"))
     reporter->write(outcome);
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
-  ScoreOutcome out{std::move(report), static_cast<int>(ExitCode::kOk)};
-  for (const auto& g : out.report.gates) {
-    if (!g.passed) out.exit_code = static_cast<int>(ExitCode::kGateFailed);
-  }
-  return out;
+  const int exit_code = gates_exit_code(report.gates);
+  return {std::move(report), exit_code};
 }
 
 int run_score(const ScoreCommandArguments& args) {

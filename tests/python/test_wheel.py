@@ -36,7 +36,9 @@ def run(*args, **kwargs):
 def installed(tmp_path_factory):
     """(venv, work): a fresh virtual environment with the pinned torch and the wheel installed."""
     work = tmp_path_factory.mktemp("wheel")
-    env = dict(os.environ, CCACHE_BASEDIR=str(ROOT), CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))
+    # build/'s generator, so that the compiler commands (the precompiled header's path among them) are the same.
+    env = dict(os.environ, CCACHE_BASEDIR=str(ROOT), CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2),
+               CMAKE_GENERATOR="Unix Makefiles")
     env.setdefault("CCACHE_SLOPPINESS", "pch_defines,time_macros,include_file_mtime,include_file_ctime")
     run(sys.executable, "-m", "pip", "wheel", ROOT, "--no-build-isolation", "--no-deps", "-q",
         "--disable-pip-version-check", "-w", work / "dist", "-C", "build-dir=build-wheel", cwd=ROOT, env=env)

@@ -86,10 +86,11 @@ def test_the_command_gives_the_programs_values_to_the_bit(installed, tmp_path):
 
 
 SCRIPT = """
-import json, math, sys
+import json, sys
+import numpy
 import flowlik, flowlik.export, flowlik_export
 from flowlik.export import export
-data = np.load(sys.argv[1])
+data = numpy.load(sys.argv[1])
 a = flowlik.score(sys.argv[2], sys.argv[1], threads=1)
 b = flowlik.score(sys.argv[2], data, threads=1)
 try:

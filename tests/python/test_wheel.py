@@ -7,7 +7,7 @@ The wheel builds in build-wheel/, beside build/ and at the same depth, so that w
 repository's root its compiler commands are build/'s and ccache serves them."""
 import json
 import os
-import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -49,7 +49,8 @@ def installed(tmp_path_factory):
     pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     run(*pip, pinned_torch(), "-c", ROOT / "scripts" / "requirements.txt")
     run(*pip, wheels[0])
-    return venv, work
+    yield venv, work
+    shutil.rmtree(venv)  # several GB with torch: not left behind for pytest's last three runs
 
 
 def clean_env(venv):
@@ -116,3 +117,31 @@ def test_the_api_in_the_fresh_environment(installed, tmp_path):
     assert got["nfe"] == [int(r["nfe"]) for r in rows]
     assert got["error"] is not None and "--rtol" in got["error"]
     assert got["export"] is True
+
+
+CLOSED_FORM = """
+import json, sys
+import numpy
+import flowlik
+p = json.load(open(sys.argv[1]))["gaussian"]
+mu, s = numpy.array(p["means"][0]), numpy.array(p["scales"][0])
+x = mu + s * numpy.random.default_rng(0).standard_normal((8, mu.size))
+z = (x - mu) / s
+exact = -0.5 * (z**2).sum(1) - numpy.log(s).sum() - 0.5 * mu.size * numpy.log(2 * numpy.pi)
+numpy.save(sys.argv[3], x.reshape(8, *p["shape"]))
+r = flowlik.score(sys.argv[2], sys.argv[3], dtype="float64", rtol=1e-9, atol=1e-9)
+print(json.dumps({"got": r.log_likelihood.tolist(), "exact": exact.tolist()}))
+"""
+
+
+def test_the_closed_form_in_the_fresh_environment(installed, fixtures, tmp_path):
+    venv, work = installed
+    fixtures = fixtures.resolve()  # the script runs elsewhere
+    data = tmp_path / "gaussian.npy"
+    out = run(venv / "bin" / "python", "-c", CLOSED_FORM, fixtures / "params.json", fixtures / "gaussian.pt", data,
+              cwd=work, env=clean_env(venv)).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert max(abs(a - b) for a, b in zip(got["got"], got["exact"])) < 1e-6
+    run(BIN, "score", fixtures / "gaussian.pt", "--data", data, "--dtype", "float64", "--rtol", "1e-9", "--atol",
+        "1e-9", "-q", "--per-sample", tmp_path / "build.csv")
+    assert [float(r["log_likelihood"]) for r in read_per_sample(tmp_path / "build.csv")] == got["got"]

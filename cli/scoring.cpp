@@ -170,11 +170,8 @@ RunOptions run_options(const ScoreArguments& args) {
 }
 
 ScoreSetup parse_run_setup(const ScoreArguments& args) {
-  auto options = args.score;
-  if (args.max_rows != "auto") options.trace.max_rows = *parse_int64(args.max_rows);
-  auto setup = make_score_setup(options);
+  auto setup = make_score_setup(run_options(args).score);
   tensor_options(args.model);  // --dtype and --device checked (and CUDA loaded) before any work
-  if (args.threads > 0) torch::set_num_threads(args.threads);
   return setup;
 }
 

@@ -13,11 +13,11 @@
 #include "likelihood/score.h"
 
 namespace flowlik {
-namespace {
-
 std::string name_of(const DataOptions& options, const std::string& argument) {
   return options.name_argument ? options.name_argument(argument) : argument;
 }
+
+namespace {
 
 // The range of values each map produces, for refusing continuous data that the model never saw.
 std::optional<std::pair<double, double>> scale_range(const std::string& scale) {

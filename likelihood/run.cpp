@@ -32,14 +32,14 @@ std::string tensor_sha256(const torch::Tensor& t) {
 // preprocessing, seed, solver and estimator options (not the batch size or thread count, which
 // change how fast a run is, not what it measures). The caller adds the shard.
 nlohmann::json run_identity(const PreparedModel& model, const ScoreSetup& setup,
-                            const Dataset& data, const Data& given) {
+                            const Dataset& data, const Data& given, const std::string& digest) {
   const auto options = result_options(options_json(setup, model, 0));
   auto contract = contract_json(model.field->contract());
   contract.erase("sources");  // where a value came from does not change what is measured
   auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);
   if (preprocessing.contains("sources")) preprocessing.erase("sources");
   return {{"model_sha256", model.sha256},
-          {"data_sha256", data_sha256(given)},
+          {"data_sha256", digest},
           {"labels_sha256",
            given.labels.defined() ? nlohmann::json(labels_sha256(given)) : nlohmann::json(nullptr)},
           {"contract", contract},
@@ -85,14 +85,12 @@ void check_protocol(const ProtocolChoice& protocol, const ScoreOptions& options,
   const auto& declared = field.contract().data_scale;
   const bool scale_from_protocol = std::ranges::find(protocol.kept, "scale") == protocol.kept.end();
   if (scale_from_protocol && declared && options.data.scale && *declared != *options.data.scale) {
-    const auto scale_option =
-        options.data.name_argument ? options.data.name_argument("scale") : "scale";
     throw InvalidArgument(
         "protocol",
         fmt::format("{} maps the data with scale {}, but {} declares scale {} ({}), the map it "
                     "was trained on; give {} to choose one",
                     protocol.name, *options.data.scale, field.path(), *declared,
-                    field.contract().sources.at("data"), scale_option));
+                    field.contract().sources.at("data"), name_of(options.data, "scale")));
   }
 }
 
@@ -357,7 +355,8 @@ RunReport run_score(const Model& model, const Data& data, const RunOptions& opti
     setup = fit_exact_rows(setup, fields, *options.fit_rows_to_memory_mb, &rows_chosen);
   }
   const auto [first, end] = options.shard.range(dataset.size);
-  auto identity = run_identity(prepared, setup, dataset, data);
+  const auto digest = data_sha256(data);
+  auto identity = run_identity(prepared, setup, dataset, data, digest);
   identity["shard"] = {{"index", options.shard.index},
                        {"count", options.shard.count},
                        {"first", first},
@@ -378,9 +377,8 @@ RunReport run_score(const Model& model, const Data& data, const RunOptions& opti
       if (!finished[static_cast<size_t>(i - first)]) todo.push_back(i);
     }
   }
-  auto report =
-      score_model(prepared, setup, dataset, identity["data_sha256"].get<std::string>(), todo,
-                  std::move(done), progress_sink(options, 0, static_cast<int64_t>(todo.size())));
+  auto report = score_model(prepared, setup, dataset, digest, todo, std::move(done),
+                            progress_sink(options, 0, static_cast<int64_t>(todo.size())));
   report.budget_advice = advice;
   report.exact_trace_rows = rows_chosen;
   report.protocol = protocol_json(options.protocol);

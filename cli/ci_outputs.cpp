@@ -11,7 +11,7 @@
 #include "cli/markup.h"
 #include "cli/number_options.h"
 #include "flowlik/error.h"
-#include "io/output_file.h"
+#include "flowlik/output_file.h"
 
 namespace flowlik::cli {
 

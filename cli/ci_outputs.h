@@ -8,9 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "flowlik/results.h"
 #include "flowlik/run.h"
-#include "likelihood/comparison.h"
-#include "likelihood/report.h"
 
 namespace flowlik::cli {
 

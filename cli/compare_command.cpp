@@ -8,7 +8,7 @@
 #include "cli/exit_codes.h"
 #include "cli/progress.h"
 #include "cli/reporters.h"
-#include "likelihood/comparison.h"
+#include "flowlik/run.h"
 
 namespace flowlik::cli {
 CLI::App* add_compare_command(CLI::App& app, CompareArguments& a) {

@@ -4,7 +4,7 @@
 
 namespace flowlik::cli {
 
-void add_contract_options(CLI::App& cmd, ContractOptions& o) {
+void add_contract_options(CLI::App& cmd, ContractOverrides& o) {
   const std::string group = "Model contract (overrides the manifest)";
   cmd.add_option("--signature", o.signature, "forward argument order: \"(x, t)\" or \"(t, x)\"")
       ->group(group);

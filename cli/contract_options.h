@@ -4,10 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "likelihood/contract.h"
+#include "flowlik/options.h"
 
 namespace flowlik::cli {
 
-void add_contract_options(CLI::App& command, ContractOptions& options);
+void add_contract_options(CLI::App& command, ContractOverrides& options);
 
 }  // namespace flowlik::cli

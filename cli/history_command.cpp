@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include "cli/html_report.h"
-#include "io/output_file.h"
-#include "likelihood/history.h"
+#include "flowlik/history.h"
+#include "flowlik/output_file.h"
 
 namespace flowlik::cli {
 

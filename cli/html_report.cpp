@@ -10,8 +10,8 @@
 
 #include "cli/markup.h"
 #include "flowlik/error.h"
-#include "io/output_file.h"
-#include "likelihood/report.h"
+#include "flowlik/output_file.h"
+#include "flowlik/results.h"
 
 namespace flowlik::cli {
 namespace {

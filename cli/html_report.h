@@ -6,10 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "flowlik/history.h"
+#include "flowlik/results.h"
 #include "flowlik/run.h"
-#include "likelihood/comparison.h"
-#include "likelihood/history.h"
-#include "likelihood/score.h"
 
 namespace flowlik::cli {
 

@@ -20,7 +20,6 @@
 #include "cli/sample_command.h"
 #include "cli/score_command.h"
 #include "flowlik/flowlik.h"
-#include "likelihood/model_archive.h"
 
 namespace {
 
@@ -43,9 +42,9 @@ std::string one_line(const std::string& prefix, std::string message) {
   return prefix + message;
 }
 
-// flowlik's stand-in for libtorch.so (likelihood/device.h), relative to this executable: beside it
-// in the build tree, in the install's library folder otherwise; never at a path compiled in, so an
-// installed copy does not look where it was built.
+// flowlik's stand-in for libtorch.so (likelihood/model/device.h), relative to this executable:
+// beside it in the build tree, in the install's library folder otherwise; never at a path compiled
+// in, so an installed copy does not look where it was built.
 void use_libtorch_stand_in_of_this_program() {
   namespace fs = std::filesystem;
   std::error_code ec;

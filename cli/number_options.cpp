@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "likelihood/text_number.h"
+#include "flowlik/text_number.h"
 
 namespace flowlik::cli {
 

@@ -1,7 +1,7 @@
 #include "cli/reporters.h"
 
 #include "cli/html_report.h"
-#include "likelihood/history.h"
+#include "flowlik/history.h"
 
 namespace flowlik::cli {
 namespace {

@@ -15,7 +15,6 @@
 #include "cli/scoring.h"
 #include "flowlik/results.h"
 #include "flowlik/run.h"
-#include "likelihood/comparison.h"
 
 namespace flowlik::cli {
 

@@ -15,68 +15,11 @@
 #include "cli/progress.h"
 #include "cli/reporters.h"
 #include "cli/shard.h"
-#include "io/report_reader.h"
-#include "io/sample_csv.h"
-#include "likelihood/comparison.h"
+#include "flowlik/per_sample.h"
+#include "flowlik/run.h"
 
 namespace flowlik::cli {
 namespace {
-
-// The per-sample journal of an interrupted run (or the complete file of a finished one), checked to
-// belong to this run and this shard; a row cut off by the interruption is dropped (and its sample
-// scored again), anything else malformed is an error. Leaves the journal ready to be appended to;
-// returns its rows. Returns nullopt when there is nothing to resume (no file, or one killed before
-// its header was written). The caller holds the journal's lock (an empty journal is the lock's).
-std::optional<std::vector<SampleResult>> resume_journal(const std::string& path,
-                                                        const JournalLock& lock,
-                                                        const nlohmann::json& identity,
-                                                        int64_t first, int64_t end, bool quiet) {
-  namespace fs = std::filesystem;
-  const auto journal = journal_path(path);
-  std::error_code ec;
-  // A finished run's file is checked where it is, and continued in the journal only once it is
-  // accepted, so that it stays whole until replaced and a refusal leaves nothing behind.
-  const bool finished = lock.was_empty();
-  if (finished && !fs::exists(path, ec)) return std::nullopt;
-  const auto& source = finished ? path : journal;
-  auto csv = read_sample_csv(source);
-  if (!csv.has_header)
-    return std::nullopt;  // killed while writing its first lines: nothing was done
-  const auto recorded = recorded_identity(source, csv);
-  if (!recorded) {
-    throw UsageError(
-        fmt::format("--resume: {} records no run identity (written by flowlik 0.1?); its rows "
-                    "cannot be checked to belong to this run, so score afresh without --resume",
-                    source));
-  }
-  if (const auto diff = identity_difference(*recorded, identity); !diff.empty()) {
-    throw UsageError(fmt::format("--resume: {} was written by another run: {}", source, diff));
-  }
-  std::vector<bool> seen(static_cast<size_t>(end - first), false);
-  for (const auto& r : csv.rows) {
-    if (r.index < first || r.index >= end) {
-      throw DataError(fmt::format("{}: holds sample {}, outside this run's samples [{}, {})",
-                                  source, r.index, first, end));
-    }
-    if (seen[static_cast<size_t>(r.index - first)]) {
-      throw DataError(fmt::format("{}: holds sample {} twice", source, r.index));
-    }
-    seen[static_cast<size_t>(r.index - first)] = true;
-  }
-  if (csv.partial_tail && !quiet) {
-    fmt::print(stderr,
-               "flowlik: {}: dropping a last row cut off mid-write; its sample is scored again\n",
-               source);
-  }
-  if (finished) {
-    continue_in_journal(path, csv, *recorded);
-  } else if (csv.partial_tail) {
-    fs::resize_file(journal, csv.complete_bytes);
-  }
-  if (!quiet)
-    fmt::print(stderr, "flowlik: resuming: {} samples already in {}\n", csv.rows.size(), journal);
-  return std::move(csv.rows);
-}
 
 // One line on stderr for --target-stderr's advice.
 void print_budget_advice(double target, const nlohmann::json& advice) {
@@ -94,26 +37,6 @@ void print_budget_advice(double target, const nlohmann::json& advice) {
              target, a["samples"].get<int64_t>(), a["draws"].get<int64_t>(),
              probes > 0 ? fmt::format(", --probes {}", probes) : std::string(),
              advice["pilot"]["samples"].get<int64_t>());
-}
-
-// --max-solve-error: the gate on --check-solve's measured error.
-GateResult solve_error_gate(const SolveCheckReport& check, double limit) {
-  GateResult g;
-  g.name = "solve error";
-  g.threshold = limit;
-  if (!check.error.empty() || check.samples == 0) {
-    g.passed = false;
-    g.message = fmt::format("solve error: FAILED, not measured ({})",
-                            check.error.empty() ? "no sample could be re-solved" : check.error);
-    return g;
-  }
-  g.regression = check.mean_abs_error_bpd;
-  g.ci_low = check.mean_abs_error_bpd;
-  g.passed = check.mean_abs_error_bpd <= limit;
-  g.message =
-      fmt::format("solve error: {} mean |error| {:.3g} bpd on {} samples against a limit of {:.3g}",
-                  g.passed ? "passed," : "FAILED,", check.mean_abs_error_bpd, check.samples, limit);
-  return g;
 }
 
 }  // namespace
@@ -195,27 +118,17 @@ ScoreOutcome execute_score(const ScoreCommandArguments& args, const Data* given,
 
   // The per-sample file: held until the run ends (one run writes a per-sample file at a time),
   // opened once the run's identity is known, and with --resume the rows it already holds.
-  std::optional<JournalLock> lock;
-  if (!args.per_sample.empty()) lock.emplace(args.per_sample);
-  std::optional<SampleCsvWriter> csv;
-  const auto open_per_sample = [&](const nlohmann::json& identity) {
-    std::vector<SampleResult> done;
-    bool append = false;
-    if (args.resume) {
-      const auto [first, end] = options.shard.range(data.values.size(0));
-      if (auto rows =
-              resume_journal(args.per_sample, *lock, identity, first, end, args.scoring.quiet)) {
-        done = std::move(*rows);
-        append = true;
-      }
-    }
-    if (!args.per_sample.empty()) csv.emplace(args.per_sample, identity, append);
-    return done;
-  };
-  const bool writes_per_sample = !args.per_sample.empty();
-  if (writes_per_sample) options.resume = open_per_sample;
+  std::optional<PerSampleFile> per_sample;
+  if (!args.per_sample.empty()) {
+    per_sample.emplace(args.per_sample);
+    options.resume = [&](const nlohmann::json& identity) {
+      return per_sample->open(identity, args.resume, [&](const std::string& line) {
+        if (!args.scoring.quiet) fmt::print(stderr, "flowlik: {}\n", line);
+      });
+    };
+  }
   options.on_sample = [&](const SampleResult& r) {
-    if (csv) csv->write(r);
+    if (per_sample) per_sample->write(r);
   };
   Progress progress(Progress::mode_for_stderr(args.scoring.quiet), 0);
   options.on_progress = [&](int64_t done, int64_t total) {
@@ -229,7 +142,7 @@ ScoreOutcome execute_score(const ScoreCommandArguments& args, const Data* given,
   // Run.
   auto report = flowlik::run_score(model, data, options);
   progress.finish();
-  if (csv) csv->commit();
+  if (per_sample) per_sample->commit();
   if (!args.resume) report.resumed_samples.reset();
 
   // Gates and outputs.
@@ -246,18 +159,12 @@ ScoreOutcome execute_score(const ScoreCommandArguments& args, const Data* given,
     }
   }
   if (args.gate.max_regression && summary.ok > 0) {
-    const auto baseline = read_baseline_report(args.baseline);
-    if (baseline.data_sha256 != report.data.sha256) {
-      throw DataError(fmt::format("{}: baseline was measured on other data (sha256 {} vs {})",
-                                  args.baseline, baseline.data_sha256.substr(0, 12),
-                                  report.data.sha256.substr(0, 12)));
-    }
-    report.gates.push_back(gate_regression(
-        fmt::format("{} vs baseline {}", args.model, args.baseline),
-        unpaired_difference(summary.bpd, baseline.bpd), *args.gate.max_regression, rule));
+    report.gates.push_back(
+        gate_against_baseline(report, args.baseline, *args.gate.max_regression, rule,
+                              fmt::format("{} vs baseline {}", args.model, args.baseline)));
   }
   if (args.max_solve_error && report.check_solve) {
-    report.gates.push_back(solve_error_gate(*report.check_solve, *args.max_solve_error));
+    report.gates.push_back(gate_solve_error(*report.check_solve, *args.max_solve_error));
   }
   if (!args.per_sample.empty()) {
     report.per_sample = std::filesystem::absolute(args.per_sample).string();
@@ -270,7 +177,7 @@ ScoreOutcome execute_score(const ScoreCommandArguments& args, const Data* given,
   outcome.history_model = args.model;
   for (const auto& reporter : make_reporters(args.scoring, args.gate, "score"))
     reporter->write(outcome);
-  if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
+  check_some_scored(summary);
   const int exit_code = gates_exit_code(report.gates);
   return {std::move(report), exit_code};
 }

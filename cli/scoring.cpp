@@ -10,8 +10,8 @@
 #include "cli/contract_options.h"
 #include "cli/exit_codes.h"
 #include "cli/number_options.h"
-#include "likelihood/report.h"
-#include "likelihood/text_number.h"
+#include "flowlik/results.h"
+#include "flowlik/text_number.h"
 
 namespace flowlik::cli {
 
@@ -167,12 +167,6 @@ RunOptions run_options(const ScoreArguments& args) {
   options.protocol = {args.protocol, args.protocol_kept};
   if (args.threads > 0) torch::set_num_threads(args.threads);
   return options;
-}
-
-ScoreSetup parse_run_setup(const ScoreArguments& args) {
-  auto setup = make_score_setup(run_options(args).score);
-  tensor_options(args.model);  // --dtype and --device checked (and CUDA loaded) before any work
-  return setup;
 }
 
 Data load_scoring_data(const ScoreArguments& args) { return load_data(args.data, args.labels); }

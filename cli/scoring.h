@@ -13,20 +13,20 @@
 #include <vector>
 
 #include "flowlik/flowlik.h"
+#include "flowlik/output_file.h"
 #include "flowlik/run.h"
-#include "io/output_file.h"
-#include "likelihood/model_run.h"
 
 namespace flowlik::cli {
 
 // The options exactly as given on the command line: the library's option structs, and what only the
-// program has (files, threads, outputs). Validated once, in parse_run_setup, before any work.
+// program has (files, threads, outputs). Checked by the library before any sample is scored.
 struct ScoreArguments {
   std::string data;
   std::string labels;  // class labels for a conditional model
   ModelOptions model;  // --dtype, --device and the contract's overrides
   ScoreOptions score;  // solver, trace, data map, seed, batch size
-  // --max-rows: "auto" (sized from the memory, likelihood/memory.h) or a number of rows.
+  // --max-rows: "auto" (sized from the memory: RunOptions::fit_rows_to_memory_mb) or a number of
+  // rows.
   std::string max_rows = "auto";
   double memory_mb = 0.0;  // --memory: the exact trace's budget; 0: half of the memory available
   int threads = 0;         // 0: LibTorch's default
@@ -57,11 +57,6 @@ using ProgressSink = std::function<void(int64_t done, int64_t total)>;
 // (shard, resume, sinks, checks).
 RunOptions run_options(const ScoreArguments& args);
 
-// The options turned into the library's typed scoring setup, for `sample`, which does not go
-// through flowlik::run_score: throws for a bad value, sets the thread count, and loads the CUDA
-// backend if a CUDA device is asked for.
-ScoreSetup parse_run_setup(const ScoreArguments& args);
-
 // --data, and --labels if given, with their hashes. Throws DataError naming the file.
 Data load_scoring_data(const ScoreArguments& args);
 
@@ -75,7 +70,7 @@ void check_run_outputs(std::span<const NamedFile> inputs, std::span<const NamedF
 
 // The console summary of a scored model.
 void print_summary(const RunReport& report);
-// Writes the JSON report whole or not at all (io/output_file.h).
+// Writes the JSON report whole or not at all (include/flowlik/output_file.h).
 void write_report(const std::string& path, const nlohmann::json& report);
 
 }  // namespace flowlik::cli

@@ -5,7 +5,7 @@
 #include <charconv>
 
 #include "cli/exit_codes.h"
-#include "likelihood/text_number.h"
+#include "flowlik/text_number.h"
 
 namespace flowlik::cli {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "likelihood/counter_rng.h"
+#include "estimators/counter_rng.h"
 
 namespace flowlik {
 

@@ -1,7 +1,7 @@
 // What a trace estimator differentiates: a function v(t, x) of a batch of states that answers the
 // Jacobian products the estimators need. The estimators depend on this and nothing else of the
-// model; the model's VelocityField (likelihood/velocity_field.h) is one, a closed-form field in a
-// test can be another.
+// model; the model's VelocityField (likelihood/model/velocity_field.h) is one, a closed-form field
+// in a test can be another.
 #pragma once
 
 #include <torch/torch.h>

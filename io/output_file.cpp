@@ -1,4 +1,4 @@
-#include "io/output_file.h"
+#include "flowlik/output_file.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -15,10 +15,10 @@
 #include <sstream>
 
 #include "flowlik/error.h"
+#include "flowlik/output_file.h"
+#include "flowlik/text_number.h"
+#include "io/file_digest.h"
 #include "io/json_depth.h"
-#include "io/output_file.h"
-#include "likelihood/file_digest.h"
-#include "likelihood/text_number.h"
 
 namespace flowlik {
 namespace {

@@ -16,14 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "likelihood/score.h"
+#include "flowlik/per_sample.h"  // journal_path, identity_path
+#include "flowlik/results.h"     // SampleResult
 
 namespace flowlik {
-
-// PATH.partial, where the rows of a run in progress are kept.
-std::string journal_path(const std::string& path);
-// PATH.run.json, the identity of the run that wrote a finished PATH.
-std::string identity_path(const std::string& path);
 
 // One writer per per-sample file: an advisory lock (flock) on its journal PATH.partial, created
 // empty if there is none, taken before the journal is read or written and held until the object is

@@ -6,8 +6,8 @@
 
 #include "estimators/hutchinson_trace.h"
 #include "flowlik/error.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/prior.h"
+#include "likelihood/model/prior.h"
+#include "likelihood/ode/cnf_solver.h"
 
 namespace flowlik {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "likelihood/memory.h"
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/velocity_field.h"
 
 namespace flowlik {
 

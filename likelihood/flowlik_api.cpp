@@ -2,14 +2,16 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <utility>
 
 #include "flowlik/flowlik.h"
 #include "flowlik/run.h"
+#include "io/dataset.h"
+#include "io/file_digest.h"
+#include "io/npy.h"
 #include "likelihood/comparison.h"
-#include "likelihood/dataset.h"
-#include "likelihood/file_digest.h"
 #include "likelihood/model_run.h"
 #include "likelihood/sample.h"
 #include "likelihood/score.h"
@@ -68,6 +70,18 @@ Comparison compare(std::span<const Model> models, const Data& data, const ScoreO
   for (auto& m : report.models) comparison.models.push_back({std::move(m.samples), m.summary});
   comparison.differences = std::move(report.paired);
   return comparison;
+}
+
+void save_npy(const std::string& path, const torch::Tensor& values) {
+  NpyArray array;
+  const auto contiguous = values.contiguous();
+  array.dtype = contiguous.scalar_type() == torch::kUInt8 ? NpyDtype::kUint8 : NpyDtype::kFloat32;
+  const auto typed = array.dtype == NpyDtype::kUint8 ? contiguous : contiguous.to(torch::kFloat32);
+  array.shape = typed.sizes().vec();
+  const auto bytes = static_cast<size_t>(typed.numel()) * typed.element_size();
+  array.bytes.resize(bytes);
+  if (bytes > 0) std::memcpy(array.bytes.data(), typed.data_ptr(), bytes);
+  write_npy(path, array);
 }
 
 Generated sample(const Model& model, int64_t count, const ScoreOptions& options,

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/velocity_field.h"
 
 namespace flowlik {
 

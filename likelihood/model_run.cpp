@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "flowlik/error.h"
-#include "likelihood/device.h"
+#include "likelihood/model/device.h"
 #include "likelihood/score.h"
 
 namespace flowlik {

@@ -20,11 +20,11 @@
 #include "flowlik/options.h"
 #include "flowlik/results.h"
 #include "flowlik/run.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/dataset.h"
-#include "likelihood/preprocessing.h"
+#include "io/dataset.h"
+#include "likelihood/model/preprocessing.h"
+#include "likelihood/model/velocity_field.h"
+#include "likelihood/ode/cnf_solver.h"
 #include "likelihood/report.h"
-#include "likelihood/velocity_field.h"
 
 namespace flowlik {
 
@@ -71,7 +71,7 @@ struct ScoreSetup {
 ScoreSetup make_score_setup(const ScoreOptions& options);
 
 // The dtype and device of ModelOptions; a CUDA device loads LibTorch's CUDA backend
-// (likelihood/device.h). Throws InvalidArgument naming `device`.
+// (likelihood/model/device.h). Throws InvalidArgument naming `device`.
 torch::TensorOptions tensor_options(const ModelOptions& options);
 
 // A model file loaded with its contract (the manifest, overridden by options.contract), on the

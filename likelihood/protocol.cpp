@@ -9,7 +9,7 @@
 
 #include "flowlik/error.h"
 #include "flowlik/options.h"
-#include "likelihood/text_number.h"
+#include "flowlik/text_number.h"
 
 namespace flowlik {
 namespace {

@@ -4,10 +4,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "likelihood/dataset.h"
-#include "likelihood/preprocessing.h"
+#include "io/dataset.h"
+#include "likelihood/model/preprocessing.h"
+#include "likelihood/model/velocity_field.h"
 #include "likelihood/score.h"
-#include "likelihood/velocity_field.h"
 
 namespace flowlik {
 
@@ -20,9 +20,6 @@ nlohmann::json samples_json(const ScoreSummary& summary);
 nlohmann::json number_or_null(double value);
 // A mean with its standard error, 95% interval and count, as every report writes one.
 nlohmann::json mean_json(const MeanEstimate& m);
-// One line on the parts of the bpd's standard error, for summaries, Markdown and HTML:
-// "0.0108 = data 0.0100 + dequantization 0.0040 + estimator 0.0010 (in quadrature)".
-std::string describe_error_sources(const ScoreSummary& summary);
 // Empty, or why the figure may not be the bound it is called: an importance-weighted bound over
 // M >= 2 draws of Hutchinson estimates (`options` as in the report) is biased upward, the
 // logmeanexp of noisy estimates exceeding that of the exact ones by about half their variance.

@@ -8,13 +8,13 @@
 #include <chrono>
 #include <cmath>
 
-#include "io/report_reader.h"
+#include "io/dataset.h"
+#include "io/file_digest.h"
 #include "likelihood/comparison.h"
-#include "likelihood/dataset.h"
-#include "likelihood/file_digest.h"
 #include "likelihood/memory.h"
 #include "likelihood/model_run.h"
 #include "likelihood/report.h"
+#include "likelihood/report_reader.h"
 #include "likelihood/sample.h"
 #include "likelihood/solve_check.h"
 #include "likelihood/statistics.h"
@@ -442,16 +442,19 @@ nlohmann::json to_json(const GateResult& g) {
           {"message", g.message}};
 }
 
+nlohmann::json to_json(const RunReport::ModelRecord& m) {
+  return {{"path", m.path},
+          {"format", m.format},
+          {"sha256", m.sha256},
+          {"parameters", m.parameters},
+          {"contract", m.contract}};
+}
+
 nlohmann::json to_json(const RunReport& r) {
   nlohmann::json j = {
       {"schema_version", kReportSchemaVersion},
       {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
-      {"model",
-       {{"path", r.model.path},
-        {"format", r.model.format},
-        {"sha256", r.model.sha256},
-        {"parameters", r.model.parameters},
-        {"contract", r.model.contract}}},
+      {"model", to_json(r.model)},
       {"data",
        {{"path", r.data.path},
         {"sha256", r.data.sha256},

@@ -6,12 +6,12 @@
 #include <cmath>
 #include <map>
 
+#include "estimators/counter_rng.h"
 #include "estimators/trace_factory.h"
 #include "flowlik/error.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/counter_rng.h"
-#include "likelihood/per_sample_solver.h"
-#include "likelihood/prior.h"
+#include "likelihood/model/prior.h"
+#include "likelihood/ode/cnf_solver.h"
+#include "likelihood/ode/per_sample_solver.h"
 
 namespace flowlik {
 namespace {

@@ -12,10 +12,10 @@
 
 #include "estimators/trace_estimator.h"
 #include "flowlik/results.h"
-#include "likelihood/dataset.h"
-#include "likelihood/preprocessing.h"
+#include "io/dataset.h"
+#include "likelihood/model/preprocessing.h"
+#include "likelihood/model/velocity_field.h"
 #include "likelihood/score.h"
-#include "likelihood/velocity_field.h"
 
 namespace flowlik {
 

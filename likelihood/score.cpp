@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "flowlik/error.h"
-#include "likelihood/per_sample_solver.h"
-#include "likelihood/prior.h"
+#include "likelihood/model/prior.h"
+#include "likelihood/ode/per_sample_solver.h"
 
 namespace flowlik {
 namespace {

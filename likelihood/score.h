@@ -10,11 +10,11 @@
 #include "estimators/trace_estimator.h"
 #include "flowlik/error.h"
 #include "flowlik/results.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/dataset.h"
-#include "likelihood/preprocessing.h"
+#include "io/dataset.h"
+#include "likelihood/model/preprocessing.h"
+#include "likelihood/model/velocity_field.h"
+#include "likelihood/ode/cnf_solver.h"
 #include "likelihood/statistics.h"
-#include "likelihood/velocity_field.h"
 
 namespace flowlik {
 
@@ -27,8 +27,8 @@ struct ScoreSpec {
 // Scores data[indices], calling `sink` once per sample in the order of `indices`. An adaptive
 // solver solves each sample (each of its dequantization draws) with its own steps,
 // options.batch_size rows at a time, a finished row making room for the next
-// (likelihood/per_sample_solver.h): a sample's result and NFE do not depend on the batch size, the
-// order or the shard, and a sample fails alone. A fixed-step solver solves batches of
+// (likelihood/ode/per_sample_solver.h): a sample's result and NFE do not depend on the batch size,
+// the order or the shard, and a sample fails alone. A fixed-step solver solves batches of
 // options.batch_size samples; a batch whose solve fails is retried one sample at a time. A sample
 // that fails, or whose result is not finite, is passed on with its status set.
 void score_dataset(const VelocityField& field, const TraceEstimator& trace, const Dataset& data,

@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "estimators/trace_estimator.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/dataset.h"
-#include "likelihood/preprocessing.h"
+#include "io/dataset.h"
+#include "likelihood/model/preprocessing.h"
+#include "likelihood/model/velocity_field.h"
+#include "likelihood/ode/cnf_solver.h"
 #include "likelihood/score.h"
-#include "likelihood/velocity_field.h"
 
 namespace flowlik {
 

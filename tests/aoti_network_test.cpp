@@ -15,9 +15,9 @@
 #include "estimators/exact_trace.h"
 #include "estimators/hutchinson_trace.h"
 #include "flowlik/error.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/device.h"
-#include "likelihood/prior.h"
+#include "likelihood/model/device.h"
+#include "likelihood/model/prior.h"
+#include "likelihood/ode/cnf_solver.h"
 #include "tests/closed_form.h"
 #include "tests/expect_error.h"
 
@@ -50,7 +50,7 @@ torch::Tensor points(int64_t batch, int64_t dim) {
 
 TEST(AotiNetworkTest, ACpuRunOfAPackageLoadsNoCudaLibrary) {
   // The package's compiled functions name libtorch.so, whose real copy in a CUDA build depends on
-  // libtorch_cuda; flowlik's stand-in takes its place for a CPU run (likelihood/device.h).
+  // libtorch_cuda; flowlik's stand-in takes its place for a CPU run (likelihood/model/device.h).
   ASSERT_TRUE(kUsesStandIn);
   if (cuda_backend_loaded()) GTEST_SKIP() << "the CUDA backend was loaded before this test";
   const auto p = test::load_mixture_params("gaussian");

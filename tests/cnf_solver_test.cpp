@@ -1,6 +1,6 @@
 // The augmented CNF solve against exact log-densities, each solver's order of convergence, and the
 // handling of samples whose solve fails.
-#include "likelihood/cnf_solver.h"
+#include "likelihood/ode/cnf_solver.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include "estimators/exact_trace.h"
 #include "estimators/hutchinson_trace.h"
 #include "flowlik/error.h"
-#include "likelihood/prior.h"
+#include "likelihood/model/prior.h"
 #include "likelihood/score.h"
 #include "tests/closed_form.h"
 #include "tests/expect_error.h"

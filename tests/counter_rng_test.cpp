@@ -1,4 +1,4 @@
-#include "likelihood/counter_rng.h"
+#include "estimators/counter_rng.h"
 
 #include <gtest/gtest.h>
 

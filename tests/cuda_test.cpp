@@ -6,10 +6,10 @@
 
 #include "estimators/exact_trace.h"
 #include "estimators/hutchinson_trace.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/device.h"
-#include "likelihood/prior.h"
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/device.h"
+#include "likelihood/model/prior.h"
+#include "likelihood/model/velocity_field.h"
+#include "likelihood/ode/cnf_solver.h"
 #include "tests/closed_form.h"
 
 namespace flowlik {
@@ -17,7 +17,7 @@ namespace {
 
 TEST(CudaTest, ClosedFormLogDensityOnTheGpu) {
   // flowlik loads LibTorch's CUDA backend only when a CUDA device is asked for
-  // (likelihood/device.h).
+  // (likelihood/model/device.h).
   std::string why;
   if (!load_cuda_backend(&why)) GTEST_SKIP() << "LibTorch's CUDA backend cannot be loaded: " << why;
   if (!torch::cuda::is_available()) {

@@ -1,4 +1,4 @@
-#include "likelihood/dataset.h"
+#include "io/dataset.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

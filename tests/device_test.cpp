@@ -1,5 +1,5 @@
-// The CUDA backend is loaded when asked for, not at start-up (likelihood/device.h).
-#include "likelihood/device.h"
+// The CUDA backend is loaded when asked for, not at start-up (likelihood/model/device.h).
+#include "likelihood/model/device.h"
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <gtest/gtest.h>

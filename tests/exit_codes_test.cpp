@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "likelihood/cnf_solver.h"
+#include "likelihood/ode/cnf_solver.h"
 #include "tests/expect_error.h"
 
 namespace flowlik::cli {

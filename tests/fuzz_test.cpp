@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "flowlik/error.h"
-#include "io/report_reader.h"
+#include "io/npy.h"
 #include "io/sample_csv.h"
-#include "likelihood/aoti_network.h"
-#include "likelihood/contract.h"
-#include "likelihood/model_archive.h"
-#include "likelihood/npy.h"
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/aoti_network.h"
+#include "likelihood/model/contract.h"
+#include "likelihood/model/model_archive.h"
+#include "likelihood/model/velocity_field.h"
+#include "likelihood/report_reader.h"
 
 namespace flowlik {
 namespace {

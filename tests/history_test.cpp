@@ -1,5 +1,5 @@
 // The SQLite history: rows appended from reports read back whole, in order, filtered by model.
-#include "likelihood/history.h"
+#include "flowlik/history.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -3,7 +3,7 @@
 
 #include <torch/torch.h>
 
-#include "likelihood/dataset.h"
+#include "io/dataset.h"
 
 namespace flowlik::test {
 

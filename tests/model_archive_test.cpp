@@ -1,8 +1,8 @@
-// Model archives as untrusted input (likelihood/model_archive.h): the documented limits, reads and
-// extraction bounded by each member's stated size, private folders, and the removal of folders
-// that dead flowlik processes left behind. The hostile names themselves are tested end to end in
-// tests/python/test_hostile_packages.py.
-#include "likelihood/model_archive.h"
+// Model archives as untrusted input (likelihood/model/model_archive.h): the documented limits,
+// reads and extraction bounded by each member's stated size, private folders, and the removal of
+// folders that dead flowlik processes left behind. The hostile names themselves are tested end to
+// end in tests/python/test_hostile_packages.py.
+#include "likelihood/model/model_archive.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "flowlik/error.h"
-#include "likelihood/aoti_network.h"
+#include "likelihood/model/aoti_network.h"
 #include "tests/expect_error.h"
 
 namespace flowlik {

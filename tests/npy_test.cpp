@@ -1,4 +1,4 @@
-#include "likelihood/npy.h"
+#include "io/npy.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

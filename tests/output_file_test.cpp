@@ -1,4 +1,4 @@
-#include "io/output_file.h"
+#include "flowlik/output_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

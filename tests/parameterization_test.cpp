@@ -12,10 +12,10 @@
 
 #include "estimators/exact_trace.h"
 #include "flowlik/error.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/contract.h"
-#include "likelihood/prior.h"
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/contract.h"
+#include "likelihood/model/prior.h"
+#include "likelihood/model/velocity_field.h"
+#include "likelihood/ode/cnf_solver.h"
 #include "tests/closed_form.h"
 #include "tests/expect_error.h"
 
@@ -26,7 +26,7 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 // alpha and sigma of each schedule at flow time t, written out again here (values only; flowlik
-// also needs their derivatives) so the test does not lean on likelihood/schedule.cpp.
+// also needs their derivatives) so the test does not lean on likelihood/model/schedule.cpp.
 std::pair<double, double> alpha_sigma(const std::string& schedule, double t) {
   const double s = 1 - t;
   if (schedule == "linear") return {t, 1 - t};

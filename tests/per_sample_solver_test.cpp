@@ -1,7 +1,7 @@
 // Per-sample step control: one row against Odeint's own controller, every adaptive tableau against
 // the closed form, results and NFE independent of batch size and order, and the error norms by
 // hand.
-#include "likelihood/per_sample_solver.h"
+#include "likelihood/ode/per_sample_solver.h"
 
 #include <gtest/gtest.h>
 
@@ -14,10 +14,10 @@
 #include "estimators/exact_trace.h"
 #include "estimators/hutchinson_trace.h"
 #include "flowlik/error.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/prior.h"
+#include "likelihood/model/prior.h"
+#include "likelihood/ode/cnf_solver.h"
+#include "likelihood/ode/tensor_state.h"
 #include "likelihood/score.h"
-#include "likelihood/tensor_state.h"
 #include "tests/closed_form.h"
 #include "tests/expect_error.h"
 #include "tests/in_memory_dataset.h"

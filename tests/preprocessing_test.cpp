@@ -1,6 +1,6 @@
 // Dequantization, the maps to model space and the bpd offsets (shared/MATH.md section 6), against
 // values worked out by hand.
-#include "likelihood/preprocessing.h"
+#include "likelihood/model/preprocessing.h"
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>

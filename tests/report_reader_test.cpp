@@ -1,4 +1,4 @@
-#include "io/report_reader.h"
+#include "likelihood/report_reader.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -3,14 +3,16 @@
 // rows give the unsharded run's values to the bit; the run's identity changes with what changes
 // results and not with the batch size; the report carries the hashes and checks.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "flowlik/run.h"
-#include "likelihood/file_digest.h"
+#include "io/file_digest.h"
 #include "tests/closed_form.h"
 #include "tests/expect_error.h"
 
@@ -192,6 +194,36 @@ TEST(RunApiTest, ComparesWithCommonRandomNumbers) {
   EXPECT_EQ(json["paired"][0]["b"], 1);
   test::expect_error<InvalidArgument>(
       [&] { run_compare(std::span(models).first(1), points(6), options); }, {"two or more"});
+}
+
+TEST(RunApiTest, GatesOnTheSolveErrorAndOnABaseline) {
+  SolveCheckReport check;
+  check.samples = 4;
+  check.mean_abs_error_bpd = 2e-3;
+  EXPECT_TRUE(gate_solve_error(check, 5e-3).passed);
+  const auto failed = gate_solve_error(check, 1e-3);
+  EXPECT_FALSE(failed.passed);
+  EXPECT_EQ(failed.message,
+            "solve error: FAILED, mean |error| 0.002 bpd on 4 samples against a limit of 0.001");
+  check.error = "the model cannot run in float64";
+  EXPECT_EQ(gate_solve_error(check, 1.0).message,
+            "solve error: FAILED, not measured (the model cannot run in float64)");
+
+  // Against a baseline: the same run passes a zero-regression gate; other data are refused.
+  const auto model = mixture();
+  const auto report = run_score(model, points(5), tight());
+  const auto baseline = (std::filesystem::temp_directory_path() /
+                         ("flowlik_baseline_" + std::to_string(::getpid()) + ".json"))
+                            .string();
+  std::ofstream(baseline) << to_json(report).dump();
+  const auto gate = gate_against_baseline(report, baseline, 0.0, GateRule::kMean, "same");
+  EXPECT_TRUE(gate.passed) << gate.message;
+  EXPECT_EQ(gate.regression, 0.0);
+  const auto other = run_score(model, points(6), tight());
+  test::expect_error<DataError>(
+      [&] { gate_against_baseline(other, baseline, 0.0, GateRule::kMean, "other"); },
+      {"baseline was measured on other data"});
+  std::filesystem::remove(baseline);
 }
 
 }  // namespace

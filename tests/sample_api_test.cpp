@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flowlik/flowlik.h"
+#include "flowlik/run.h"
 #include "tests/closed_form.h"
 #include "tests/expect_error.h"
 
@@ -100,6 +101,42 @@ TEST(SampleApiTest, ModelsThatCannotBeSampledAreRefused) {
   test::expect_error<InvalidArgument>(
       [] { sample(Model::load(test::fixture_path("vp_noise_embedded.pt")), 0); },
       {"count: must be at least 1, got 0"});
+}
+
+// run_sample (flowlik/run.h), the program's `sample`: shards draw the whole run's points to the
+// bit; the report states what was generated; the data's levels need the data's map.
+TEST(SampleApiTest, RunSampleShardsDrawTheWholeRunsPoints) {
+  const auto model = Model::load(test::fixture_path("vp_noise_embedded.pt"), float64());
+  SampleRunOptions options;
+  options.score = tight();
+  const auto whole = sample(model, 7, options.score);
+  nlohmann::json identity;
+  std::vector<torch::Tensor> parts;
+  for (int64_t index = 0; index < 2; ++index) {
+    options.shard = {index, 2, "test"};
+    options.on_identity = [&](const nlohmann::json& id) { identity = id; };
+    const auto report = run_sample(model, 7, options);
+    parts.push_back(report.points);
+    EXPECT_EQ(report.summary.ok, report.points.size(0));
+    const auto json = to_json(report);
+    EXPECT_EQ(json["generated"]["N"], 7);
+    EXPECT_EQ(json["shard"]["index"], index);
+    EXPECT_EQ(json["tool"]["command"], "sample");
+    EXPECT_EQ(identity["generated"], json["generated"]);
+    EXPECT_EQ(identity["model_sha256"], model.sha256());
+  }
+  EXPECT_TRUE(torch::equal(torch::cat(parts), whole.points));
+
+  options.shard = {};
+  options.data_levels = true;
+  test::expect_error<InvalidArgument>(
+      [&] { run_sample(model, 3, options); },
+      {"data_samples: ", "declares no map to the data (manifest field 'data'); give --scale"});
+  options.score.data.scale = "centered";
+  const auto levels = run_sample(model, 3, options);
+  EXPECT_EQ(levels.levels.scalar_type(), torch::kUInt8);
+  EXPECT_EQ(levels.levels.sizes(), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(to_json(levels)["data_map"]["scale"], "centered");
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Schedules against their definitions (shared/MATH.md section 4): alpha and sigma at the ends and
 // in the middle, worked out by hand, and the time derivatives against central differences.
-#include "likelihood/schedule.h"
+#include "likelihood/model/schedule.h"
 
 #include <gtest/gtest.h>
 

@@ -9,7 +9,7 @@
 #include "estimators/hutchinson_trace.h"
 #include "estimators/trace_factory.h"
 #include "flowlik/error.h"
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/velocity_field.h"
 #include "tests/closed_form.h"
 #include "tests/expect_error.h"
 

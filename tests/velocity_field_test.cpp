@@ -1,6 +1,6 @@
 // The model contract: every way a model can break it is refused with a message naming the file and
 // fault.
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/velocity_field.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

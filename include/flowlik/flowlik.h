@@ -37,6 +37,11 @@ std::string version();
 // if it carries the stand-in's marker symbol. Takes effect at the first package loaded.
 void use_libtorch_stand_in(const std::string& path);
 
+// For a signal handler (async-signal-safe: unlink and rmdir of recorded paths only): removes the
+// files and folders that loaded AOTInductor packages were extracted into, which the process would
+// otherwise leave behind. The flowlik program calls it on SIGINT, SIGTERM and SIGHUP.
+void remove_package_folders_on_signal() noexcept;
+
 namespace detail {
 struct ModelAccess;
 }
@@ -81,6 +86,9 @@ struct Data {
 // An .npy file, and its labels if `labels_path` is given, as the program's --data and --labels read
 // them. Throws DataError naming the file.
 Data load_data(const std::string& path, const std::string& labels_path = "");
+// Writes `values` [N, *shape] to an .npy file: uint8 as it is, any other dtype as float32. Throws
+// OutputError naming the file.
+void save_npy(const std::string& path, const torch::Tensor& values);
 
 struct Scores {
   std::vector<SampleResult> samples;  // one per sample, in order; failed samples carry their status

@@ -62,6 +62,10 @@ struct ScoreSummary {
   int64_t nfe_max = 0;
 };
 
+// One line on the parts of the bpd's standard error, for summaries, Markdown and HTML:
+// "0.0108 = data 0.0100 + dequantization 0.0040 + estimator 0.0010 (in quadrature)".
+std::string describe_error_sources(const ScoreSummary& summary);
+
 struct PairedDifference {
   int64_t a = 0;  // index of the earlier model
   int64_t b = 0;  // index of the later model; differences are b minus a
@@ -95,6 +99,21 @@ struct GateResult {
   bool passed = true;
   std::string message;  // one line, for logs and CI summaries
 };
+
+// Throws InvalidArgument naming `gate_rule` and listing the valid names ("mean", "significant").
+GateRule parse_gate_rule(const std::string& name);
+std::string to_string(GateRule rule);
+
+// The gate on a regression (bpd, later minus earlier) against the largest one allowed, under
+// `rule`.
+GateResult gate_regression(std::string name, const MeanEstimate& regression, double threshold,
+                           GateRule rule);
+
+// The difference of two independent means, `now` minus `base` (an unpaired regression against a
+// baseline report): standard errors add in quadrature, and the 95% interval uses Student's t with
+// the Welch-Satterthwaite degrees of freedom, as the paired gate uses Student's t. A missing
+// standard error (one sample) counts as zero.
+MeanEstimate unpaired_difference(const MeanEstimate& now, const MeanEstimate& base);
 
 // How well a solve retraces its path: samples carried to the prior and back to the data (the round
 // trip), |x - decode(encode(x))| in the model's space.

@@ -142,10 +142,86 @@ struct CompareReport {
 CompareReport run_compare(std::span<const Model> models, const Data& data,
                           const RunOptions& options = {});
 
+// `flowlik sample` as a library call: points drawn from the model, block `shard` of `count`, each
+// carried from the prior to the data end with its log-density from the same solve, and the report.
+struct SampleRunOptions {
+  ScoreOptions score;  // solver, trace, seed, batch size; its data options give the data map only
+  Shard shard;
+  std::optional<double> fit_rows_to_memory_mb;  // as RunOptions'
+  // The class of each of the `count` samples, for a class-conditional model: a tensor [count] of an
+  // integer dtype, or (when undefined) the labels file labels_path; labels_path names them in the
+  // report either way.
+  torch::Tensor labels;
+  std::string labels_path;
+  // The points also in the data's levels (SampleReport::levels), which needs the data's map (the
+  // manifest's or options.score.data's scale): InvalidArgument naming "data_samples" without one.
+  bool data_levels = false;
+  // Called once, before any sample is generated, with the run's identity (the model's hash, what
+  // is generated, the contract, the options that change results): for a per-sample file.
+  std::function<void(const nlohmann::json& identity)> on_identity;
+  SampleSink on_sample;  // each sample's result, in order
+  std::function<void(int64_t done, int64_t total)> on_progress;
+};
+
+struct SampleReport {
+  RunReport::ModelRecord model;
+  nlohmann::json generated;  // N, labels, seed, prior, noise, first, end: what was drawn
+  nlohmann::json data_map;   // how levels come from points (scale, levels, their sources); or null
+  nlohmann::json options;    // every option in effect
+  torch::Tensor points;      // [end - first, *shape] float64 in the model's space; NaN if failed
+  torch::Tensor levels;      // the same as data levels (uint8), with data_levels; else undefined
+  std::vector<SampleResult> samples;  // log_likelihood = log p1(x1), in the model's space
+  ScoreSummary summary;
+  double wall_seconds = 0.0;
+  std::optional<Shard> shard;
+  int64_t count = 0;             // the N of the whole run (all shards)
+  std::string exact_trace_rows;  // how --max-rows auto chose, or empty
+  // Files the caller wrote, for the report (absolute paths), or empty.
+  std::string samples_file;
+  std::string data_samples_file;
+  std::string per_sample;
+};
+// Throws ModelError for a model whose manifest declares no shape, InvalidArgument for a count below
+// 1, labels missing or not wanted, or a bad option; before any sample is generated.
+SampleReport run_sample(const Model& model, int64_t count, const SampleRunOptions& options = {});
+
+// `flowlik merge`: the shards of one sharded run_score, each given by its report with its
+// per-sample file beside it (the report's "per_sample"), joined into the report the unsharded run
+// would have given. Refuses, with a DataError naming the file, shards of different runs (they must
+// agree on tool, model, data, preprocessing and the options that change results), a shard given
+// twice or missing, and per-sample files that are truncated, miss samples or hold others.
+struct MergeReport {
+  std::vector<std::string> merged_from;  // the shards' reports, as given
+  // The sections every shard agrees on (tool, model, data, preprocessing, options, and the first
+  // shard's protocol and checks), as the first shard's report has them.
+  nlohmann::json run;
+  std::vector<SampleResult> samples;  // every sample of the data, by index
+  ScoreSummary summary;
+  double wall_seconds = 0.0;  // the shards' sum
+  std::string per_sample;     // where the merged per-sample file was written, or empty
+};
+// per_sample: also write every sample's row there (the per-sample CSV, committed whole).
+MergeReport merge_shards(std::span<const std::string> reports, const std::string& per_sample = "");
+
+// The nightly gates on a run. `--baseline`: this run's mean bpd against an earlier report of the
+// same data (an unpaired difference); throws DataError naming the baseline when it is malformed or
+// was measured on other data. `--max-solve-error`: the measured solve error (run with
+// check_solve) against a limit in bpd; it fails when the error could not be measured.
+GateResult gate_against_baseline(const RunReport& run, const std::string& baseline,
+                                 double max_regression, GateRule rule, std::string name);
+GateResult gate_solve_error(const SolveCheckReport& check, double limit);
+
+// Throws NoSampleScored when `summary` counts samples but none scored ok: what the program reports
+// after writing a run's outputs.
+void check_some_scored(const ScoreSummary& summary);
+
 // The JSON reports.
 nlohmann::json to_json(const RunReport& report);
 nlohmann::json to_json(const CompareReport& report);
+nlohmann::json to_json(const MergeReport& report);
+nlohmann::json to_json(const SampleReport& report);
 nlohmann::json to_json(const GateResult& gate);
+nlohmann::json to_json(const RunReport::ModelRecord& model);  // the report's "model" section
 
 // The report's "options" less those that do not change any result (batch size, threads, the exact
 // trace's rows per call): what two runs, or two shards, must agree on.

@@ -1,5 +1,5 @@
 """The manifest flowlik reads from `flowlik.json` in an exported file: the model contract, validated here
-with the same rules as flowlik's own loader (likelihood/contract.cpp), so a bad contract fails at export
+with the same rules as flowlik's own loader (likelihood/model/contract.cpp), so a bad contract fails at export
 time rather than when the file is scored.
 
 Each error is a ContractError (a ValueError) whose message starts with the field at fault and says what

@@ -1,4 +1,4 @@
-#include "likelihood/device.h"
+#include "likelihood/model/device.h"
 
 #include <dlfcn.h>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "likelihood/preprocessing.h"
+#include "likelihood/model/preprocessing.h"
 
 #include <fmt/format.h>
 
@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "estimators/counter_rng.h"
 #include "flowlik/error.h"
-#include "likelihood/counter_rng.h"
-#include "likelihood/text_number.h"
+#include "flowlik/text_number.h"
 
 namespace flowlik {
 

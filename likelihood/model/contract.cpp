@@ -1,4 +1,4 @@
-#include "likelihood/contract.h"
+#include "likelihood/model/contract.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -8,8 +8,8 @@
 #include <utility>
 
 #include "flowlik/error.h"
-#include "likelihood/preprocessing.h"
-#include "likelihood/text_number.h"
+#include "flowlik/text_number.h"
+#include "likelihood/model/preprocessing.h"
 
 namespace flowlik {
 namespace {

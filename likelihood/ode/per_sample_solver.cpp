@@ -1,19 +1,18 @@
-#include "likelihood/per_sample_solver.h"
+#include "likelihood/ode/per_sample_solver.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <boost/numeric/odeint/stepper/runge_kutta_dopri5.hpp>
 #include <boost/numeric/odeint/stepper/runge_kutta_fehlberg78.hpp>
-#include <boost/numeric/odeint/util/detail/less_with_sign.hpp>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <vector>
 
 #include "flowlik/error.h"
-#include "likelihood/tensor_state.h"
-#include "likelihood/torch_error.h"
+#include "likelihood/model/torch_error.h"
+#include "likelihood/ode/tensor_state.h"
 
 namespace flowlik {
 namespace odeint = boost::numeric::odeint;
@@ -37,6 +36,13 @@ using Algebra = odeint::vector_space_algebra;
 // --check-solve) pays for the whole block. A package compiled for static sizes chooses its own
 // block by the model's cost per row (Network::rows_per_call), often fewer rows for a large network.
 int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+// Whether t1 lies before t2 in the direction of dt, by more than a double's epsilon: Odeint's own
+// test for a step that overshoots the end and for an integration that has finished.
+bool before_in_direction(double t1, double t2, double dt) {
+  const double eps = std::numeric_limits<double>::epsilon();
+  return dt > 0 ? t2 - t1 > eps : t1 - t2 > eps;
+}
 
 int64_t evaluation_block(int64_t dim) {
   constexpr int64_t kValuesPerCall = 8192;
@@ -476,7 +482,7 @@ class ContinuousSolve {
     for (int64_t i = 0; i < rows; ++i) {
       auto& row = rows_[i];
       // Odeint's integrate_adaptive: a step that would pass the end is cut to end there.
-      if (odeint::detail::less_with_sign(end(), row.t + row.h, row.h)) row.h = end() - row.t;
+      if (before_in_direction(end(), row.t + row.h, row.h)) row.h = end() - row.t;
       t0.data_ptr<double>()[i] = row.t;
       h.data_ptr<double>()[i] = row.h;
     }
@@ -528,7 +534,7 @@ class ContinuousSolve {
     std::vector<int64_t> keep;
     for (size_t i = 0; i < rows_.size(); ++i) {
       const auto& row = rows_[i];
-      const bool finished = !odeint::detail::less_with_sign(row.t, end(), row.h);
+      const bool finished = !before_in_direction(row.t, end(), row.h);
       if (row.failure.empty() && !finished) {
         keep.push_back(static_cast<int64_t>(i));
         continue;

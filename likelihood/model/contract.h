@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "flowlik/options.h"
-#include "likelihood/schedule.h"
+#include "likelihood/model/schedule.h"
 
 namespace flowlik {
 

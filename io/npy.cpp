@@ -1,4 +1,4 @@
-#include "likelihood/npy.h"
+#include "io/npy.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -11,14 +11,14 @@
 
 #include "estimators/trace_estimator.h"
 #include "flowlik/options.h"
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/velocity_field.h"
 
 namespace flowlik {
 
 // The solvers are a closed set, so an enum (flowlik/options.h, with its parser) rather than virtual
 // dispatch. The adaptive ones (dopri5, tsit5, bosh3, rkf78) control the step of each sample apart
-// (likelihood/per_sample_solver.h); the fixed-step ones (rk4, midpoint, euler) take the same steps
-// for every sample.
+// (likelihood/ode/per_sample_solver.h); the fixed-step ones (rk4, midpoint, euler) take the same
+// steps for every sample.
 using SolverKind = Solver;
 
 // ErrorNorm (flowlik/options.h), how an adaptive solver measures a trial step's error against its

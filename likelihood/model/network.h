@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "likelihood/contract.h"
+#include "likelihood/model/contract.h"
 
 namespace flowlik {
 

@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "estimators/jacobian_products.h"
-#include "likelihood/contract.h"
-#include "likelihood/network.h"
+#include "likelihood/model/contract.h"
+#include "likelihood/model/network.h"
 
 namespace flowlik {
 

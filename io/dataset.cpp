@@ -1,4 +1,4 @@
-#include "likelihood/dataset.h"
+#include "io/dataset.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

@@ -1,4 +1,4 @@
-#include "likelihood/model_archive.h"
+#include "likelihood/model/model_archive.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "flowlik/error.h"
+#include "flowlik/flowlik.h"  // remove_package_folders_on_signal
 
 namespace flowlik {
 namespace fs = std::filesystem;

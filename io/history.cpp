@@ -1,4 +1,4 @@
-#include "likelihood/history.h"
+#include "flowlik/history.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "likelihood/cnf_solver.h"
+#include "likelihood/ode/cnf_solver.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -6,10 +6,10 @@
 #include <boost/numeric/odeint/stepper/explicit_generic_rk.hpp>
 
 #include "flowlik/error.h"
-#include "likelihood/per_sample_solver.h"
-#include "likelihood/prior.h"
-#include "likelihood/tensor_state.h"
-#include "likelihood/torch_error.h"
+#include "likelihood/model/prior.h"
+#include "likelihood/model/torch_error.h"
+#include "likelihood/ode/per_sample_solver.h"
+#include "likelihood/ode/tensor_state.h"
 
 namespace flowlik {
 namespace odeint = boost::numeric::odeint;

@@ -98,8 +98,7 @@ int remove_stale_package_folders(const std::filesystem::path& base);
 // The folder packages are extracted under: $TMPDIR, or /tmp.
 std::filesystem::path package_folder_base();
 
-// For a signal handler (async-signal-safe: unlink and rmdir of recorded paths only): removes every
-// live PackageFolder's recorded files and folders. The program calls it on SIGINT, SIGTERM, SIGHUP.
-void remove_package_folders_on_signal() noexcept;
+// remove_package_folders_on_signal() (flowlik/flowlik.h) removes every live PackageFolder's
+// recorded files and folders.
 
 }  // namespace flowlik

@@ -1,4 +1,4 @@
-#include "likelihood/file_digest.h"
+#include "io/file_digest.h"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>

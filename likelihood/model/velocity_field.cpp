@@ -1,4 +1,4 @@
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/velocity_field.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,11 +11,11 @@
 
 #include "flowlik/error.h"
 #include "io/json_depth.h"
-#include "likelihood/aoti_network.h"
-#include "likelihood/model_archive.h"
-#include "likelihood/schedule.h"
-#include "likelihood/torch_error.h"
-#include "likelihood/torchscript_network.h"
+#include "likelihood/model/aoti_network.h"
+#include "likelihood/model/model_archive.h"
+#include "likelihood/model/schedule.h"
+#include "likelihood/model/torch_error.h"
+#include "likelihood/model/torchscript_network.h"
 
 namespace flowlik {
 namespace {
@@ -126,7 +126,7 @@ ModelFile load_model_file(const std::string& path) {
     throw ModelError(fmt::format("{}: cannot load: not a regular file", path));
   }
   // Every member's name and size is checked before anything in the archive is read (a package is
-  // untrusted input: likelihood/model_archive.h).
+  // untrusted input: likelihood/model/model_archive.h).
   auto archive = std::make_shared<const ModelArchive>(path);
   std::string embedded;
   if (archive->has("archive_format")) {

@@ -1,4 +1,4 @@
-#include "likelihood/schedule.h"
+#include "likelihood/model/schedule.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "flowlik/error.h"
-#include "likelihood/text_number.h"
+#include "flowlik/text_number.h"
 
 namespace flowlik {
 

@@ -1,4 +1,4 @@
-#include "likelihood/torchscript_network.h"
+#include "likelihood/model/torchscript_network.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "flowlik/error.h"
-#include "likelihood/vector_jacobian.h"
+#include "likelihood/model/vector_jacobian.h"
 
 namespace flowlik {
 namespace {

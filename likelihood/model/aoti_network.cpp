@@ -1,4 +1,4 @@
-#include "likelihood/aoti_network.h"
+#include "likelihood/model/aoti_network.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -13,10 +13,10 @@
 #include <utility>
 
 #include "flowlik/error.h"
-#include "likelihood/device.h"
-#include "likelihood/text_number.h"
-#include "likelihood/torch_error.h"
-#include "likelihood/velocity_field.h"
+#include "flowlik/text_number.h"
+#include "likelihood/model/device.h"
+#include "likelihood/model/torch_error.h"
+#include "likelihood/model/velocity_field.h"
 
 namespace flowlik {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "likelihood/npy.h"
+#include "io/npy.h"
 
 namespace flowlik {
 

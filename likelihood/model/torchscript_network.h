@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "likelihood/network.h"
+#include "likelihood/model/network.h"
 
 namespace flowlik {
 

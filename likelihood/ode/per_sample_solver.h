@@ -21,8 +21,8 @@
 #include <string>
 
 #include "estimators/trace_estimator.h"
-#include "likelihood/cnf_solver.h"
-#include "likelihood/velocity_field.h"
+#include "likelihood/model/velocity_field.h"
+#include "likelihood/ode/cnf_solver.h"
 
 namespace flowlik {
 

@@ -18,8 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "likelihood/model_archive.h"
-#include "likelihood/network.h"
+#include "likelihood/model/model_archive.h"
+#include "likelihood/model/network.h"
 
 namespace flowlik {
 

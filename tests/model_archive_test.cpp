@@ -12,6 +12,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -154,6 +156,23 @@ TEST(CpuFeaturesTest, AnotherMachineOrAnUnknownFeatureIsNamed) {
   EXPECT_THAT(missing_cpu_features("a-machine-that-is-not-this-one", ""),
               ::testing::HasSubstr("a-machine-that-is-not-this-one processor"));
   EXPECT_EQ(missing_cpu_features("", ""), "");
+}
+
+TEST(CpuFeaturesTest, AnX8664LevelNeedsEveryOneOfItsInstructionSets) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line) && !line.starts_with("flags")) {
+  }
+  if (line.empty()) GTEST_SKIP() << "no CPU flags in /proc/cpuinfo to check against";
+  std::set<std::string> flags;
+  std::istringstream words(line.substr(line.find(':') + 1));
+  for (std::string w; words >> w;) flags.insert(w);
+  // x86-64-v4 is x86-64-v3 and AVX-512: what it lacks here is the v3 set's lack and more.
+  const auto v3 = missing_cpu_features("x86_64", "AVX2 x86-64-v3");
+  const auto v4 = missing_cpu_features("x86_64", "AVX512 x86-64-v4");
+  EXPECT_EQ(v3.empty(), flags.contains("avx2") && flags.contains("bmi2") && flags.contains("fma"));
+  EXPECT_EQ(v4.empty(), v3.empty() && flags.contains("avx512f") && flags.contains("avx512vl"));
+  if (!flags.contains("avx512f")) EXPECT_THAT(v4, ::testing::HasSubstr("avx512f"));
 }
 
 TEST(PackageMetadataTest, IsAJsonObjectOfStrings) {

@@ -6,9 +6,10 @@ export it through flowlik_export.from_torchcfm as an AOTInductor package.
 Usage (from the repository root):
 
     .venv/bin/python examples/digits/train_unet.py [--steps 3000] [--threads 2]
+    .venv/bin/python examples/digits/train_unet.py --export-only   # unet.pt2 again from unet_weights.pt
 
 Writes, next to this script:
-  unet.pt2     the package (float32), forward(t, x [B, 1, 8, 8]) as torchcfm calls it, contract from
+  unet.pt2     the package (float32, compiled for x86-64-v3: any x86-64 CPU with AVX2), forward(t, x [B, 1, 8, 8]) as torchcfm calls it, contract from
                from_torchcfm plus the data's levels and scale; flowlik scores test.npy ([N, 8, 8]) with it
                (data differing only in dimensions of size 1 take the model's shape)
   unet_weights.pt  the EMA weights (torch.save of the state dict) for UNetModelWrapper(**CONFIG): the eager
@@ -86,19 +87,28 @@ def main():
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", default=None, help="reuse compiled functions from this folder")
+    ap.add_argument("--export-only", action="store_true",
+                    help="export unet.pt2 from unet_weights.pt without training (unet.json is kept)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from flowlik_export import export, from_torchcfm
 
     tr_x, te_x, _, _ = load_split()
-    ema, seconds, loss = train(tr_x, args.steps, args.seed, args.lr, args.batch, args.ema)
-    torch.save(ema.state_dict(), os.path.join(HERE, "unet_weights.pt"))
+    if args.export_only:
+        ema = build().eval()
+        ema.load_state_dict(torch.load(os.path.join(HERE, "unet_weights.pt"), weights_only=True))
+    else:
+        ema, seconds, loss = train(tr_x, args.steps, args.seed, args.lr, args.batch, args.ema)
+        torch.save(ema.state_dict(), os.path.join(HERE, "unet_weights.pt"))
     module, contract = from_torchcfm(ema, contract={"data": {"levels": LEVELS, "scale": "centered"}})
     example = dequantize_center(torch.from_numpy(te_x[:16].astype(np.int64))[:, None],
                                 torch.Generator().manual_seed(0))
     start = time.perf_counter()
-    export(module, os.path.join(HERE, "unet.pt2"), contract, example, cache_dir=args.cache_dir)
+    # For every x86-64 CPU with AVX2, not only for this machine's instructions: the package is shipped.
+    export(module, os.path.join(HERE, "unet.pt2"), contract, example, cache_dir=args.cache_dir, cpu="x86-64-v3")
     print(f"exported unet.pt2 in {time.perf_counter() - start:.1f} s")
+    if args.export_only:
+        return
     with open(os.path.join(HERE, "unet.json"), "w") as out:
         json.dump({"config": {k: list(v) if isinstance(v, tuple) else v for k, v in CONFIG.items()},
                    "parameters": sum(p.numel() for p in ema.parameters()),

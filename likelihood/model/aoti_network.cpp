@@ -92,7 +92,13 @@ std::string missing_cpu_features(const std::string& machine, const std::string& 
       {"AVX2", {"avx2", "fma", "f16c"}},
       {"AVX512", {"avx512f", "avx512dq", "avx512vl", "avx512bw", "fma"}},
       {"AVX512_VNNI", {"avx512_vnni"}},
-      {"AMX_TILE", {"amx_tile", "amx_bf16", "amx_int8"}}};
+      {"AMX_TILE", {"amx_tile", "amx_bf16", "amx_int8"}},
+      // The x86-64 levels a package exported with cpu="x86-64-v3" or "x86-64-v4" is compiled for
+      // (g++ -march=...; the Linux names: abm is LZCNT).
+      {"x86-64-v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}},
+      {"x86-64-v4",
+       {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave", "avx512f",
+        "avx512bw", "avx512cd", "avx512dq", "avx512vl"}}};
   const auto flags = cpu_flags();
   if (flags.empty()) return {};  // not Linux on x86: nothing to check against
   std::vector<std::string> missing;
@@ -181,13 +187,19 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
                     path_, package_device, wanted, wanted));
   }
   if (wanted == "cpu") {
-    if (const auto missing = missing_cpu_features(metadata_value(info_, "AOTI_MACHINE"),
-                                                  metadata_value(info_, "AOTI_CPU_ISA"));
+    // flowlik.cpu: the export's cpu= ("native", or an x86-64 level; absent before it existed).
+    const auto cpu = metadata_value(info_, "flowlik.cpu");
+    const bool native = cpu.empty() || cpu == "native";
+    if (const auto missing =
+            missing_cpu_features(metadata_value(info_, "AOTI_MACHINE"),
+                                 metadata_value(info_, "AOTI_CPU_ISA") + (native ? "" : " " + cpu));
         !missing.empty()) {
       throw ModelError(fmt::format(
           "{}: package was compiled for {}: its code would stop the program with an illegal "
-          "instruction here; re-export it on this machine (or on one with the same CPU)",
-          path_, missing));
+          "instruction here; re-export it on this machine{}",
+          path_, missing,
+          native ? ", or with flowlik_export.export(..., cpu=\"x86-64-v3\") for any CPU with AVX2"
+                 : ""));
     }
   }
   const auto device_index =

@@ -37,7 +37,8 @@ std::unordered_map<std::string, std::string> read_package_metadata(const ModelAr
                                                                    const std::string& model);
 
 // Whether this machine can run code compiled for AOTInductor's AOTI_MACHINE and AOTI_CPU_ISA
-// ("x86_64", "AVX512 AVX512_VNNI"): empty when it can, else what it lacks.
+// ("x86_64", "AVX512 AVX512_VNNI"), with the x86-64 level of an export's cpu= among the words
+// ("AVX2 x86-64-v3"): empty when it can, else what it lacks.
 std::string missing_cpu_features(const std::string& machine, const std::string& isa);
 
 class AotiPackageNetwork final : public Network {

@@ -1,5 +1,5 @@
-"""python -m flowlik_export._compile_worker PROGRAM RESULT: compiles the ExportedProgram saved at PROGRAM
-with AOTInductor (pt2._compile) and writes {"files": [...]} or {"error": "..."} to RESULT. pt2.py runs one
+"""python -m flowlik_export._compile_worker PROGRAM RESULT [CPU]: compiles the ExportedProgram saved at
+PROGRAM with AOTInductor (pt2._compile, for the CPUs CPU names: pt2.CPU_TARGETS) and writes {"files": [...]} or {"error": "..."} to RESULT. pt2.py runs one
 per core, so that the C++ compiles of a package's functions run in parallel."""
 import json
 import sys
@@ -7,11 +7,11 @@ import sys
 import torch
 
 
-def main(program_path, result_path):
+def main(program_path, result_path, cpu="native"):
     from flowlik_export import pt2
 
     try:
-        outcome = {"files": pt2._compile(torch.export.load(program_path))}
+        outcome = {"files": pt2._compile(torch.export.load(program_path), cpu)}
     except Exception as e:  # reported by the parent, which names the function
         outcome = {"error": pt2._first_line(e.__cause__ or e)}
     with open(result_path, "w") as out:
@@ -19,4 +19,4 @@ def main(program_path, result_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -181,7 +181,7 @@ def _check_agreement(original, exported, manifest, example_x, method, check_batc
 
 def export(module, path, contract, example_x, example_t=None, *, format="pt2", method=None, dtypes=None,
            device=None, functions=None, probes=None, block=None, cache_dir=None, check_batches=(1, 3), atol=None,
-           rtol=None, num_classes=None):
+           rtol=None, num_classes=None, cpu=None):
     """Exports `module` to `path` with `contract` embedded as the manifest flowlik reads.
 
     module: a torch.nn.Module whose forward takes x [B, *shape] and t as the contract says.
@@ -201,6 +201,9 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
     with K probes uses the smallest compiled K >= K (unused probes are zero), or several calls of the
     largest; the exact trace takes the diagonal in groups of the largest. Each K is one more compile.
     block (pt2 only): rows per call; by default from the model's size (pt2.choose_block).
+    cpu (pt2 only): the CPUs the package's code runs on: "native" (default: those with every instruction
+    this machine has, as AOTInductor compiles), "x86-64-v3" (any x86-64 CPU with AVX2, FMA and BMI2, about
+    2015 on) or "x86-64-v4" (AVX-512). A package to share, ship or score on other machines: "x86-64-v3".
     cache_dir (pt2 only): a folder of compiled functions keyed by a hash of their graph, weights, compiler
     options, torch version and machine; an identical function is taken from it instead of compiled again.
     check_batches: batch sizes at which `module` is called to check the contract before exporting (and,
@@ -221,7 +224,7 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
         raise ValueError(f"method: unknown value '{method}' (valid: {', '.join(METHODS)})")
     if format == "torchscript":
         for name, value in (("dtypes", dtypes), ("device", device), ("functions", functions),
-                            ("probes", probes), ("block", block), ("cache_dir", cache_dir)):
+                            ("probes", probes), ("block", block), ("cache_dir", cache_dir), ("cpu", cpu)):
             if value is not None:
                 raise ValueError(f"{name}: applies to format 'pt2' only")
         method = method or "script"
@@ -229,6 +232,10 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
         raise ValueError("method: applies to format 'torchscript' only (pt2 traces with torch.export)")
     else:
         dtypes, device, functions, probes, block = _pt2_options(dtypes, device, functions, probes, block)
+        cpu = "native" if cpu is None else cpu
+        from flowlik_export import pt2  # imported on use: it loads torch._inductor
+
+        pt2.check_cpu_target(cpu, device)
     if not isinstance(example_x, torch.Tensor) or example_x.dim() < 2 or example_x.shape[0] < 1:
         raise ValueError("example_x: expected a tensor [B, *shape] with B >= 1")
     if not example_x.is_floating_point():
@@ -270,11 +277,9 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
         module.eval()
         # Contract errors (output shape, time form, non-finite values) before a compile of tens of seconds.
         _check_eager(module, manifest, example_x, check_batches, num_classes)
-        from flowlik_export import pt2  # imported on use: it loads torch._inductor
-
         pt2.export_package(module, path, manifest, text, example_x, dtypes=dtypes, device=device,
                            functions=functions, probes=probes, block=block, cache_dir=cache_dir, atol=atol,
-                           rtol=rtol, num_classes=num_classes)
+                           rtol=rtol, num_classes=num_classes, cpu=cpu)
         return manifest
     module.eval()
     with _quiet_jit():

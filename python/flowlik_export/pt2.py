@@ -58,6 +58,14 @@ FUNCTIONS = ("velocity", "vjp")
 DEFAULT_PROBES = (1, 8)
 # AOTInductor's options. Line tables would double each library's size and serve only profilers.
 _INDUCTOR_OPTIONS = {"aot_inductor.package": True, "aot_inductor.enable_line_tables": False}
+# The CPUs a package's code may be compiled for (export's cpu=). "native" is AOTInductor's default: g++
+# -march=native and the widest vector ISA of the exporting machine, so the package runs only on CPUs with
+# every instruction that machine has (a package exported on an AVX-512 machine stops with an illegal
+# instruction on an AVX2 one; flowlik refuses it first). The x86-64 micro-architecture levels compile for
+# an instruction set instead: x86-64-v3 (AVX2, FMA, F16C, BMI2: x86-64 CPUs since about 2015) and
+# x86-64-v4 (AVX-512), with Inductor's vector code as wide.
+CPU_TARGETS = {"native": {}, "x86-64-v3": {"cpp.march": "x86-64-v3", "cpp.simdlen": 256},
+               "x86-64-v4": {"cpp.march": "x86-64-v4", "cpp.simdlen": 512}}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # The block: at most 32 rows and about 8192 values per call (a small model's calls are dominated by their
 # overhead), and no more rows than reach about 5e8 floating-point operations of the forward pass, where a
@@ -276,7 +284,28 @@ def choose_block(dim, operations_per_row):
 
 
 # --------------------------------------------------------------------------- compiling and packaging
-def _cache_key(program, device):
+def check_cpu_target(cpu, device):
+    """Refuses a cpu= this machine cannot run (the package's check runs its code here) or that does not
+    apply to the device."""
+    import platform
+
+    if cpu not in CPU_TARGETS:
+        raise ValueError(f"cpu: unknown value '{cpu}' (valid: {', '.join(CPU_TARGETS)})")
+    if cpu == "native":
+        return
+    if device != "cpu":
+        raise ValueError(f"cpu: '{cpu}' applies to device 'cpu' only")
+    if platform.machine() not in ("x86_64", "AMD64"):
+        raise ValueError(f"cpu: '{cpu}' is an x86-64 level; this machine is {platform.machine()}")
+    from torch._inductor.cpu_vec_isa import valid_vec_isa_list
+
+    width = CPU_TARGETS[cpu]["cpp.simdlen"]
+    if not any(isa.bit_width() == width for isa in valid_vec_isa_list()):
+        raise ValueError(f"cpu: this machine has no {width}-bit vector instructions, which '{cpu}' needs "
+                         f"(the package is checked by running it here); export it on a machine that has them")
+
+
+def _cache_key(program, device, cpu):
     """A hash of everything the compiled files depend on: the graph, its weights, the compiler's options,
     torch's version and the machine the code is generated for. Not the metadata: it lives in JSON files
     beside the library and is written into them afterwards (_stamp_metadata)."""
@@ -284,7 +313,7 @@ def _cache_key(program, device):
 
     h = hashlib.sha256()
     for part in (torch.__version__, json.dumps(get_device_information(device), sort_keys=True),
-                 json.dumps(_INDUCTOR_OPTIONS, sort_keys=True), program.graph_module.code,
+                 json.dumps({**_INDUCTOR_OPTIONS, **CPU_TARGETS[cpu]}, sort_keys=True), program.graph_module.code,
                  str(program.graph_signature), str(sorted(map(str, program.range_constraints.values())))):
         h.update(part.encode())
         h.update(b"\0")
@@ -296,11 +325,12 @@ def _cache_key(program, device):
     return h.hexdigest()[:32]
 
 
-def _compile(program):
-    """AOTInductor's files for one model, in the compiler's own (shared) cache folder."""
+def _compile(program, cpu="native"):
+    """AOTInductor's files for one model, for the CPUs `cpu` names (CPU_TARGETS), in the compiler's own
+    (shared) cache folder."""
     args, kwargs = program.example_inputs
     # An empty metadata dict of our own: AOTInductor adds its keys to the one it is given.
-    options = {**_INDUCTOR_OPTIONS, "aot_inductor.metadata": {}}
+    options = {**_INDUCTOR_OPTIONS, **CPU_TARGETS[cpu], "aot_inductor.metadata": {}}
     try:
         files = torch._inductor.aot_compile(program.module(check_guards=False), args, kwargs,
                                             options=options)
@@ -316,13 +346,13 @@ def _cpus():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _compile_in_workers(programs, work_dir):
+def _compile_in_workers(programs, work_dir, cpu):
     """{name: files} of each {name: program}, compiled in parallel processes (python -m
     flowlik_export._compile_worker, one C++ compile each, as many at once as there are cores): each compile
     is one single-threaded C++ compiler run of tens of seconds. In this process where there is one core or one
     program."""
     if len(programs) <= 1 or _cpus() <= 1:
-        return {name: _timed_compile(name, program) for name, program in programs.items()}
+        return {name: _timed_compile(name, program, cpu) for name, program in programs.items()}
     import subprocess
     import sys
 
@@ -335,7 +365,7 @@ def _compile_in_workers(programs, work_dir):
             saved = os.path.join(work_dir, f"{name}.program.pt2")
             torch.export.save(program, saved)
             result = os.path.join(work_dir, f"{name}.compiled.json")
-            process = subprocess.Popen([sys.executable, "-m", "flowlik_export._compile_worker", saved, result],
+            process = subprocess.Popen([sys.executable, "-m", "flowlik_export._compile_worker", saved, result, cpu],
                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             running[name] = (process, result, time.perf_counter())
         name = next(iter(running))
@@ -352,24 +382,24 @@ def _compile_in_workers(programs, work_dir):
     return files
 
 
-def _timed_compile(name, program):
+def _timed_compile(name, program, cpu):
     start = time.perf_counter()
-    files = _compile(program)
+    files = _compile(program, cpu)
     log.info("%s: compiled in %.1f s", name, time.perf_counter() - start)
     return files
 
 
-def _compiled_files(programs, device, cache_dir, work_dir):
+def _compiled_files(programs, device, cpu, cache_dir, work_dir):
     """{name: the model's files copied into work_dir/name}, taken from cache_dir where an identical one was
     compiled before, the others compiled (in parallel) and stored there."""
-    keys = {name: _cache_key(program, device) for name, program in programs.items()}
+    keys = {name: _cache_key(program, device, cpu) for name, program in programs.items()}
     cached = {}
     for name, key in keys.items():
         listing = None if cache_dir is None else pathlib.Path(cache_dir) / key / "files.json"
         if listing is not None and listing.exists():
             cached[name] = [str(listing.parent / f) for f in json.loads(listing.read_text())]
             log.info("%s: compiled files from the cache (%s)", name, listing.parent)
-    compiled = _compile_in_workers({n: p for n, p in programs.items() if n not in cached}, work_dir)
+    compiled = _compile_in_workers({n: p for n, p in programs.items() if n not in cached}, work_dir, cpu)
     for name, files in compiled.items():
         if cache_dir is None:
             continue
@@ -413,7 +443,7 @@ _C10_DTYPE_NAMES = {torch.float32: "Float", torch.float64: "Double", torch.float
                     torch.bfloat16: "BFloat16"}
 
 
-def metadata_for(manifest_text, dtype, device, functions, module, block, probes):
+def metadata_for(manifest_text, dtype, device, functions, module, block, probes, cpu="native"):
     """The metadata every model of the package carries (get_metadata() in C++). The parameter count and
     dtype describe `module` as trained, as flowlik reports them for a TorchScript file."""
     parameters = list(module.parameters())
@@ -423,6 +453,7 @@ def metadata_for(manifest_text, dtype, device, functions, module, block, probes)
         "flowlik.format": FORMAT_VERSION,
         "flowlik.dtype": dtype,
         "flowlik.device": device,
+        "flowlik.cpu": cpu,
         "flowlik.functions": ",".join(functions),
         "flowlik.block": str(block),
         "flowlik.probes": ",".join(str(k) for k in probes) if "vjp" in functions else "",
@@ -472,7 +503,7 @@ def _check_dtype_runs(module, params, spec, dtype):
 
 
 def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, device, functions, probes,
-                   block, cache_dir, atol, rtol, num_classes):
+                   block, cache_dir, atol, rtol, num_classes, cpu="native"):
     """Traces every function of every dtype (so that a model that cannot be exported fails before any
     compile), compiles them, packages them into `path` and checks the package; a package that fails its
     check is removed."""
@@ -499,13 +530,13 @@ def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, 
     programs, metadata = {}, {}
     for dtype, params in params_by_dtype.items():
         _check_dtype_runs(module, params, spec, dtype)
-        metadata[dtype] = metadata_for(manifest_text, dtype, device, functions, module, block, probes)
+        metadata[dtype] = metadata_for(manifest_text, dtype, device, functions, module, block, probes, cpu)
         for function, k, name in _models(functions, probes, dtype):
             start = time.perf_counter()
             programs[name] = _export(module, function, k, params, spec, DTYPES[dtype], name)
             log.info("%s: traced and exported in %.1f s", name, time.perf_counter() - start)
     with tempfile.TemporaryDirectory(prefix="flowlik-pt2-") as work_dir:
-        compiled = _compiled_files(programs, device, cache_dir, work_dir)
+        compiled = _compiled_files(programs, device, cpu, cache_dir, work_dir)
         for name, files in compiled.items():
             _stamp_metadata(files, metadata[name.rsplit("_", 1)[1]])
         write_package(path, compiled)

@@ -213,6 +213,38 @@ def test_a_second_export_takes_the_compiled_functions_from_the_cache(tmp_path, c
     assert "compiled in" not in caplog.text
 
 
+def _has_vector_bits(width):
+    from torch._inductor.cpu_vec_isa import valid_vec_isa_list
+
+    return any(isa.bit_width() == width for isa in valid_vec_isa_list())
+
+
+def test_a_package_for_an_x86_64_level_says_so_and_runs_here(tmp_path, cache_dir):
+    # cpu="x86-64-v3": g++ -march=x86-64-v3 and Inductor's 256-bit vector code, whatever this CPU has beyond
+    # AVX2 (the shipped examples: a package made on an AVX-512 machine did not run on an AVX2 one).
+    if not _has_vector_bits(256):
+        pytest.skip("this machine has no AVX2 to run an x86-64-v3 package on")
+    path = tmp_path / "v3.pt2"
+    export_scalar_model(path, cache_dir, cpu="x86-64-v3")
+    metadata = metadata_of(path, "vjp_k2_float64")
+    assert (metadata["flowlik.cpu"], metadata["AOTI_CPU_ISA"]) == ("x86-64-v3", "AVX2")
+    # And the default is this machine's own, recorded as such.
+    export_scalar_model(tmp_path / "native.pt2", cache_dir)
+    assert metadata_of(tmp_path / "native.pt2", "vjp_k2_float64")["flowlik.cpu"] == "native"
+
+
+def test_a_cpu_target_that_cannot_be_compiled_or_checked_here_is_refused(tmp_path, cache_dir):
+    with pytest.raises(ValueError, match=r"cpu: unknown value 'skylake' \(valid: native, x86-64-v3, x86-64-v4\)"):
+        export_scalar_model(tmp_path / "a.pt2", cache_dir, cpu="skylake")
+    with pytest.raises(ValueError, match="cpu: applies to format 'pt2' only"):
+        export(ScalarTimeFirstConditional().double(), tmp_path / "a.pt", SCALAR_CONTRACT,
+               torch.randn(4, 2, 2, dtype=torch.float64), format="torchscript", num_classes=3, cpu="x86-64-v3")
+    if not _has_vector_bits(512):
+        with pytest.raises(ValueError, match="cpu: this machine has no 512-bit vector instructions"):
+            export_scalar_model(tmp_path / "a.pt2", cache_dir, cpu="x86-64-v4")
+    assert not (tmp_path / "a.pt2").exists()
+
+
 def test_the_compiled_code_checks_its_inputs_when_asked(tmp_path, cache_dir, monkeypatch):
     # flowlik's loader can set AOTI_RUNTIME_CHECK_INPUTS=1: then a wrong dtype, stride or size is an error,
     # not garbage.

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "flowlik/error.h"
+#include "flowlik/output_file.h"
+#include "flowlik/per_sample.h"
 #include "flowlik/run.h"
 #include "io/sample_csv.h"
 #include "likelihood/report.h"
@@ -64,10 +66,24 @@ std::vector<SampleResult> shard_rows(const ShardReport& shard) {
 
 }  // namespace
 
-MergeReport merge_shards(std::span<const std::string> paths, const std::string& per_sample) {
+MergeReport merge_shards(std::span<const std::string> paths, const std::string& per_sample,
+                         const std::string& per_sample_option) {
   if (paths.empty()) throw InvalidArgument("reports", "no shard report given");
   std::vector<ShardReport> shards;
   for (const auto& path : paths) shards.push_back(read_shard_report(path));
+  if (!per_sample.empty()) {
+    // Before anything is read or written: the merged file must not replace one it is made from.
+    std::vector<NamedFile> inputs;
+    for (size_t i = 0; i < shards.size(); ++i) {
+      inputs.push_back({"shard report", paths[i]});
+      inputs.push_back({"per-sample file of " + paths[i], shards[i].per_sample});
+    }
+    const std::vector<NamedFile> outputs = {
+        {per_sample_option, per_sample},
+        {per_sample_option + " (its journal)", journal_path(per_sample)},
+        {per_sample_option + " (its run identity)", identity_path(per_sample)}};
+    check_outputs_distinct(inputs, outputs);
+  }
   const auto& first = shards.front();
   // By index, in a map: nothing is sized by a shard count, which a hand-edited report could make
   // 2^40.

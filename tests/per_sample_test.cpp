@@ -161,6 +161,14 @@ TEST_F(PerSampleTest, MergedShardsGiveTheWholeRunsValues) {
                                 {"merge: shard 1 of 2 is missing"});
   test::expect_error<DataError>([&] { merge_shards(std::vector{reports[0], reports[0]}); },
                                 {"shard0.json: shard 0 given twice"});
+  // The merged file may not replace a file the merge reads; nothing is written then.
+  const auto shard_csv = read_per_sample(path("shard0.csv"));
+  test::expect_error<InvalidArgument>(
+      [&] { merge_shards(reports, path("shard0.csv")); },
+      {"per_sample: ", "shard0.csv", "per-sample file of " + reports[0], "would be destroyed"});
+  test::expect_error<InvalidArgument>([&] { merge_shards(reports, reports[1], "--per-sample"); },
+                                      {"--per-sample: ", "shard report"});
+  EXPECT_EQ(read_per_sample(path("shard0.csv")).size(), shard_csv.size());
 }
 
 }  // namespace

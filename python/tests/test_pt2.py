@@ -75,6 +75,7 @@ def test_the_digits_model_exports_with_its_manifest_and_no_deprecation_warning(d
             "flowlik.format": "2",
             "flowlik.dtype": "float32",
             "flowlik.device": "cpu",
+            "flowlik.cpu": "native",  # this machine's instructions (cpu= not given)
             "flowlik.functions": "velocity,vjp",
             "flowlik.block": "32",  # 8192 values per call at D = 64
             "flowlik.probes": "1,8",

@@ -30,6 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 sys.path.insert(0, str(ROOT / "bench"))
 import architectures  # noqa: E402
+from pt2_cache import pt2_cache_dir  # noqa: E402
 from formats import run_measured  # noqa: E402
 
 CACHE = ROOT / "build" / "bench-models" / "architectures"
@@ -55,7 +56,7 @@ def exported(name):
     if not pt2.exists():
         start = time.perf_counter()
         export(case.module, pt2, case.contract, x[:4], num_classes=case.num_classes,
-               cache_dir=str(ROOT / "build" / "pt2-cache"))
+               cache_dir=str(pt2_cache_dir()))
         print(f"{name}: pt2 exported in {time.perf_counter() - start:.1f} s", flush=True)
     if not pt.exists():
         import warnings

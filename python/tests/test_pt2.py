@@ -5,15 +5,13 @@ model's cost, and a package that fails its check is not left on disk. (The archi
 diffusers and EDM: test_architectures.py.)
 
 AOTInductor compiles each function for tens of seconds: the compiled functions are cached in
-$FLOWLIK_PT2_CACHE (default: a folder under the system's temporary directory), keyed by a hash of their
+tests/fixtures/pt2_cache.py's folder ($FLOWLIK_PT2_CACHE, else ~/.cache/flowlik/pt2), keyed by a hash of their
 graph, weights and torch version, so a rerun compiles only what changed. Ten functions are compiled cold.
 """
 import json
 import logging
-import os
 import pathlib
 import sys
-import tempfile
 import warnings
 
 import pytest
@@ -28,6 +26,7 @@ sys.path.insert(0, str(ROOT / "examples" / "digits"))
 
 import export_pt2 as digits  # noqa: E402
 from make_fixtures import GmmPath  # noqa: E402
+from pt2_cache import pt2_cache_dir  # noqa: E402
 
 DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 MIXTURE = {"weights": [0.5, 0.3, 0.2], "means": [[-2.0, 0.0], [2.0, 1.0], [0.0, -2.5]],
@@ -36,8 +35,7 @@ MIXTURE = {"weights": [0.5, 0.3, 0.2], "means": [[-2.0, 0.0], [2.0, 1.0], [0.0, 
 
 @pytest.fixture(scope="session")
 def cache_dir():
-    default = os.path.join(tempfile.gettempdir(), f"flowlik-pt2-cache-{os.getuid()}")
-    return os.environ.get("FLOWLIK_PT2_CACHE") or default
+    return str(pt2_cache_dir())
 
 
 def run(path, function, dtype, *inputs, k=None):

@@ -5,7 +5,7 @@ with attention blocks as DDPM epsilon- and v-prediction, diffusers' DiT in flow 
 preconditioned denoiser (data prediction in sigma time, VE prior). Random weights, 1x8x8 (the reference's
 exact divergence costs D columns per step), built by tests/fixtures/architectures.py through the adapters.
 
-Compiled packages are cached in $FLOWLIK_PT2_CACHE (by content), and so are the reference values (by a hash
+Compiled packages are cached in tests/fixtures/pt2_cache.py's folder (by content), and so are the reference values (by a hash
 of the model's weights, contract and data): a warm run compiles and integrates nothing twice.
 """
 import hashlib
@@ -14,7 +14,6 @@ import os
 import pathlib
 import re
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -26,12 +25,12 @@ import reference
 
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 import architectures  # noqa: E402
+from pt2_cache import pt2_cache_dir  # noqa: E402
 from flowlik_export import ExportError, export  # noqa: E402
 
 SHAPE = (1, 8, 8)
 SAMPLES = 2
-CACHE = pathlib.Path(os.environ.get("FLOWLIK_PT2_CACHE")
-                     or os.path.join(tempfile.gettempdir(), f"flowlik-pt2-cache-{os.getuid()}"))
+CACHE = pt2_cache_dir()
 
 
 def _reference_values(case, x, labels):

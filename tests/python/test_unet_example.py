@@ -4,10 +4,8 @@ digits by train_unet.py, exported through from_torchcfm): it scores the digits' 
 model with the shipped weights, and models the digits better than the uniform baseline."""
 import hashlib
 import json
-import os
 import pathlib
 import sys
-import tempfile
 
 import numpy as np
 import torch
@@ -17,8 +15,10 @@ import reference
 
 DIGITS = ROOT / "examples" / "digits"
 sys.path.insert(0, str(DIGITS))
-CACHE = pathlib.Path(os.environ.get("FLOWLIK_PT2_CACHE")
-                     or os.path.join(tempfile.gettempdir(), f"flowlik-pt2-cache-{os.getuid()}"))
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+from pt2_cache import pt2_cache_dir  # noqa: E402
+
+CACHE = pt2_cache_dir()
 
 
 def eager_unet():

@@ -94,8 +94,8 @@ Generated sample(const Model& model, int64_t count, const ScoreOptions& options,
   std::vector<int64_t> shape = {count};
   shape.insert(shape.end(), field.shape().begin(), field.shape().end());
   const auto checked = labels.defined() ? check_labels(labels, count, "labels") : torch::Tensor();
-  auto rows = generate_rows(field, *setup.trace, ScoreSpec{setup.solver, options.batch_size},
-                            options.seed, indices, checked, on_sample);
+  auto rows =
+      generate_rows(field, *setup.trace, setup.spec(), options.seed, indices, checked, on_sample);
   Generated out;
   out.points = rows.points.view(shape);
   out.summary = summarize_results(rows.results, field.dim());
@@ -106,9 +106,9 @@ Generated sample(const Model& model, int64_t count, const ScoreOptions& options,
 RoundTripError round_trip(const Model& model, const Data& data, const ScoreOptions& options) {
   const auto setup = make_score_setup(options);
   const auto dataset = dataset_of(data);
-  const auto prepared = prepare_model(state_of(model).field, model.options(), options, dataset);
-  return flowlik::round_trip(*prepared.field, dataset, *prepared.preprocessing,
-                             ScoreSpec{setup.solver, options.batch_size}, all_indices(dataset));
+  const auto bound = bind_model(model, options, dataset);
+  return flowlik::round_trip(*bound.field, dataset, *bound.preprocessing, setup.spec(),
+                             all_indices(dataset));
 }
 
 }  // namespace flowlik

@@ -188,9 +188,8 @@ std::shared_ptr<VelocityField> load_field(const std::string& path, const ModelOp
   return std::make_shared<VelocityField>(std::move(file), std::move(contract), tensors);
 }
 
-PreparedModel prepare_model(std::shared_ptr<const VelocityField> field,
-                            const ModelOptions& model_options, const ScoreOptions& options,
-                            const Dataset& data) {
+BoundModel bind_model(const Model& model, const ScoreOptions& options, const Dataset& data) {
+  const auto& field = detail::ModelAccess::state(model).field;
   const auto& contract = field->contract();
   if (contract.conditional && !data.labels.defined()) {
     throw InvalidArgument("labels",
@@ -204,27 +203,23 @@ PreparedModel prepare_model(std::shared_ptr<const VelocityField> field,
                                       "forward takes no labels",
                                       field->path(), contract.sources.at("conditioning")));
   }
-  PreparedModel model;
-  model.path = field->path();
-  model.preprocessing = std::make_shared<const Preprocessing>(
+  auto preprocessing = std::make_shared<const Preprocessing>(
       resolve_preprocessing(options.data, options.seed, data, contract));
-  // A field of this run's own, bound to its data's shape: the loaded field is shared by every copy
+  // A field of this call's own, bound to its data's shape: the loaded field is shared by every copy
   // of a Model and by every run, and is not changed (the network inside is shared, not copied).
   auto bound = std::make_shared<VelocityField>(*field);
   bound->bind_shape(data.sample_shape);
-  model.field = std::move(bound);
-  model.model_options = model_options;
-  return model;
+  return {model, std::move(bound), std::move(preprocessing)};
 }
 
-void check_same_data_view(const PreparedModel& first, const PreparedModel& other) {
+void check_same_data_view(const BoundModel& first, const BoundModel& other) {
   const auto& p = *first.preprocessing;
   const auto& q = *other.preprocessing;
   auto refuse = [&](const char* field, const std::string& here, const std::string& there) {
     throw InvalidArgument("",
                           fmt::format("compare: {} sees the data with {} {}, {} with {}; paired "
                                       "differences of models that see different data mean nothing",
-                                      other.path, field, there, first.path, here));
+                                      other.path(), field, there, first.path(), here));
   };
   if (p.discrete != q.discrete) {
     refuse("kind", p.discrete ? "discrete" : "continuous", q.discrete ? "discrete" : "continuous");
@@ -254,7 +249,7 @@ std::vector<int64_t> all_indices(const Dataset& data) {
   return indices;
 }
 
-nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model, int threads) {
+nlohmann::json options_json(const ScoreSetup& setup, const BoundModel& model, int threads) {
   const auto& solver = setup.solver;
   const auto& trace = setup.trace_spec;
   const auto& contract = model.field->contract();
@@ -263,8 +258,8 @@ nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model,
       {"trace", to_string(trace.method)},
       {"seed", setup.options.seed},
       {"dequant_draws", setup.options.data.dequant_draws},
-      {"dtype", to_string(model.model_options.dtype)},
-      {"device", model.model_options.device},
+      {"dtype", to_string(model.model.options().dtype)},
+      {"device", model.model.options().device},
       {"batch_size", setup.options.batch_size},
       {"threads", threads},
       {"max_nfe", solver.max_nfe},
@@ -287,15 +282,14 @@ nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model,
   return o;
 }
 
-RunReport score_model(const PreparedModel& model, const ScoreSetup& setup, const Dataset& data,
+RunReport score_model(const BoundModel& model, const ScoreSetup& setup, const Dataset& data,
                       const std::string& data_sha256, std::span<const int64_t> indices,
                       std::vector<SampleResult> done, const SampleSink& on_sample) {
   const auto start = std::chrono::steady_clock::now();
   RunReport r;
   r.samples = std::move(done);
   r.samples.reserve(r.samples.size() + indices.size());
-  const ScoreSpec spec{setup.solver, setup.options.batch_size};
-  score_dataset(*model.field, *setup.trace, data, *model.preprocessing, spec, indices,
+  score_dataset(*model.field, *setup.trace, data, *model.preprocessing, setup.spec(), indices,
                 [&](const SampleResult& result) {
                   r.samples.push_back(result);
                   if (on_sample) on_sample(result);
@@ -306,7 +300,7 @@ RunReport score_model(const PreparedModel& model, const ScoreSetup& setup, const
 
   const auto& field = *model.field;
   const auto& pre = *model.preprocessing;
-  r.model = {field.path(), field.format(), model.sha256, field.parameter_count(),
+  r.model = {field.path(), field.format(), model.model.sha256(), field.parameter_count(),
              contract_json(field.contract())};
   r.data = {data.path, data_sha256, to_string(data.dtype), data.sample_shape,
             data.size, data.dim,    data.labels_path};

@@ -25,6 +25,7 @@
 #include "likelihood/model/velocity_field.h"
 #include "likelihood/ode/cnf_solver.h"
 #include "likelihood/report.h"
+#include "likelihood/score.h"
 
 namespace flowlik {
 
@@ -67,6 +68,7 @@ struct ScoreSetup {
   SolverSpec solver;
   TraceSpec trace_spec;
   std::shared_ptr<const TraceEstimator> trace;
+  ScoreSpec spec() const { return {solver, options.batch_size}; }
 };
 ScoreSetup make_score_setup(const ScoreOptions& options);
 
@@ -79,32 +81,30 @@ torch::TensorOptions tensor_options(const ModelOptions& options);
 // override.
 std::shared_ptr<VelocityField> load_field(const std::string& path, const ModelOptions& options);
 
-// One model ready to score one dataset: a field of its own bound to the data's per-sample shape
-// (sharing the loaded network) and the data's preprocessing resolved against its manifest.
-struct PreparedModel {
-  std::string path;
+// One Model bound to one call's data: the immutable model (a copy, sharing its file's path and
+// hash, the options it was loaded with and the loaded field), a field of this call's own bound to
+// the data's per-sample shape (sharing the loaded network), and the data's preprocessing resolved
+// against the manifest.
+struct BoundModel {
+  Model model;
   std::shared_ptr<VelocityField> field;
   std::shared_ptr<const Preprocessing> preprocessing;
-  std::string
-      sha256;  // of the model file, for reports: set by the caller that writes them, as the data's
-  ModelOptions model_options;  // as loaded, for reports
+  const std::string& path() const { return field->path(); }
 };
 
 // Throws InvalidArgument (labels missing or unexpected, options that do not apply to the data),
 // DataError (data the model cannot take), before any sample is scored.
-PreparedModel prepare_model(std::shared_ptr<const VelocityField> field,
-                            const ModelOptions& model_options, const ScoreOptions& options,
-                            const Dataset& data);
+BoundModel bind_model(const Model& model, const ScoreOptions& options, const Dataset& data);
 
 // Throws InvalidArgument naming the field when `other` sees the data differently from `first`
 // (preprocessing, shape, conditioning): paired differences of such models mean nothing.
-void check_same_data_view(const PreparedModel& first, const PreparedModel& other);
+void check_same_data_view(const BoundModel& first, const BoundModel& other);
 
 // Scores data[indices], calling on_sample as each completes, and reports them together with `done`,
 // results of an earlier run (RunReport's samples, summary, model, data, preprocessing, options and
 // time; the caller adds the rest). A run with no ok sample has summary.ok = 0 and NaN means (the
 // caller decides whether that is an error: all_failed_error in likelihood/score.h).
-RunReport score_model(const PreparedModel& model, const ScoreSetup& setup, const Dataset& data,
+RunReport score_model(const BoundModel& model, const ScoreSetup& setup, const Dataset& data,
                       const std::string& data_sha256, std::span<const int64_t> indices,
                       std::vector<SampleResult> done, const SampleSink& on_sample);
 
@@ -112,7 +112,7 @@ RunReport score_model(const PreparedModel& model, const ScoreSetup& setup, const
 std::vector<int64_t> all_indices(const Dataset& data);
 
 // The "options" object of a report: every option in effect, by its name in flowlik/options.h.
-nlohmann::json options_json(const ScoreSetup& setup, const PreparedModel& model, int threads);
+nlohmann::json options_json(const ScoreSetup& setup, const BoundModel& model, int threads);
 
 // `setup` with the exact trace's rows per call sized to a memory budget (MB; 0: half of the memory
 // available), measured on each field, the fewest over them; unchanged for the Hutchinson trace.

@@ -31,14 +31,14 @@ std::string tensor_sha256(const torch::Tensor& t) {
 // What makes two runs' per-sample values the same quantity: model and data digests, contract,
 // preprocessing, seed, solver and estimator options (not the batch size or thread count, which
 // change how fast a run is, not what it measures). The caller adds the shard.
-nlohmann::json run_identity(const PreparedModel& model, const ScoreSetup& setup,
-                            const Dataset& data, const Data& given, const std::string& digest) {
+nlohmann::json run_identity(const BoundModel& model, const ScoreSetup& setup, const Dataset& data,
+                            const Data& given, const std::string& digest) {
   const auto options = result_options(options_json(setup, model, 0));
   auto contract = contract_json(model.field->contract());
   contract.erase("sources");  // where a value came from does not change what is measured
   auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);
   if (preprocessing.contains("sources")) preprocessing.erase("sources");
-  return {{"model_sha256", model.sha256},
+  return {{"model_sha256", model.model.sha256()},
           {"data_sha256", digest},
           {"labels_sha256",
            given.labels.defined() ? nlohmann::json(labels_sha256(given)) : nlohmann::json(nullptr)},
@@ -98,8 +98,8 @@ void check_protocol(const ProtocolChoice& protocol, const ScoreOptions& options,
 // mean bpd, per sample (shared/MATH.md section 7), and cheapest_budget finds the samples n, draws M
 // and probes K that reach the target at least cost (K = 1 for the exact trace, whose cost does not
 // depend on it), with n at most the dataset's size.
-nlohmann::json budget_advice(const PreparedModel& model, const ScoreSetup& setup,
-                             const Dataset& data, double target) {
+nlohmann::json budget_advice(const BoundModel& model, const ScoreSetup& setup, const Dataset& data,
+                             double target) {
   constexpr int64_t kPilotSamples = 32;
   constexpr int64_t kMaxDraws = 64;
   constexpr int64_t kMaxProbes = 64;
@@ -115,8 +115,8 @@ nlohmann::json budget_advice(const PreparedModel& model, const ScoreSetup& setup
   if (hutchinson) spec.probes = std::max<int64_t>(spec.probes, 2);
   const auto trace = make_trace_estimator(spec);
   std::vector<SampleResult> results;
-  score_dataset(*model.field, *trace, data, pre, ScoreSpec{setup.solver, setup.options.batch_size},
-                subset, [&](const SampleResult& r) { results.push_back(r); });
+  score_dataset(*model.field, *trace, data, pre, setup.spec(), subset,
+                [&](const SampleResult& r) { results.push_back(r); });
   const auto pilot = summarize_results(results, data.dim);
   nlohmann::json advice = {
       {"target_stderr_bpd", target},
@@ -173,8 +173,11 @@ SolveCheckReport solve_check_report(const Model& model, const RunOptions& option
   auto reference_options = model.options();
   reference_options.dtype = Dtype::kFloat64;
   try {
-    const auto field = load_field(model.path(), reference_options);
-    const auto reference_model = prepare_model(field, reference_options, options.score, data);
+    // The same file and hash, loaded again: a Model of its own.
+    const auto reference_model =
+        bind_model(detail::ModelAccess::make({load_field(model.path(), reference_options),
+                                              reference_options, model.sha256()}),
+                   options.score, data);
     // A float64 row takes about twice the memory of a float32 one: the reference's own rows.
     const VelocityField* fields[] = {reference_model.field.get()};
     const auto reference_setup = options.fit_rows_to_memory_mb
@@ -347,8 +350,7 @@ RunReport run_score(const Model& model, const Data& data, const RunOptions& opti
   auto setup = make_score_setup(options.score);
   const auto dataset = dataset_of(data);
   check_protocol(options.protocol, options.score, dataset, *state.field);
-  auto prepared = prepare_model(state.field, state.options, options.score, dataset);
-  prepared.sha256 = state.sha256;
+  const auto prepared = bind_model(model, options.score, dataset);
   std::string rows_chosen;
   if (options.fit_rows_to_memory_mb) {
     const VelocityField* fields[] = {prepared.field.get()};
@@ -388,8 +390,8 @@ RunReport run_score(const Model& model, const Data& data, const RunOptions& opti
     report.check_solve = solve_check_report(model, options, setup, dataset, report.samples);
   }
   if (options.round_trip) {
-    report.round_trip = round_trip(*prepared.field, dataset, *prepared.preprocessing,
-                                   ScoreSpec{setup.solver, options.score.batch_size}, todo);
+    report.round_trip =
+        round_trip(*prepared.field, dataset, *prepared.preprocessing, setup.spec(), todo);
   }
   return report;
 }
@@ -401,13 +403,12 @@ CompareReport run_compare(std::span<const Model> models, const Data& data,
   const auto dataset = dataset_of(data);
   const auto digest = data_sha256(data);
   // Every model prepared, and checked to see the data as the first does, before any is scored.
-  std::vector<PreparedModel> prepared;
+  std::vector<BoundModel> prepared;
   std::vector<const VelocityField*> fields;
   for (const auto& model : models) {
     const auto& state = detail::ModelAccess::state(model);
     check_protocol(options.protocol, options.score, dataset, *state.field);
-    prepared.push_back(prepare_model(state.field, state.options, options.score, dataset));
-    prepared.back().sha256 = state.sha256;
+    prepared.push_back(bind_model(model, options.score, dataset));
     check_same_data_view(prepared.front(), prepared.back());
     fields.push_back(prepared.back().field.get());
   }

@@ -28,12 +28,8 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
                     "unit|centered|logit[:lambda]",
                     state.field->path()));
   }
-  PreparedModel prepared;
-  prepared.path = state.field->path();
-  prepared.field = field;
-  prepared.preprocessing = std::make_shared<const Preprocessing>();
-  prepared.sha256 = state.sha256;
-  prepared.model_options = state.options;
+  // Bound for generation: no data, so no preprocessing.
+  const BoundModel bound{model, field, std::make_shared<const Preprocessing>()};
 
   SampleReport report;
   if (options.fit_rows_to_memory_mb) {
@@ -52,7 +48,7 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
   std::vector<int64_t> indices;
   for (int64_t i = first; i < end; ++i) indices.push_back(i);
 
-  report.options = options_json(setup, prepared, at::get_num_threads());
+  report.options = options_json(setup, bound, at::get_num_threads());
   report.options.erase("dequant_draws");  // no data to dequantize
   const bool labelled = options.labels.defined() || !options.labels_path.empty();
   report.generated = {
@@ -82,8 +78,7 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
 
   const auto start = std::chrono::steady_clock::now();
   const auto total = static_cast<int64_t>(indices.size());
-  auto rows = generate_rows(*field, *setup.trace, ScoreSpec{setup.solver, options.score.batch_size},
-                            options.score.seed, indices, labels,
+  auto rows = generate_rows(*field, *setup.trace, setup.spec(), options.score.seed, indices, labels,
                             [&, done = int64_t{0}](const SampleResult& r) mutable {
                               if (options.on_sample) options.on_sample(r);
                               if (options.on_progress) options.on_progress(++done, total);

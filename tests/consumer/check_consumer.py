@@ -52,7 +52,7 @@ def build_consumer(mode, build_dir, work):
         # a sibling of build/ (the compiler runs there, and CCACHE_BASEDIR makes the paths relative to it),
         # and position-independent code is asked for, as flowlik's own build does (a consumer's choice).
         options = ["-DCMAKE_CXX_COMPILER_LAUNCHER=ccache", "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
-                   f"-DFLOWLIK_BINARY_DIR={Path(build_dir).parent / f'{Path(build_dir).name}-subproject'}"]
+                   f"-DFLOWLIK_BINARY_DIR={build_dir.parent / f'{build_dir.name}-subproject'}"]
     run("cmake", "-S", SOURCE / "tests" / "consumer", "-B", consumer, "-DCMAKE_BUILD_TYPE=Release",
         f"-DCMAKE_PREFIX_PATH={';'.join(prefixes)}", f"-DFLOWLIK_CONSUMER_MODE={mode}",
         f"-DFLOWLIK_SOURCE_DIR={SOURCE}", *options)

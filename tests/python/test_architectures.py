@@ -5,8 +5,9 @@ with attention blocks as DDPM epsilon- and v-prediction, diffusers' DiT in flow 
 preconditioned denoiser (data prediction in sigma time, VE prior). Random weights, 1x8x8 (the reference's
 exact divergence costs D columns per step), built by tests/fixtures/architectures.py through the adapters.
 
-Compiled packages are cached in tests/fixtures/pt2_cache.py's folder (by content), and so are the reference values (by a hash
-of the model's weights, contract and data): a warm run compiles and integrates nothing twice.
+Compiled packages are cached in tests/fixtures/pt2_cache.py's folder (by content), and so are the reference
+values (by a hash of the model's weights, contract and data): a warm run compiles and integrates nothing
+twice.
 """
 import hashlib
 import json

@@ -35,7 +35,7 @@ CLI::App* add_inspect_command(CLI::App& app, InspectArguments& a) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--shape", a.shape, "per-sample shape, e.g. 8,8 (default: the manifest's)");
   add_choice(*cmd, "--dtype", a.options.dtype, parse_dtype, "float32 or float64");
-  cmd->add_option("--device", a.options.device, "cpu, cuda or cuda:N")->capture_default_str();
+  add_choice(*cmd, "--device", a.options.device, parse_device, "cpu, cuda or cuda:N");
   cmd->add_flag("--json", a.json, "print JSON instead of text");
   add_contract_options(*cmd, a.options.contract);
   return cmd;

@@ -140,7 +140,7 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
       ->capture_default_str()
       ->check(unsigned_integer());
   add_choice(cmd, "--dtype", a.model.dtype, parse_dtype, "float32 or float64");
-  cmd.add_option("--device", a.model.device, "cpu, cuda or cuda:N")->capture_default_str();
+  add_choice(cmd, "--device", a.model.device, parse_device, "cpu, cuda or cuda:N");
   cmd.add_option("--batch-size", a.score.batch_size, "samples solved together")
       ->capture_default_str()
       ->check(integer_in(1, kMaxCount));

@@ -33,7 +33,7 @@ InspectReport inspect(const Model& model, const std::optional<std::vector<int64_
   report.t_data = contract.t_data();
   report.t_prior = contract.t_prior();
   report.dim = field.dim();
-  report.device = state.options.device;
+  report.device = to_string(state.options.device);
 
   // Smoke run: a batch of prior samples through the velocity at mid-path, drawn from a generator
   // of its own (the process's global one, a library caller's, is left alone).

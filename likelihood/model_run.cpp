@@ -259,7 +259,7 @@ nlohmann::json options_json(const ScoreSetup& setup, const BoundModel& model, in
       {"seed", setup.options.seed},
       {"dequant_draws", setup.options.data.dequant_draws},
       {"dtype", to_string(model.model.options().dtype)},
-      {"device", model.model.options().device},
+      {"device", to_string(model.model.options().device)},
       {"batch_size", setup.options.batch_size},
       {"threads", threads},
       {"max_nfe", solver.max_nfe},

@@ -74,6 +74,25 @@ std::string to_string(ErrorNorm norm) { return name_of(norm, kErrorNorms); }
 std::string to_string(Trace trace) { return name_of(trace, kTraces); }
 std::string to_string(ProbeNoise noise) { return name_of(noise, kNoises); }
 std::string to_string(Dtype dtype) { return name_of(dtype, kDtypes); }
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu();
+  if (name == "cuda") return Device::cuda();
+  // cuda:N, N at most four decimal digits (an N beyond the devices there are is refused when a
+  // model is loaded on it, with their number).
+  const std::string prefix = "cuda:";
+  if (name.starts_with(prefix) && name.size() > prefix.size() && name.size() <= prefix.size() + 4 &&
+      name.find_first_not_of("0123456789", prefix.size()) == std::string::npos) {
+    return Device::cuda(std::stoi(name.substr(prefix.size())));
+  }
+  throw InvalidArgument("device",
+                        fmt::format("unknown device '{}' (valid: cpu, cuda, cuda:N)", name));
+}
+
+std::string to_string(const Device& device) {
+  if (!device.is_cuda()) return "cpu";
+  return device.index < 0 ? "cuda" : fmt::format("cuda:{}", device.index);
+}
 std::string to_string(DrawBound bound) { return name_of(bound, kBounds); }
 
 bool is_adaptive(Solver solver) {

@@ -43,6 +43,22 @@ std::string to_string(Dtype dtype);
 std::string to_string(DrawBound bound);
 bool is_adaptive(Solver solver);
 
+// The device a model runs on: the CPU, or a CUDA device by index (-1: the current one). Written
+// "cpu", "cuda" or "cuda:N"; whether a CUDA device exists is checked when a model is loaded on it
+// (LibTorch's CUDA backend is loaded then, not before).
+struct Device {
+  enum class Kind { kCpu, kCuda };
+  Kind kind = Kind::kCpu;
+  int index = -1;  // CUDA: the device's index, or -1
+  static Device cpu() { return {}; }
+  static Device cuda(int index = -1) { return {Kind::kCuda, index}; }
+  bool is_cuda() const { return kind == Kind::kCuda; }
+  bool operator==(const Device&) const = default;
+};
+// parse_device throws InvalidArgument naming "device" and listing the forms.
+Device parse_device(const std::string& name);
+std::string to_string(const Device& device);
+
 // How messages and reports name an option the caller gave (a field of these structs, such as
 // "levels"). Unset: by the field's name. The flowlik program names its flag ("--levels").
 using ArgumentNamer = std::function<std::string(const std::string& argument)>;
@@ -66,7 +82,7 @@ struct ContractOverrides {
 
 struct ModelOptions {
   Dtype dtype = Dtype::kFloat32;  // the states', and the network's parameters'
-  std::string device = "cpu";     // cpu | cuda | cuda:N (CUDA is loaded when first asked for)
+  Device device;                  // the CPU by default
   ContractOverrides contract;
 };
 

@@ -97,19 +97,12 @@ bool cuda_backend_loaded() {
   return false;
 }
 
-torch::Device resolve_device(const std::string& name) {
-  if (name != "cpu" && name != "cuda" && !name.starts_with("cuda:")) {
-    throw InvalidArgument("device",
-                          fmt::format("unknown device '{}' (valid: cpu, cuda, cuda:N)", name));
+torch::Device resolve_device(const Device& wanted) {
+  if (!wanted.is_cuda()) return torch::Device(torch::kCPU);
+  if (wanted.index < -1) {
+    throw InvalidArgument("device", fmt::format("CUDA device index {} is below 0", wanted.index));
   }
-  torch::Device device(torch::kCPU);
-  try {
-    device = torch::Device(name);
-  } catch (const std::exception&) {
-    throw InvalidArgument("device",
-                          fmt::format("unknown device '{}' (valid: cpu, cuda, cuda:N)", name));
-  }
-  if (!device.is_cuda()) return device;
+  const auto name = to_string(wanted);
   // Without an NVIDIA driver there is no device to find: the backend (and the CUDA libraries it
   // maps, half a gigabyte) is not loaded for nothing.
   std::error_code ec;
@@ -133,11 +126,11 @@ torch::Device resolve_device(const std::string& name) {
     throw InvalidArgument(
         "device", fmt::format("'{}' asked for, but LibTorch finds no CUDA device here", name));
   }
-  if (device.has_index() && device.index() >= static_cast<int>(count)) {
+  if (wanted.index >= static_cast<int>(count)) {
     throw InvalidArgument(
         "device", fmt::format("'{}' asked for, but there are {} CUDA device(s)", name, count));
   }
-  return device;
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(wanted.index));
 }
 
 }  // namespace flowlik

@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include "flowlik/options.h"
+
 namespace flowlik {
 
 // Loads the CUDA backend if it is not loaded yet; true when it is loaded. `why`, if given, receives
@@ -35,8 +37,8 @@ void use_libtorch_stand_in(const std::string& path);
 // cached).
 bool cuda_backend_loaded();
 
-// "cpu", "cuda" or "cuda:N"; for a CUDA device, loads the backend and checks that the device
-// exists. Throws InvalidArgument naming `device`.
-torch::Device resolve_device(const std::string& name);
+// LibTorch's device; for a CUDA device, loads the backend and checks that the device exists.
+// Throws InvalidArgument naming `device`.
+torch::Device resolve_device(const Device& device);
 
 }  // namespace flowlik

@@ -32,9 +32,9 @@ void check_same_run(const ShardReport& shard, const std::string& path, const Sha
                                   key, first_path));
     }
   }
-  if (shard.count != first.count) {
+  if (shard.shard.count != first.shard.count) {
     throw DataError(fmt::format("{}: shard {}/{} does not fit a run of {} shards", path,
-                                shard.index, shard.count, first.count));
+                                shard.shard.index, shard.shard.count, first.shard.count));
   }
 }
 
@@ -92,19 +92,19 @@ MergeReport merge_shards(std::span<const std::string> paths, const std::string& 
   for (size_t i = 0; i < shards.size(); ++i) {
     const auto& shard = shards[i];
     check_same_run(shard, paths[i], first, paths.front());
-    if (const auto it = by_shard.find(shard.index); it != by_shard.end()) {
-      throw DataError(
-          fmt::format("{}: shard {} given twice (also {})", paths[i], shard.index, *it->second));
+    if (const auto it = by_shard.find(shard.shard.index); it != by_shard.end()) {
+      throw DataError(fmt::format("{}: shard {} given twice (also {})", paths[i], shard.shard.index,
+                                  *it->second));
     }
-    by_shard[shard.index] = &paths[i];
+    by_shard[shard.shard.index] = &paths[i];
     const auto rows = shard_rows(shard);
     merged.samples.insert(merged.samples.end(), rows.begin(), rows.end());
     merged.wall_seconds += shard.wall_seconds;
   }
   // Ends at the first gap: at most one past the reports.
-  for (int64_t shard = 0; shard < first.count; ++shard) {
+  for (int64_t shard = 0; shard < first.shard.count; ++shard) {
     if (!by_shard.contains(shard)) {
-      throw DataError(fmt::format("merge: shard {} of {} is missing", shard, first.count));
+      throw DataError(fmt::format("merge: shard {} of {} is missing", shard, first.shard.count));
     }
   }
   std::sort(merged.samples.begin(), merged.samples.end(),

@@ -4,12 +4,75 @@
 
 #include <cmath>
 
+#include "flowlik/error.h"
+#include "likelihood/report_reader.h"
+
 namespace flowlik {
 nlohmann::json mean_json(const MeanEstimate& m) {
   return {{"mean", number_or_null(m.mean)},
           {"stderr", number_or_null(m.std_error)},
           {"ci95", {number_or_null(m.ci_low), number_or_null(m.ci_high)}},
           {"n", m.count}};
+}
+
+MeanEstimate read_mean(const ReportReader& report, const std::string& key) {
+  MeanEstimate m;
+  m.mean = report.number_or_null(key + ".mean").value_or(NAN);
+  m.std_error = report.number_or_null(key + ".stderr").value_or(NAN);
+  const auto ci = report.numbers_or_null(key + ".ci95", 2);
+  m.ci_low = ci[0];
+  m.ci_high = ci[1];
+  m.count = report.integer(key + ".n");
+  return m;
+}
+
+nlohmann::json data_json(const RunReport::DataRecord& d) {
+  return {{"path", d.path},
+          {"sha256", d.sha256},
+          {"dtype", d.dtype},
+          {"shape", d.shape},
+          {"N", d.n},
+          {"D", d.dim},
+          {"labels", d.labels.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.labels)}};
+}
+
+RunReport::DataRecord read_data_record(const ReportReader& report) {
+  RunReport::DataRecord d;
+  d.path = report.string("data.path");
+  d.sha256 = report.string("data.sha256");
+  d.dtype = report.string("data.dtype");
+  d.shape = report.integers("data.shape");
+  d.n = report.integer("data.N");
+  d.dim = report.integer("data.D");
+  d.labels = report.string_or_null("data.labels").value_or("");
+  return d;
+}
+
+nlohmann::json Shard::json(int64_t n) const {
+  const auto [first, end] = range(n);
+  return {{"index", index}, {"count", count}, {"source", source}, {"first", first}, {"end", end}};
+}
+
+Shard read_shard(const ReportReader& report, int64_t n) {
+  Shard s;
+  s.index = report.integer("shard.index");
+  s.count = report.integer("shard.count");
+  s.source = report.string("shard.source");
+  const auto first = report.integer("shard.first");
+  const auto end = report.integer("shard.end");
+  if (s.count < 1 || s.count > kMaxReportCount || s.index < 0 || s.index >= s.count) {
+    throw DataError(fmt::format("{}: shard.index {} of shard.count {} is not a shard",
+                                report.path(), s.index, s.count));
+  }
+  // The block this shard must have scored; anything else is a hand-edited report.
+  const auto [lo, hi] = s.range(n);
+  if (first != lo || end != hi) {
+    throw DataError(
+        fmt::format("{}: shard.first/shard.end [{}, {}) are not block {} of {} of {} samples "
+                    "([{}, {}))",
+                    report.path(), first, end, s.index, s.count, n, lo, hi));
+  }
+  return s;
 }
 
 namespace {

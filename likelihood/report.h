@@ -1,9 +1,13 @@
 // The JSON report of a scoring run; its schema is documented in docs/reference.md ("The report").
+// Each section flowlik reads back (merge, score --baseline) is read here too, by the inverse of the
+// function that writes it, so that writer and reader are one schema (tests/report_reader_test.cpp
+// holds them to round trips).
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "flowlik/run.h"
 #include "io/dataset.h"
 #include "likelihood/model/preprocessing.h"
 #include "likelihood/model/velocity_field.h"
@@ -29,5 +33,16 @@ std::string bound_caveat(const Preprocessing& pre, const nlohmann::json& options
 std::string describe_preprocessing(const Preprocessing& pre);
 // How the raw data were mapped into the model's space, as the report states it.
 nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim);
+
+class ReportReader;  // likelihood/report_reader.h
+
+// mean_json's inverse: the mean estimate at `key` ("metrics.bpd"); a null reads as NaN.
+MeanEstimate read_mean(const ReportReader& report, const std::string& key);
+// The report's "data" section, and its inverse.
+nlohmann::json data_json(const RunReport::DataRecord& data);
+RunReport::DataRecord read_data_record(const ReportReader& report);
+// Shard::json's inverse: the report's "shard" of a run of n samples. Refuses a count or index
+// that is no shard, and a block [first, end) other than the one its index names.
+Shard read_shard(const ReportReader& report, int64_t n);
 
 }  // namespace flowlik

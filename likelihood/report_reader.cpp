@@ -2,12 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "flowlik/error.h"
 #include "io/json_depth.h"
+#include "likelihood/report.h"
 
 namespace flowlik {
 namespace {
@@ -111,6 +114,39 @@ std::string ReportReader::string(std::string_view key) const {
   return v.get<std::string>();
 }
 
+std::optional<std::string> ReportReader::string_or_null(std::string_view key) const {
+  const auto& v = value(key);
+  if (v.is_null()) return std::nullopt;
+  if (!v.is_string()) fail(key, "a string or null", &v);
+  return v.get<std::string>();
+}
+
+std::vector<int64_t> ReportReader::integers(std::string_view key) const {
+  const auto& v = value(key);
+  if (!v.is_array()) fail(key, "an array of integers", &v);
+  std::vector<int64_t> out;
+  for (const auto& item : v) {
+    if (!item.is_number_integer() ||
+        (item.is_number_unsigned() && item.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+      fail(key, "an array of integers", &v);
+    }
+    out.push_back(item.get<int64_t>());
+  }
+  return out;
+}
+
+std::vector<double> ReportReader::numbers_or_null(std::string_view key, size_t size) const {
+  const auto& v = value(key);
+  const auto expected = fmt::format("an array of {} numbers or nulls", size);
+  if (!v.is_array() || v.size() != size) fail(key, expected, &v);
+  std::vector<double> out;
+  for (const auto& item : v) {
+    if (!item.is_null() && !item.is_number()) fail(key, expected, &v);
+    out.push_back(item.is_null() ? NAN : item.get<double>());
+  }
+  return out;
+}
+
 const nlohmann::json& ReportReader::object(std::string_view key) const {
   const auto& v = value(key);
   if (!v.is_object()) fail(key, "an object", &v);
@@ -123,15 +159,13 @@ std::pair<int64_t, int64_t> shard_block(int64_t index, int64_t count, int64_t n)
 
 BaselineReport read_baseline_report(const std::string& path) {
   const ReportReader report(path, "baseline report");
-  const auto mean = report.number_or_null("metrics.bpd.mean");
-  if (!mean) {
+  BaselineReport baseline;
+  baseline.bpd = read_mean(report, "metrics.bpd");
+  if (std::isnan(baseline.bpd.mean)) {
     throw DataError(fmt::format("{}: baseline report has no bpd (metrics.bpd.mean is null)", path));
   }
-  BaselineReport baseline;
-  baseline.bpd.mean = *mean;
-  baseline.bpd.std_error = report.number_or_null("metrics.bpd.stderr").value_or(0.0);
-  baseline.bpd.count = report.integer("metrics.bpd.n");
-  baseline.data_sha256 = report.string("data.sha256");
+  if (std::isnan(baseline.bpd.std_error)) baseline.bpd.std_error = 0.0;
+  baseline.data_sha256 = read_data_record(report).sha256;
   return baseline;
 }
 
@@ -152,32 +186,17 @@ ShardReport read_shard_report(const std::string& path) {
                     path, r.string("tool.command")));
   }
   for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) r.object(key);
-  s.index = r.integer("shard.index");
-  s.count = r.integer("shard.count");
-  s.first = r.integer("shard.first");
-  s.end = r.integer("shard.end");
-  s.n = r.integer("data.N");
-  s.dim = r.integer("data.D");
-  s.per_sample = r.string("per_sample");
-  s.wall_seconds = r.number("wall_time_s");
-  // Beyond any dataset, and safe from overflow below.
-  constexpr int64_t kMaxSize = int64_t{1} << 40;
-  if (s.n < 0 || s.n > kMaxSize || s.dim < 1 || s.dim > kMaxSize) {
+  const auto data = read_data_record(r);
+  s.n = data.n;
+  s.dim = data.dim;
+  if (s.n < 0 || s.n > kMaxReportCount || s.dim < 1 || s.dim > kMaxReportCount) {
     throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset",
                                 path, s.n, s.dim));
   }
-  if (s.count < 1 || s.count > kMaxSize || s.index < 0 || s.index >= s.count) {
-    throw DataError(
-        fmt::format("{}: shard.index {} of shard.count {} is not a shard", path, s.index, s.count));
-  }
-  // The block this shard must have scored; anything else is a hand-edited report.
-  const auto [lo, hi] = shard_block(s.index, s.count, s.n);
-  if (s.first != lo || s.end != hi) {
-    throw DataError(
-        fmt::format("{}: shard.first/shard.end [{}, {}) are not block {} of {} of {} samples "
-                    "([{}, {}))",
-                    path, s.first, s.end, s.index, s.count, s.n, lo, hi));
-  }
+  s.shard = read_shard(r, s.n);
+  std::tie(s.first, s.end) = s.shard.range(s.n);
+  s.per_sample = r.string("per_sample");
+  s.wall_seconds = r.number("wall_time_s");
   return s;
 }
 

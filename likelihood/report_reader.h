@@ -9,8 +9,10 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "flowlik/results.h"
+#include "flowlik/run.h"
 
 namespace flowlik {
 
@@ -30,7 +32,11 @@ class ReportReader {
   double number(std::string_view key) const;
   std::optional<double> number_or_null(std::string_view key) const;
   std::string string(std::string_view key) const;
+  std::optional<std::string> string_or_null(std::string_view key) const;
   const nlohmann::json& object(std::string_view key) const;
+  // An array of integers, and an array of `size` numbers or nulls (a null reads as NaN).
+  std::vector<int64_t> integers(std::string_view key) const;
+  std::vector<double> numbers_or_null(std::string_view key, size_t size) const;
 
  private:
   // The value at a dotted key, or null when some part of the path is missing or not an object.
@@ -44,7 +50,12 @@ class ReportReader {
 };
 
 // The reports flowlik reads back, as typed values: every field used is checked on reading, so that
-// a hand-edited or truncated report is refused naming its file and key, never used half-read.
+// a hand-edited or truncated report is refused naming its file and key, never used half-read. Each
+// section is read by the inverse of the function that writes it (likelihood/report.h).
+
+// The largest count a report may hold (samples, dimensions, shards): beyond any dataset, and safe
+// from overflow in the arithmetic on them.
+inline constexpr int64_t kMaxReportCount = int64_t{1} << 40;
 
 // The contiguous block [first, end) of n samples that shard `index` of `count` scores; the blocks
 // of all shards cover 0..n-1 once.
@@ -60,9 +71,8 @@ BaselineReport read_baseline_report(const std::string& path);
 // The report of one shard of a `flowlik score --shard` run, as `merge` joins them.
 struct ShardReport {
   ReportReader report;  // the whole report, for the fields merge copies
-  int64_t index = 0;
-  int64_t count = 0;
-  int64_t first = 0;
+  Shard shard;
+  int64_t first = 0;  // shard.range(n)
   int64_t end = 0;
   int64_t n = 0;
   int64_t dim = 0;

@@ -266,11 +266,6 @@ SampleSink progress_sink(const RunOptions& options, int64_t done, int64_t total)
 
 std::pair<int64_t, int64_t> Shard::range(int64_t n) const { return shard_block(index, count, n); }
 
-nlohmann::json Shard::json(int64_t n) const {
-  const auto [first, end] = range(n);
-  return {{"index", index}, {"count", count}, {"source", source}, {"first", first}, {"end", end}};
-}
-
 std::string describe(const SolveCheckReport& c) {
   if (!c.error.empty()) return "not checked: " + c.error;
   if (c.samples == 0) return "not checked: no sample could be re-solved";
@@ -456,15 +451,7 @@ nlohmann::json to_json(const RunReport& r) {
       {"schema_version", kReportSchemaVersion},
       {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
       {"model", to_json(r.model)},
-      {"data",
-       {{"path", r.data.path},
-        {"sha256", r.data.sha256},
-        {"dtype", r.data.dtype},
-        {"shape", r.data.shape},
-        {"N", r.data.n},
-        {"D", r.data.dim},
-        {"labels",
-         r.data.labels.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.data.labels)}}},
+      {"data", data_json(r.data)},
       {"preprocessing", r.preprocessing},
       {"options", r.options},
       {"samples", samples_json(r.summary)},

@@ -46,19 +46,16 @@ def build_consumer(mode, build_dir, work):
         if leaked:
             sys.exit(f"the install has headers outside include/flowlik: {leaked[:3]}")
         prefixes.insert(0, str(prefix))
-    options = []
-    if run("sh", "-c", "command -v ccache || true"):
-        # flowlik's compiles as the subproject are then build/'s, served by ccache: flowlik's binary folder is
-        # a sibling of build/ (the compiler runs there, and CCACHE_BASEDIR makes the paths relative to it),
-        # and position-independent code is asked for, as flowlik's own build does (a consumer's choice).
-        options = ["-DCMAKE_CXX_COMPILER_LAUNCHER=ccache", "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
-                   f"-DFLOWLIK_BINARY_DIR={build_dir.parent / f'{build_dir.name}-subproject'}"]
+    # flowlik's compiles as the subproject are build/'s, served by ccache (where it is installed) as flowlik's
+    # CMakeLists sets it up (FLOWLIK_CCACHE): flowlik's binary folder is a sibling of build/ (the compiler runs
+    # there, and paths are hashed relative to the source), and position-independent code is asked for, as
+    # flowlik's own build does (a consumer's choice).
+    options = ["-DFLOWLIK_CCACHE=ON", "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
+               f"-DFLOWLIK_BINARY_DIR={build_dir.parent / f'{build_dir.name}-subproject'}"]
     run("cmake", "-S", SOURCE / "tests" / "consumer", "-B", consumer, "-DCMAKE_BUILD_TYPE=Release",
         f"-DCMAKE_PREFIX_PATH={';'.join(prefixes)}", f"-DFLOWLIK_CONSUMER_MODE={mode}",
         f"-DFLOWLIK_SOURCE_DIR={SOURCE}", *options)
-    env = dict(os.environ, CCACHE_BASEDIR=str(SOURCE))
-    env.setdefault("CCACHE_SLOPPINESS", "pch_defines,time_macros,include_file_mtime,include_file_ctime")
-    run("cmake", "--build", consumer, "-j", str(os.cpu_count() or 2), "--target", "consumer", env=env)
+    run("cmake", "--build", consumer, "-j", str(os.cpu_count() or 2), "--target", "consumer")
     return consumer / "consumer"
 
 

@@ -1,10 +1,10 @@
 """The wheel (issue 21): built from the repository (`pip wheel .`, scikit-build-core driving the CMake build),
-installed into a fresh virtual environment that gets the pinned torch from PyPI (pip's cache) and nothing of the
+installed into a fresh virtual environment that gets the pinned torch from PyPI (uv's cache) and nothing of the
 build tree, then the `flowlik` command and the Python API run there: bit for bit the program `./scripts/setup`
 built, the closed form, the exporter's import, and the torch requirement in the wheel's metadata.
 
-The wheel builds in build-wheel/, beside build/ and at the same depth, so that with CCACHE_BASEDIR at the
-repository's root its compiler commands are build/'s and ccache serves them."""
+The wheel builds in build-wheel/, beside build/ and at the same depth, so that with ccache's base folder at the
+repository's root (CMakeLists.txt sets it) its compiler commands are build/'s and ccache serves them."""
 import json
 import os
 import shutil
@@ -38,9 +38,7 @@ def installed(tmp_path_factory):
     """(venv, work): a fresh virtual environment with the pinned torch and the wheel installed."""
     work = tmp_path_factory.mktemp("wheel")
     # build/'s generator, so that the compiler commands (the precompiled header's path among them) are the same.
-    env = dict(os.environ, CCACHE_BASEDIR=str(ROOT), CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2),
-               CMAKE_GENERATOR="Unix Makefiles")
-    env.setdefault("CCACHE_SLOPPINESS", "pch_defines,time_macros,include_file_mtime,include_file_ctime")
+    env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2), CMAKE_GENERATOR="Unix Makefiles")
     run(sys.executable, "-m", "pip", "wheel", ROOT, "--no-build-isolation", "--no-deps", "-q",
         "--disable-pip-version-check", "-w", work / "dist", "-C", "build-dir=build-wheel", cwd=ROOT, env=env)
     wheels = list((work / "dist").glob("flowlik-*.whl"))
@@ -48,7 +46,11 @@ def installed(tmp_path_factory):
     venv = work / "venv"
     run(sys.executable, "-m", "venv", venv)
     pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    run(*pip, pinned_torch(), "-c", ROOT / "scripts" / "requirements.txt")
+    # The pinned torch as scripts/setup installs it (through uv, linked from its cache in seconds, where there
+    # is one; pip unpacks 6 GB), then the wheel with pip, as a user installs it.
+    uv = ROOT / ".venv" / "bin" / "uv"
+    installer = [uv, "pip", "install", "-q", "--python", venv / "bin" / "python"] if uv.exists() else pip
+    run(*installer, pinned_torch(), "-c", ROOT / "scripts" / "requirements.txt")
     run(*pip, wheels[0])
     yield venv, work
     shutil.rmtree(venv)  # several GB with torch: not left behind for pytest's last three runs

@@ -48,18 +48,19 @@ std::vector<SampleResult> shard_rows(const ShardReport& shard) {
   }
   // Sized by the file's rows, not by the report's range, which a hand-edited report could make
   // huge.
+  const auto [first, end] = shard.shard.range(shard.n);
   std::set<int64_t> seen;
   for (const auto& row : csv.rows) {
-    if (row.index < shard.first || row.index >= shard.end || !seen.insert(row.index).second) {
+    if (row.index < first || row.index >= end || !seen.insert(row.index).second) {
       throw DataError(
           fmt::format("{}: sample {} is repeated or outside the shard's samples [{}, {})",
-                      shard.per_sample, row.index, shard.first, shard.end));
+                      shard.per_sample, row.index, first, end));
     }
   }
-  if (static_cast<int64_t>(seen.size()) != shard.end - shard.first) {
+  if (static_cast<int64_t>(seen.size()) != end - first) {
     throw DataError(
         fmt::format("{}: holds {} of the shard's {} samples; finish the shard with --resume",
-                    shard.per_sample, seen.size(), shard.end - shard.first));
+                    shard.per_sample, seen.size(), end - first));
   }
   return csv.rows;
 }

@@ -74,6 +74,12 @@ std::string to_string(ErrorNorm norm) { return name_of(norm, kErrorNorms); }
 std::string to_string(Trace trace) { return name_of(trace, kTraces); }
 std::string to_string(ProbeNoise noise) { return name_of(noise, kNoises); }
 std::string to_string(Dtype dtype) { return name_of(dtype, kDtypes); }
+std::string to_string(DrawBound bound) { return name_of(bound, kBounds); }
+
+bool is_adaptive(Solver solver) {
+  return solver == Solver::kDopri5 || solver == Solver::kTsit5 || solver == Solver::kBosh3 ||
+         solver == Solver::kRkf78;
+}
 
 Device parse_device(const std::string& name) {
   if (name == "cpu") return Device::cpu();
@@ -92,12 +98,6 @@ Device parse_device(const std::string& name) {
 std::string to_string(const Device& device) {
   if (!device.is_cuda()) return "cpu";
   return device.index < 0 ? "cuda" : fmt::format("cuda:{}", device.index);
-}
-std::string to_string(DrawBound bound) { return name_of(bound, kBounds); }
-
-bool is_adaptive(Solver solver) {
-  return solver == Solver::kDopri5 || solver == Solver::kTsit5 || solver == Solver::kBosh3 ||
-         solver == Solver::kRkf78;
 }
 
 }  // namespace flowlik

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <tuple>
 
 #include "flowlik/error.h"
 #include "io/json_depth.h"
@@ -194,7 +193,6 @@ ShardReport read_shard_report(const std::string& path) {
                                 path, s.n, s.dim));
   }
   s.shard = read_shard(r, s.n);
-  std::tie(s.first, s.end) = s.shard.range(s.n);
   s.per_sample = r.string("per_sample");
   s.wall_seconds = r.number("wall_time_s");
   return s;

@@ -71,9 +71,7 @@ BaselineReport read_baseline_report(const std::string& path);
 // The report of one shard of a `flowlik score --shard` run, as `merge` joins them.
 struct ShardReport {
   ReportReader report;  // the whole report, for the fields merge copies
-  Shard shard;
-  int64_t first = 0;  // shard.range(n)
-  int64_t end = 0;
+  Shard shard;          // its block of the data is shard.range(n)
   int64_t n = 0;
   int64_t dim = 0;
   std::string per_sample{};

@@ -156,8 +156,7 @@ TEST(ReportReaderTest, AShardReportMustHoldTheBlockItsIndexNames) {
                            {"shard", Shard{1, 3, "--shard"}.json(10)}};
   const auto good = write_temp(report.dump());
   const auto s = read_shard_report(good);
-  EXPECT_EQ(s.first, 3);
-  EXPECT_EQ(s.end, 6);
+  EXPECT_EQ(s.shard.range(s.n), std::make_pair(int64_t{3}, int64_t{6}));
   EXPECT_EQ(s.shard.index, 1);
   EXPECT_EQ(shard_block(1, 3, 10), std::make_pair(int64_t{3}, int64_t{6}));
   std::filesystem::remove(good);

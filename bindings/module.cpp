@@ -155,7 +155,7 @@ void translate_errors() {
           break;
       }
       const auto type = py::module_::import("flowlik.errors").attr(kind);
-      PyErr_SetString(type.ptr(), cli::describe(e).c_str());
+      PyErr_SetString(type.ptr(), e.what());
     }
   });
 }

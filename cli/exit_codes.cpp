@@ -1,7 +1,5 @@
 #include "cli/exit_codes.h"
 
-#include <algorithm>
-
 namespace flowlik::cli {
 
 ExitCode exit_code(ErrorKind kind) {
@@ -20,18 +18,6 @@ ExitCode exit_code(ErrorKind kind) {
       return ExitCode::kInternal;  // scoring records these per sample
   }
   return ExitCode::kInternal;
-}
-
-std::string option_for(const std::string& argument) {
-  std::string option = "--" + argument;
-  std::replace(option.begin(), option.end(), '_', '-');
-  return option;
-}
-
-std::string describe(const Error& error) {
-  const auto* invalid = dynamic_cast<const InvalidArgument*>(&error);
-  if (!invalid || invalid->argument().empty()) return error.what();
-  return option_for(invalid->argument()) + ": " + invalid->reason();
 }
 
 }  // namespace flowlik::cli

@@ -1,9 +1,7 @@
 // What the program makes of the library's errors: a documented exit code per kind
-// (docs/reference.md, "Exit codes"; stable, scripts depend on them) and a message that names the
-// command-line option at fault where the library names the argument of its options.
+// (docs/reference.md, "Exit codes"; stable, scripts depend on them). Messages are the errors' own
+// (an InvalidArgument names the option, flowlik/error.h).
 #pragma once
-
-#include <string>
 
 #include "flowlik/error.h"
 
@@ -28,13 +26,5 @@ class UsageError : public InvalidArgument {
 };
 
 ExitCode exit_code(ErrorKind kind);
-
-// The option that sets a library argument: "max_nfe" -> "--max-nfe". Every argument the library
-// names is set by the option of the same name.
-std::string option_for(const std::string& argument);
-
-// The error's message as the program prints it: an InvalidArgument names the option instead of the
-// argument.
-std::string describe(const Error& error);
 
 }  // namespace flowlik::cli

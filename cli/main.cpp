@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     if (history->parsed()) return flowlik::cli::run_history(history_args);
     if (sample->parsed()) return flowlik::cli::run_sample(sample_args);
   } catch (const flowlik::Error& e) {
-    fmt::print(stderr, "{}\n", one_line("flowlik: error: ", flowlik::cli::describe(e)));
+    fmt::print(stderr, "{}\n", one_line("flowlik: error: ", e.what()));
     return static_cast<int>(flowlik::cli::exit_code(e.kind()));
   } catch (const std::bad_alloc&) {
     fmt::print(stderr,

@@ -28,7 +28,7 @@ int run_merge(const MergeArguments& args) {
       {"--per-sample (its run identity)",
        args.per_sample.empty() ? "" : identity_path(args.per_sample)}};
   check_run_outputs(inputs, outputs);
-  const auto merged = merge_shards(args.reports, args.per_sample, "--per-sample");
+  const auto merged = merge_shards(args.reports, args.per_sample);
   write_report(args.output, to_json(merged));
   check_some_scored(merged.summary);
   fmt::print("merged {} shards: {} samples, bpd {:.4f} +- {:.4f}\n", args.reports.size(),

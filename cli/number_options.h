@@ -26,10 +26,12 @@ CLI::Validator finite_number();
 // An option naming one of a closed set (flowlik/options.h), parsed by `parse` (a flowlik::parse_*)
 // into `target` as the command line is read: a bad name fails at parse time, named by the option,
 // with parse's message ("--solver: unknown solver 'adams' (valid: dopri5, ...)").
-template <class Choice>
-CLI::Option* add_choice(CLI::App& cmd, const std::string& name, Choice& target,
+// Also for the small value types of flowlik/conventions.h ("--schedule vp:0.1,20"); an optional
+// target stays unset unless the option is given.
+template <class Choice, class Target>
+CLI::Option* add_parsed(CLI::App& cmd, const std::string& name, Target& target,
                         Choice (*parse)(const std::string&), const std::string& help) {
-  auto* option = cmd.add_option_function<std::string>(
+  return cmd.add_option_function<std::string>(
       name,
       [&target, parse, name](const std::string& text) {
         try {
@@ -39,6 +41,12 @@ CLI::Option* add_choice(CLI::App& cmd, const std::string& name, Choice& target,
         }
       },
       help);
+}
+
+template <class Choice>
+CLI::Option* add_choice(CLI::App& cmd, const std::string& name, Choice& target,
+                        Choice (*parse)(const std::string&), const std::string& help) {
+  auto* option = add_parsed(cmd, name, target, parse, help);
   option->default_str(to_string(target));
   return option;
 }

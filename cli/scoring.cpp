@@ -46,10 +46,9 @@ namespace {
 // --dequantization, --dequant-draws, --dequant-bound and --protocol, which fills in, once the
 // command line is read, the options it lists that were not given.
 void add_dequantization_options(CLI::App& cmd, ScoreArguments& a) {
-  cmd.add_option("--dequantization", a.score.data.dequantization,
-                 "noise within each bin: uniform, or truncated-normal[:SIGMA] (a normal of SIGMA "
-                 "bins truncated to the bin; SIGMA from the model's schedule when not given)")
-      ->capture_default_str();
+  add_choice(cmd, "--dequantization", a.score.data.dequantization, parse_dequantization,
+             "noise within each bin: uniform, or truncated-normal[:SIGMA] (a normal of SIGMA bins "
+             "truncated to the bin; SIGMA from the model's schedule when not given)");
   cmd.add_option("--dequant-draws", a.score.data.dequant_draws, "dequantization draws per sample")
       ->capture_default_str()
       ->check(integer_in(1, kMaxProbes));
@@ -94,13 +93,12 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
         ->check(CLI::ExistingFile);
   }
   add_contract_options(cmd, a.model.contract);
-  a.score.data.name_argument = option_for;
   // The range [2, 256] is checked with the data, which says whether levels apply at all.
   cmd.add_option("--levels", a.score.data.levels,
                  "levels K of discrete data (default 256 for uint8)")
       ->check(integer_in(-kMaxCount, kMaxCount));
-  cmd.add_option("--scale", a.score.data.scale,
-                 "map of dequantized data to model space: unit|centered|logit[:lambda]");
+  add_parsed(cmd, "--scale", a.score.data.scale, parse_data_map,
+             "map of dequantized data to model space: unit|centered|logit[:lambda]");
   if (data) add_dequantization_options(cmd, a);
   add_choice(cmd, "--solver", a.score.solver.method, parse_solver,
              "dopri5, tsit5, bosh3, rkf78 (adaptive, steps per sample); rk4, midpoint, euler "

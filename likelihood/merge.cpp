@@ -67,8 +67,7 @@ std::vector<SampleResult> shard_rows(const ShardReport& shard) {
 
 }  // namespace
 
-MergeReport merge_shards(std::span<const std::string> paths, const std::string& per_sample,
-                         const std::string& per_sample_option) {
+MergeReport merge_shards(std::span<const std::string> paths, const std::string& per_sample) {
   if (paths.empty()) throw InvalidArgument("reports", "no shard report given");
   std::vector<ShardReport> shards;
   for (const auto& path : paths) shards.push_back(read_shard_report(path));
@@ -79,6 +78,7 @@ MergeReport merge_shards(std::span<const std::string> paths, const std::string& 
       inputs.push_back({"shard report", paths[i]});
       inputs.push_back({"per-sample file of " + paths[i], shards[i].per_sample});
     }
+    const auto per_sample_option = option_name("per_sample");
     const std::vector<NamedFile> outputs = {
         {per_sample_option, per_sample},
         {per_sample_option + " (its journal)", journal_path(per_sample)},

@@ -13,37 +13,30 @@
 #include "likelihood/score.h"
 
 namespace flowlik {
-std::string name_of(const DataOptions& options, const std::string& argument) {
-  return options.name_argument ? options.name_argument(argument) : argument;
-}
-
 namespace {
 
 // The range of values each map produces, for refusing continuous data that the model never saw.
-std::optional<std::pair<double, double>> scale_range(const std::string& scale) {
-  if (scale == "unit") return std::pair{0.0, 1.0};
-  if (scale == "centered") return std::pair{-1.0, 1.0};
+std::optional<std::pair<double, double>> scale_range(const DataMap& map) {
+  if (map.kind == ScaleMap::kUnit) return std::pair{0.0, 1.0};
+  if (map.kind == ScaleMap::kCentered) return std::pair{-1.0, 1.0};
   return std::nullopt;
 }
 
 // i-DODE's training-free choice for the truncated normal: the noise the model's own path adds at
 // its data end t, sigma_t / alpha_t in the model's space, measured in bins of the map from [0, 1)
 // (one bin is 2 / K wide for the centered map, 1 / K for the unit map).
-double schedule_noise_in_bins(const Contract& contract, const Preprocessing& pre,
-                              const std::string& option) {
+double schedule_noise_in_bins(const Contract& contract, const Preprocessing& pre) {
   if (!contract.schedule) {
     throw InvalidArgument(
         "dequantization",
-        fmt::format("{} truncated-normal takes its SIGMA from the model's schedule, and the model "
-                    "declares none; give truncated-normal:SIGMA (bins)",
-                    option));
+        "truncated-normal takes its SIGMA from the model's schedule, and the model declares none; "
+        "give truncated-normal:SIGMA (bins)");
   }
   if (pre.scale == ScaleMap::kLogit) {
     throw InvalidArgument(
         "dequantization",
-        fmt::format("{} truncated-normal: the logit map has no single bin width to measure the "
-                    "schedule's noise in; give truncated-normal:SIGMA (bins)",
-                    option));
+        "truncated-normal: the logit map has no single bin width to measure the schedule's noise "
+        "in; give truncated-normal:SIGMA (bins)");
   }
   const auto k = path_coefficients(*contract.schedule, contract.t_data());
   const double bin = (pre.scale == ScaleMap::kCentered ? 2.0 : 1.0) / pre.levels;
@@ -51,11 +44,10 @@ double schedule_noise_in_bins(const Contract& contract, const Preprocessing& pre
   if (!(sigma >= 1e-6 && sigma <= 10.0)) {
     throw InvalidArgument(
         "dequantization",
-        fmt::format("{} truncated-normal: the schedule {} gives sigma/alpha = {:.3g} at the data "
+        fmt::format("truncated-normal: the schedule {} gives sigma/alpha = {:.3g} at the data "
                     "end t = {}, {:.3g} bins, outside [1e-6, 10]; give truncated-normal:SIGMA "
                     "(bins) or a time range whose data end has noise",
-                    option, describe_schedule(*contract.schedule), k.sigma / k.alpha,
-                    contract.t_data(), sigma));
+                    to_string(*contract.schedule), k.sigma / k.alpha, contract.t_data(), sigma));
   }
   return sigma;
 }
@@ -76,8 +68,8 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
               fmt::format("{}: values span [{}, {}], outside [{}, {}] of the data scale '{}' the "
                           "model was trained "
                           "on ({})",
-                          data.path, lo, hi, range->first, range->second, *contract.data_scale,
-                          contract.sources.at("data")));
+                          data.path, lo, hi, range->first, range->second,
+                          to_string(*contract.data_scale), contract.sources.at("data")));
         }
       }
     }
@@ -87,7 +79,7 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
                                         "to discrete (uint8) data",
                                         data.path, to_string(data.dtype)));
     }
-    if (options.dequantization != "uniform") {
+    if (options.dequantization.kind != DequantizationKind::kUniform) {
       throw InvalidArgument("dequantization",
                             fmt::format("{} holds {} values, scored as given; dequantization "
                                         "applies to discrete (uint8) data",
@@ -98,7 +90,7 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
       throw InvalidArgument(
           "", fmt::format("{} and {} apply to discrete (uint8) data; {} holds {} values, scored "
                           "as given",
-                          name_of(options, "levels"), name_of(options, "scale"), data.path,
+                          option_name("levels"), option_name("scale"), data.path,
                           to_string(data.dtype)));
     }
     return pre;
@@ -108,7 +100,7 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
     throw InvalidArgument(
         "scale", fmt::format("{} holds discrete uint8 data; say how it maps to the model's "
                              "input with {} unit|centered|logit[:lambda]",
-                             data.path, name_of(options, "scale")));
+                             data.path, option_name("scale")));
   }
   if (options.dequant_draws < 1) {
     throw InvalidArgument("dequant_draws",
@@ -117,20 +109,22 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
   pre = *resolve_data_map(options, contract);
   pre.seed = seed;
   pre.draws = options.dequant_draws;
-  parse_dequantization(options.dequantization, pre);
+  check(options.dequantization);
+  pre.dequantization = options.dequantization.kind;
+  pre.noise_sigma = options.dequantization.sigma.value_or(0.0);
   pre.bound = options.dequant_bound;
-  pre.dequantization_source = options.dequantization == "uniform"
+  pre.dequantization_source = options.dequantization == Dequantization{}
                                   ? "default"
-                                  : "option " + name_of(options, "dequantization");
-  if (pre.dequantization == Dequantization::kTruncatedNormal && pre.noise_sigma == 0.0) {
-    pre.noise_sigma = schedule_noise_in_bins(contract, pre, name_of(options, "dequantization"));
+                                  : "option " + option_name("dequantization");
+  if (pre.dequantization == DequantizationKind::kTruncatedNormal && !options.dequantization.sigma) {
+    pre.noise_sigma = schedule_noise_in_bins(contract, pre);
     pre.dequantization_source +=
         fmt::format(" (sigma from the schedule {} at the data end, flow time t = {})",
-                    describe_schedule(*contract.schedule), contract.t_data());
+                    to_string(*contract.schedule), contract.t_data());
   }
-  check_levels(data, pre.levels,
-               options.levels ? name_of(options, "levels")
-                              : fmt::format("the levels of {}", pre.levels_source));
+  check_levels(
+      data, pre.levels,
+      options.levels ? option_name("levels") : fmt::format("the levels of {}", pre.levels_source));
   return pre;
 }
 
@@ -143,16 +137,17 @@ std::optional<Preprocessing> resolve_data_map(const DataOptions& options,
   Preprocessing pre;
   pre.discrete = true;
   pre.levels = options.levels.value_or(contract.data_levels.value_or(256));
-  pre.levels_source = options.levels         ? "option " + name_of(options, "levels")
+  pre.levels_source = options.levels         ? "option " + option_name("levels")
                       : contract.data_levels ? contract.sources.at("data")
                                              : "default (uint8 data)";
-  pre.scale_source =
-      options.scale ? "option " + name_of(options, "scale") : contract.sources.at("data");
+  pre.scale_source = options.scale ? "option " + option_name("scale") : contract.sources.at("data");
   if (pre.levels < 2 || pre.levels > 256) {
     throw InvalidArgument("levels",
                           fmt::format("must be in [2, 256] for uint8 data, got {}", pre.levels));
   }
-  parse_scale(*scale, pre);
+  check(*scale);
+  pre.scale = scale->kind;
+  pre.logit_lambda = scale->logit_lambda;
   return pre;
 }
 

@@ -45,9 +45,6 @@ struct ModelAccess {
 };
 }  // namespace detail
 
-// How messages name a data option the caller gave: by its ArgumentNamer, else by its field name.
-std::string name_of(const DataOptions& options, const std::string& argument);
-
 // The public Data as the library's Dataset (its checks made). Throws DataError naming data.name.
 Dataset dataset_of(const Data& data);
 

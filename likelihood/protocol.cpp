@@ -101,8 +101,9 @@ using Setter = std::function<void(const ProtocolSetting&, ModelOptions&, ScoreOp
 
 const std::map<std::string, Setter>& setters() {
   static const std::map<std::string, Setter> table = {
-      {"scale", [](const auto& s, auto&, auto& o) { o.data.scale = s.value; }},
-      {"dequantization", [](const auto& s, auto&, auto& o) { o.data.dequantization = s.value; }},
+      {"scale", [](const auto& s, auto&, auto& o) { o.data.scale = parse_data_map(s.value); }},
+      {"dequantization", [](const auto& s, auto&,
+                            auto& o) { o.data.dequantization = parse_dequantization(s.value); }},
       {"dequant-draws",
        [](const auto& s, auto&, auto& o) { o.data.dequant_draws = setting_integer(s); }},
       {"dequant-bound",
@@ -115,7 +116,7 @@ const std::map<std::string, Setter>& setters() {
       {"trace", [](const auto& s, auto&, auto& o) { o.trace.method = parse_trace(s.value); }},
       {"noise", [](const auto& s, auto&, auto& o) { o.trace.noise = parse_probe_noise(s.value); }},
       {"probes", [](const auto& s, auto&, auto& o) { o.trace.probes = setting_integer(s); }},
-      {"time-eps", [](const auto& s, auto& m, auto&) { m.contract.time_eps = s.value; }},
+      {"time-eps", [](const auto& s, auto& m, auto&) { m.contract.time_eps = setting_number(s); }},
   };
   return table;
 }

@@ -78,7 +78,7 @@ Shard read_shard(const ReportReader& report, int64_t n) {
 namespace {
 
 std::string draw_bound_text(const Preprocessing& pre) {
-  const char* q = pre.dequantization == Dequantization::kUniform ? "" : " - log q(u)";
+  const char* q = pre.dequantization == DequantizationKind::kUniform ? "" : " - log q(u)";
   if (pre.draws == 1) {
     return fmt::format("one draw: log P(k) >= log p_model(y) + log|det dy/dx01|{} - D ln K", q);
   }
@@ -105,7 +105,7 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
       {"kind", "discrete"},
       {"levels", pre.levels},
       {"dequantization",
-       pre.dequantization == Dequantization::kUniform
+       pre.dequantization == DequantizationKind::kUniform
            ? "uniform: x01 = (k + u) / K, u ~ U[0,1)^D, Philox keyed by (seed, sample, draw)"
            : fmt::format("truncated-normal:{}: x01 = (k + u) / K, u = 0.5 + sigma e, e ~ N(0, I) "
                          "truncated to |e_i| <= 0.5 / sigma, sigma = {} bins, Philox keyed by "

@@ -54,12 +54,13 @@ nlohmann::json protocol_json(const ProtocolChoice& choice) {
   for (const auto& s : protocol.settings) {
     const bool kept = std::ranges::find(choice.kept, s.option) != choice.kept.end();
     settings.push_back(
-        {{"option", "--" + s.option},
+        {{"option", option_name(s.option)},
          {"value", s.value},
          {"applied", !kept},
-         {"replaced_by", kept ? nlohmann::json(s.option == "time-eps" ? "option --time-range"
-                                                                      : "option --" + s.option)
-                              : nlohmann::json(nullptr)}});
+         {"replaced_by",
+          kept ? nlohmann::json("option " +
+                                option_name(s.option == "time-eps" ? "time_range" : s.option))
+               : nlohmann::json(nullptr)}});
   }
   return {{"name", protocol.name},
           {"source", protocol.source},
@@ -89,8 +90,9 @@ void check_protocol(const ProtocolChoice& protocol, const ScoreOptions& options,
         "protocol",
         fmt::format("{} maps the data with scale {}, but {} declares scale {} ({}), the map it "
                     "was trained on; give {} to choose one",
-                    protocol.name, *options.data.scale, field.path(), *declared,
-                    field.contract().sources.at("data"), name_of(options.data, "scale")));
+                    protocol.name, to_string(*options.data.scale), field.path(),
+                    to_string(*declared), field.contract().sources.at("data"),
+                    option_name("scale")));
   }
 }
 

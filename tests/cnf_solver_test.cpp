@@ -164,7 +164,7 @@ TEST(CnfSolverTest, SolverFactoryRejectsUnknownNames) {
   const auto message = test::expect_error<InvalidArgument>(
       [] { parse_solver("adams"); }, {"solver: unknown solver 'adams'",
                                       "valid: dopri5, tsit5, bosh3, rkf78, rk4, midpoint, euler"});
-  EXPECT_THAT(message, ::testing::StartsWith("solver: "));  // the argument, not a command-line flag
+  EXPECT_THAT(message, ::testing::StartsWith("--solver: "));  // the option, as error.h names it
 }
 
 std::vector<SampleResult> score_all(const VelocityField& field, const Dataset& data,

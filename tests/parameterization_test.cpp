@@ -245,45 +245,76 @@ TEST(ContractTest, BadManifestFieldsNameTheManifestAndField) {
 
 TEST(ContractTest, OptionsOverrideTheManifestAndAreNamedWhenBad) {
   ContractOptions options;
-  options.time = "diffusion";
+  options.time = TimeConvention::kDiffusion;
   const nlohmann::json manifest = {{"time", "flow"}};
   const auto c = resolve_contract(&manifest, "m.pt.json", options);
   EXPECT_EQ(c.time, TimeConvention::kDiffusion);
-  // Named as the caller names its options; by the field's name by default.
-  EXPECT_EQ(c.sources.at("time"), "option time");
-  options.name_argument = [](const std::string& field) { return "--" + field; };
-  EXPECT_EQ(resolve_contract(&manifest, "m.pt.json", options).sources.at("time"), "option --time");
+  // Named as the program and the Python module name the option.
+  EXPECT_EQ(c.sources.at("time"), "option --time");
 
-  // A bad override is an invalid argument named by its field, for the caller to name its own
-  // option.
-  options.time = "backwards";
-  EXPECT_THAT(error_of<InvalidArgument>(manifest, options),
-              HasSubstr("time: unknown value 'backwards' (valid: flow, diffusion)"));
-  ContractOptions schedule;
-  schedule.schedule = "karras";
-  EXPECT_THAT(error_of<InvalidArgument>(manifest, schedule),
-              HasSubstr("schedule: unknown schedule 'karras' (valid: linear, vp, cosine, ve)"));
-  ContractOptions range;
-  range.time_range = "0.1";
+  // Overrides are values: their text is refused where it is parsed, naming the field.
   try {
-    resolve_contract(&manifest, "m.pt.json", range);
+    parse_time_convention("backwards");
+    ADD_FAILURE() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_EQ(e.argument(), "time");
+    EXPECT_EQ(e.reason(), "unknown value 'backwards' (valid: flow, diffusion)");
+  }
+  EXPECT_THAT(test::expect_error<InvalidArgument>([] { parse_schedule("karras"); }),
+              HasSubstr("schedule: unknown schedule 'karras' (valid: linear, vp, cosine, ve)"));
+  try {
+    parse_time_range("0.1");
     ADD_FAILURE() << "expected InvalidArgument";
   } catch (const InvalidArgument& e) {
     EXPECT_EQ(e.argument(), "time_range");
     EXPECT_EQ(e.reason(), "expected LO,HI, got '0.1'");
   }
+  // Values built in code are checked when the contract is resolved, named by their field.
+  ContractOptions schedule;
+  schedule.schedule = Schedule{ScheduleKind::kVp, 0.0, 20.0, 0.1};
+  EXPECT_THAT(error_of<InvalidArgument>(manifest, schedule),
+              HasSubstr("schedule: vp needs 0 < beta_min < beta_max, got 20, 0.1"));
+  ContractOptions range;
+  range.time_range = TimeRange{0.5, 0.2};
+  EXPECT_THAT(error_of<InvalidArgument>(manifest, range),
+              HasSubstr("time-range: must satisfy 0 <= LO < HI <= 1, got [0.5, 0.2]"));
+  ContractOptions prior;
+  prior.prior = -1.0;
+  EXPECT_THAT(error_of<InvalidArgument>(manifest, prior),
+              HasSubstr("prior: prior scale must be positive, got -1"));
+  ContractOptions eps;
+  eps.time_eps = 0.5;
+  EXPECT_THAT(error_of<InvalidArgument>(manifest, eps),
+              HasSubstr("time-eps: must be a number in (0, 0.5), got 0.5"));
   // A contradiction an override took part in is the caller's to fix: an invalid argument.
   ContractOptions param;
-  param.parameterization = "noise";
+  param.parameterization = Parameterization::kNoise;
   EXPECT_THAT(error_of<InvalidArgument>(manifest, param),
               HasSubstr("schedule: required for parameterization 'noise'"));
+}
+
+TEST(ContractTest, TextFormsReadBackAsTheyAreWritten) {
+  for (const auto* text : {"(x, t)", "(t, x)"}) EXPECT_EQ(to_string(parse_signature(text)), text);
+  EXPECT_EQ(parse_signature("(t,x)"), Signature::kTX);
+  for (const auto* text : {"vector", "scalar"}) EXPECT_EQ(to_string(parse_time_input(text)), text);
+  for (const auto* text : {"velocity", "data", "noise", "score", "v"}) {
+    EXPECT_EQ(to_string(parse_parameterization(text)), text);
+  }
+  for (const auto* text : {"none", "label"}) EXPECT_EQ(to_string(parse_conditioning(text)), text);
+  EXPECT_EQ(to_string(parse_time_range("0.001,1")), "0.001,1");
+  EXPECT_EQ(parse_prior_scale("standard"), 1.0);
+  EXPECT_EQ(parse_prior_scale("normal:80"), 80.0);
+  EXPECT_THAT(test::expect_error<InvalidArgument>([] { parse_prior_scale("normal:0"); }),
+              HasSubstr("prior: prior scale must be positive, got 0"));
+  EXPECT_THAT(test::expect_error<InvalidArgument>([] { parse_conditioning("class"); }),
+              HasSubstr("conditioning: unknown value 'class' (valid: none, label)"));
 }
 
 TEST(ContractTest, ScheduleObjectsReadAsTheirTextForm) {
   const nlohmann::json manifest = {
       {"schedule", {{"name", "vp"}, {"beta_min", 0.2}, {"beta_max", 10}}}};
   const auto c = resolve_contract(&manifest, "m", {});
-  EXPECT_EQ(describe_schedule(*c.schedule), "vp:0.2,10");
+  EXPECT_EQ(to_string(*c.schedule), "vp:0.2,10");
 }
 
 TEST(ContractTest, NoManifestMeansTheFlowMatchingVelocityContract) {

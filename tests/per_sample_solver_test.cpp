@@ -197,7 +197,7 @@ TEST(PerSampleSolverTest, ErrorNormsByHand) {
 TEST(PerSampleSolverTest, ErrorNormFactoryRejectsUnknownNames) {
   EXPECT_EQ(parse_error_norm("mixed"), ErrorNorm::kMixed);
   EXPECT_EQ(test::expect_error<InvalidArgument>([] { parse_error_norm("l2"); }),
-            "error_norm: unknown error norm 'l2' (valid: max, rms, mixed)");
+            "--error-norm: unknown error norm 'l2' (valid: max, rms, mixed)");
 }
 
 TEST(PerSampleSolverTest, ARowOverItsEvaluationBudgetFailsAlone) {

@@ -165,8 +165,8 @@ TEST_F(PerSampleTest, MergedShardsGiveTheWholeRunsValues) {
   const auto shard_csv = read_per_sample(path("shard0.csv"));
   test::expect_error<InvalidArgument>(
       [&] { merge_shards(reports, path("shard0.csv")); },
-      {"per_sample: ", "shard0.csv", "per-sample file of " + reports[0], "would be destroyed"});
-  test::expect_error<InvalidArgument>([&] { merge_shards(reports, reports[1], "--per-sample"); },
+      {"--per-sample: ", "shard0.csv", "per-sample file of " + reports[0], "would be destroyed"});
+  test::expect_error<InvalidArgument>([&] { merge_shards(reports, reports[1]); },
                                       {"--per-sample: ", "shard report"});
   EXPECT_EQ(read_per_sample(path("shard0.csv")).size(), shard_csv.size());
 }

@@ -16,6 +16,18 @@
 namespace flowlik {
 namespace {
 
+// The map and the noise written as the options write them, into a Preprocessing.
+void parse_scale(const std::string& text, Preprocessing& pre) {
+  const auto map = parse_data_map(text);
+  pre.scale = map.kind;
+  pre.logit_lambda = map.logit_lambda;
+}
+void parse_noise(const std::string& text, Preprocessing& pre) {
+  const auto noise = parse_dequantization(text);
+  pre.dequantization = noise.kind;
+  pre.noise_sigma = noise.sigma.value_or(0.0);
+}
+
 Preprocessing discrete(const std::string& scale, int64_t levels = 256) {
   Preprocessing pre;
   pre.discrete = true;
@@ -129,7 +141,7 @@ TEST(PreprocessingTest, ParseScaleRejectsWhatItDoesNotKnow) {
 ModelInput truncated_normal_rows(double sigma, int64_t count, int64_t dim,
                                  const std::string& scale = "unit") {
   auto pre = discrete(scale, 16);
-  parse_dequantization(fmt::format("truncated-normal:{}", sigma), pre);
+  parse_noise(fmt::format("truncated-normal:{}", sigma), pre);
   std::vector<int64_t> samples(static_cast<size_t>(count));
   std::iota(samples.begin(), samples.end(), 0);
   return to_model_space(torch::full({count, dim}, 3.0, torch::kFloat64), samples, pre);
@@ -193,29 +205,36 @@ TEST(PreprocessingTest, UniformNoiseHasNoLogDensity) {
 }
 
 TEST(PreprocessingTest, ParseDequantizationRejectsWhatItDoesNotKnow) {
+  EXPECT_EQ(
+      parse_dequantization("truncated-normal"),
+      (Dequantization{DequantizationKind::kTruncatedNormal, std::nullopt}));  // SIGMA: schedule's
+  EXPECT_EQ(parse_dequantization("truncated-normal:0.17"),
+            (Dequantization{DequantizationKind::kTruncatedNormal, 0.17}));
+  EXPECT_EQ(to_string(parse_dequantization("truncated-normal:0.17")), "truncated-normal:0.17");
+  EXPECT_EQ(parse_dequantization("uniform"), Dequantization{});
   Preprocessing pre;
-  parse_dequantization("truncated-normal", pre);
-  EXPECT_EQ(pre.dequantization, Dequantization::kTruncatedNormal);
-  EXPECT_EQ(pre.noise_sigma, 0.0);  // from the schedule, by the caller
-  parse_dequantization("truncated-normal:0.17", pre);
-  EXPECT_EQ(pre.noise_sigma, 0.17);
+  parse_noise("truncated-normal:0.17", pre);
   EXPECT_EQ(describe_dequantization(pre), "truncated-normal:0.17");
-  parse_dequantization("uniform", pre);
-  EXPECT_EQ(pre.dequantization, Dequantization::kUniform);
   for (const std::string bad :
        {"truncated-normal:0", "truncated-normal:-1", "truncated-normal:11", "truncated-normal:x"}) {
     test::expect_error<InvalidArgument>(
-        [&] { parse_dequantization(bad, pre); },
+        [&] { parse_dequantization(bad); },
         {"dequantization: truncated-normal SIGMA must be a number of bins in [1e-6, 10]"});
   }
   for (const std::string bad : {"gaussian", "truncated-normalx", "truncated"}) {
-    test::expect_error<InvalidArgument>([&] { parse_dequantization(bad, pre); },
+    test::expect_error<InvalidArgument>([&] { parse_dequantization(bad); },
                                         {"dequantization: unknown dequantization"});
   }
+  // Built in code: checked as the text is.
+  test::expect_error<InvalidArgument>(
+      [] { check(Dequantization{DequantizationKind::kTruncatedNormal, 20.0}); },
+      {"dequantization: truncated-normal SIGMA must be a number of bins in [1e-6, 10]"});
+  test::expect_error<InvalidArgument>([] { check(DataMap{ScaleMap::kLogit, 0.5}); },
+                                      {"scale: logit lambda must be a number in [0, 0.5)"});
   EXPECT_EQ(parse_draw_bound("mean"), DrawBound::kMean);
   EXPECT_EQ(parse_draw_bound("importance-weighted"), DrawBound::kImportanceWeighted);
   test::expect_error<InvalidArgument>([&] { parse_draw_bound("iw"); },
-                                      {"dequant_bound: unknown bound 'iw'"});
+                                      {"--dequant-bound: unknown bound 'iw'"});
 }
 
 }  // namespace

@@ -16,8 +16,8 @@ TEST(ProtocolTest, ScoreSdeSetsEveryOptionItLists) {
   ModelOptions model;
   ScoreOptions score;
   apply_protocol(find_protocol("score-sde"), model, score);
-  EXPECT_EQ(score.data.scale, "centered");
-  EXPECT_EQ(score.data.dequantization, "uniform");
+  EXPECT_EQ(score.data.scale, DataMap{ScaleMap::kCentered});
+  EXPECT_EQ(score.data.dequantization, Dequantization{});
   EXPECT_EQ(score.data.dequant_draws, 5);
   EXPECT_EQ(score.data.dequant_bound, DrawBound::kMean);
   EXPECT_EQ(score.solver.method, Solver::kDopri5);
@@ -26,7 +26,7 @@ TEST(ProtocolTest, ScoreSdeSetsEveryOptionItLists) {
   EXPECT_EQ(score.trace.method, Trace::kHutchinson);
   EXPECT_EQ(score.trace.noise, ProbeNoise::kRademacher);
   EXPECT_EQ(score.trace.probes, 1);
-  EXPECT_EQ(model.contract.time_eps, "1e-5");
+  EXPECT_EQ(model.contract.time_eps, 1e-5);
 }
 
 TEST(ProtocolTest, OptionsTheCallerKeepsAreLeftAlone) {
@@ -57,9 +57,10 @@ TEST(ProtocolTest, EveryProtocolNamesItsSourceAndOnlyKnownOptions) {
   ModelOptions model;
   ScoreOptions score;
   apply_protocol(find_protocol("ffjord"), model, score);
-  EXPECT_EQ(score.data.scale, "logit:1e-6");
+  EXPECT_EQ(score.data.scale, (DataMap{ScaleMap::kLogit, 1e-6}));
   apply_protocol(find_protocol("i-dode"), model, score);
-  EXPECT_EQ(score.data.dequantization, "truncated-normal");
+  EXPECT_EQ(score.data.dequantization,
+            (Dequantization{DequantizationKind::kTruncatedNormal, std::nullopt}));
 }
 
 TEST(ProtocolTest, AnUnknownNameIsRefusedWithTheValidOnes) {

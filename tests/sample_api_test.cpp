@@ -131,8 +131,8 @@ TEST(SampleApiTest, RunSampleShardsDrawTheWholeRunsPoints) {
   options.data_levels = true;
   test::expect_error<InvalidArgument>(
       [&] { run_sample(model, 3, options); },
-      {"data_samples: ", "declares no map to the data (manifest field 'data'); give --scale"});
-  options.score.data.scale = "centered";
+      {"--data-samples: ", "declares no map to the data (manifest field 'data'); give --scale"});
+  options.score.data.scale = DataMap{ScaleMap::kCentered};
   const auto levels = run_sample(model, 3, options);
   EXPECT_EQ(levels.levels.scalar_type(), torch::kUInt8);
   EXPECT_EQ(levels.levels.sizes(), (std::vector<int64_t>{3, 2}));

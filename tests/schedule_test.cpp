@@ -71,7 +71,7 @@ TEST(ScheduleTest, DerivativesMatchCentralDifferences) {
 
 TEST(ScheduleTest, TheTextFormRoundTripsThroughDescribe) {
   for (const auto* text : {"linear:0.1", "vp:0.1,20", "cosine:0.008", "ve:0.01,50"}) {
-    EXPECT_EQ(describe_schedule(parse_schedule(text)), text);
+    EXPECT_EQ(to_string(parse_schedule(text)), text);
   }
 }
 
@@ -84,8 +84,8 @@ TEST(ScheduleTest, BadFormsAreRefusedNamingTheArgument) {
   test::expect_error<InvalidArgument>([] { parse_schedule("ve"); }, {"ve needs its range"});
   test::expect_error<InvalidArgument>([] { parse_schedule("linear:1.5"); },
                                       {"linear sigma_min must be in [0, 1), got 1.5"});
-  test::expect_error<InvalidArgument>([] { parse_schedule("vp:0.1", "time_schedule"); },
-                                      {"time_schedule: 'vp:0.1' takes 2 parameter(s)"});
+  test::expect_error<InvalidArgument>([] { parse_schedule("vp:0.1"); },
+                                      {"--schedule: 'vp:0.1' takes 2 parameter(s)"});
   test::expect_error<InvalidArgument>([] { parse_schedule("cosine:x"); }, {"'x' is not a number"});
 }
 

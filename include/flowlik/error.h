@@ -1,10 +1,12 @@
 // The one error hierarchy of flowlik (shared/STYLE.md, code rule 5).
 //
 // Every error a caller can cause is one of these, by what went wrong, not by who reports it: the
-// library knows no exit codes and no command-line flags. An argument is named as the option structs
-// of flowlik/options.h name it (`max_nfe`, `levels`); the flowlik program maps kinds to exit codes
-// and argument names to its options (cli/exit_codes.h). Messages are lowercase and name the file,
-// field or argument at fault, what was expected and what was found.
+// library knows no exit codes. An InvalidArgument holds the argument as the option structs of
+// flowlik/options.h name it (`max_nfe`, `levels`); where a message or a report names an option in
+// its text ("option --levels" as a value's source), it writes option_name(field), the one way an
+// option is named, which is the flowlik program's option and the Python module's too. The program
+// maps kinds to exit codes (cli/exit_codes.h). Messages are lowercase and name the file, field or
+// argument at fault, what was expected and what was found.
 #pragma once
 
 #include <cstdint>
@@ -33,10 +35,21 @@ class Error : public std::runtime_error {
 
 // what() is "ARGUMENT: REASON"; argument() is the option's name in the library's option structs
 // (snake_case), so that a program can name its own flag for it instead.
+// An option by its field's name: "time_eps" -> "--time-eps".
+inline std::string option_name(const std::string& field) {
+  std::string name = "--" + field;
+  for (auto& c : name) {
+    if (c == '_') c = '-';
+  }
+  return name;
+}
+
+// The argument is the field's name; what() reads "option_name(argument): reason".
 class InvalidArgument : public Error {
  public:
   InvalidArgument(const std::string& argument, const std::string& reason)
-      : Error(ErrorKind::kInvalidArgument, argument.empty() ? reason : argument + ": " + reason),
+      : Error(ErrorKind::kInvalidArgument,
+              argument.empty() ? reason : option_name(argument) + ": " + reason),
         argument_(argument),
         reason_(reason) {}
   const std::string& argument() const { return argument_; }

@@ -6,10 +6,11 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "flowlik/conventions.h"
 
 namespace flowlik {
 
@@ -59,25 +60,20 @@ struct Device {
 Device parse_device(const std::string& name);
 std::string to_string(const Device& device);
 
-// How messages and reports name an option the caller gave (a field of these structs, such as
-// "levels"). Unset: by the field's name. The flowlik program names its flag ("--levels").
-using ArgumentNamer = std::function<std::string(const std::string& argument)>;
-
-// Values that override the model's manifest, field by field, as text in the manifest's own forms
-// (docs/models.md, "The model contract").
+// Values that override the model's manifest, field by field (docs/models.md, "The model
+// contract"); the program's options and the manifest write them as text (flowlik/conventions.h).
 struct ContractOverrides {
-  std::optional<std::string> signature;         // "(x, t)" | "(t, x)"
-  std::optional<std::string> time_input;        // vector | scalar
-  std::optional<std::string> time;              // flow | diffusion
-  std::optional<std::string> parameterization;  // velocity | data | noise | score | v
-  std::optional<std::string> schedule;    // linear[:SIGMA_MIN] | vp[:B0,B1] | cosine[:C] | ve:S0,S1
-  std::optional<std::string> time_range;  // LO,HI
+  std::optional<Signature> signature;
+  std::optional<TimeInput> time_input;
+  std::optional<TimeConvention> time;
+  std::optional<Parameterization> parameterization;
+  std::optional<Schedule> schedule;
+  std::optional<TimeRange> time_range;
   // EPS: the integration starts EPS from the data end, in the model's own time (score_sde's eps):
   // [EPS, HI] in diffusion time, [LO, 1 - EPS] in flow time, LO and HI from the time range.
-  std::optional<std::string> time_eps;
-  std::optional<std::string> prior;         // standard | normal:SCALE
-  std::optional<std::string> conditioning;  // none | label
-  ArgumentNamer name_argument;              // an override's origin reads "option NAME"
+  std::optional<double> time_eps;
+  std::optional<double> prior;  // the prior's scale S: p0 = N(0, S^2 I)
+  std::optional<Conditioning> conditioning;
 };
 
 struct ModelOptions {
@@ -104,14 +100,13 @@ struct TraceOptions {
 
 // How raw data map into the model's space. Unset fields come from the model's manifest.
 struct DataOptions {
-  std::optional<int64_t> levels;     // discrete (uint8) data: levels K (default 256)
-  std::optional<std::string> scale;  // discrete data: unit | centered | logit[:LAMBDA]
-  // uniform (u ~ U[0,1)^D) | truncated-normal[:SIGMA] (u = 0.5 + SIGMA e, e a standard normal
-  // truncated to the bin; SIGMA in bins, from the model's schedule at its data end when not given).
-  std::string dequantization = "uniform";
+  std::optional<int64_t> levels;  // discrete (uint8) data: levels K (default 256)
+  std::optional<DataMap> scale;   // discrete data: unit | centered | logit[:LAMBDA]
+  // The noise within each bin: uniform, or a normal truncated to the bin (SIGMA in bins, from the
+  // model's schedule at its data end when not given).
+  Dequantization dequantization;
   int64_t dequant_draws = 1;  // dequantization draws per sample
   DrawBound dequant_bound = DrawBound::kImportanceWeighted;
-  ArgumentNamer name_argument;  // an option's origin reads "option NAME"
 };
 
 struct ScoreOptions {

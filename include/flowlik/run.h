@@ -201,10 +201,9 @@ struct MergeReport {
   std::string per_sample;     // where the merged per-sample file was written, or empty
 };
 // per_sample: also write every sample's row there (the per-sample CSV, committed whole); refused
-// (InvalidArgument, the message starting with per_sample_option) when it, its journal or its run
+// (InvalidArgument, the message starting with --per-sample) when it, its journal or its run
 // identity is one of the files the merge reads: a report or a shard's per-sample file.
-MergeReport merge_shards(std::span<const std::string> reports, const std::string& per_sample = "",
-                         const std::string& per_sample_option = "per_sample");
+MergeReport merge_shards(std::span<const std::string> reports, const std::string& per_sample = "");
 
 // The nightly gates on a run. `--baseline`: this run's mean bpd against an earlier report of the
 // same data (an unpaired difference); throws DataError naming the baseline when it is malformed or

@@ -8,8 +8,6 @@
 #include <utility>
 
 #include "flowlik/error.h"
-#include "flowlik/text_number.h"
-#include "likelihood/model/preprocessing.h"
 
 namespace flowlik {
 namespace {
@@ -18,64 +16,40 @@ const std::vector<std::string> kManifestFields = {
     "signature", "time_input", "time", "parameterization", "schedule", "time_range",
     "prior",     "shape",      "data", "conditioning"};
 
-// Where one field's value came from, and how to complain about it: a bad option is a usage error
-// that names the option; a bad manifest field is a model error that names the manifest and the
-// field.
+// A manifest field being read, and how to complain about it: a model error that names the manifest
+// and the field (the options are values, checked where they are given).
 class Origin {
  public:
-  Origin(std::string field, std::string source, bool from_option)
-      : field_(std::move(field)), source_(std::move(source)), from_option_(from_option) {}
+  Origin(std::string field, std::string source)
+      : field_(std::move(field)), source_(std::move(source)) {}
 
   [[noreturn]] void fail(const std::string& what) const {
-    if (from_option_) throw InvalidArgument(field_, what);
     throw ModelError(fmt::format("{}: field '{}': {}", source_, field_, what));
   }
-  const std::string& source() const { return source_; }
-  bool from_option() const { return from_option_; }
 
  private:
   std::string field_;
   std::string source_;
-  bool from_option_;
 };
 
-template <typename E>
-E parse_choice(const std::string& text, const std::vector<std::pair<std::string, E>>& choices,
-               const Origin& origin) {
-  std::vector<std::string> names;
-  for (const auto& [name, value] : choices) {
-    if (text == name) return value;
-    names.push_back(name);
-  }
-  origin.fail(fmt::format("unknown value '{}' (valid: {})", text, fmt::join(names, ", ")));
-}
-
-std::string strip_spaces(std::string s) {
-  std::erase(s, ' ');
-  return s;
-}
-
-double parse_number(const std::string& text, const Origin& origin) {
-  const auto v = parse_finite_double(text);
-  if (!v) origin.fail(fmt::format("'{}' is not a number", text));
-  return *v;
-}
-
-// A manifest value given either as the option's text form or as a JSON object/array: returns the
-// text.
+// A manifest value given in the options' text form: returns the text.
 std::string manifest_text(const nlohmann::json& value, const Origin& origin) {
   if (!value.is_string()) origin.fail(fmt::format("expected a string, got {}", value.dump()));
   return value.get<std::string>();
 }
 
-Schedule schedule_from_json(const nlohmann::json& value, const Origin& origin) {
-  if (value.is_string()) {
-    try {
-      return parse_schedule(value.get<std::string>(), "schedule");
-    } catch (const InvalidArgument& e) {
-      origin.fail(e.reason());
-    }
+// The options' parser applied to a manifest's text, its complaint turned into the manifest's.
+template <typename Parse>
+auto parse_text(const std::string& text, const Origin& origin, Parse parse) {
+  try {
+    return parse(text);
+  } catch (const InvalidArgument& e) {
+    origin.fail(e.reason());
   }
+}
+
+Schedule schedule_from_json(const nlohmann::json& value, const Origin& origin) {
+  if (value.is_string()) return parse_text(value.get<std::string>(), origin, parse_schedule);
   if (!value.is_object() || !value.contains("name") || !value["name"].is_string()) {
     origin.fail(fmt::format(
         "expected a string like \"vp:0.1,20\" or an object with a \"name\", got {}", value.dump()));
@@ -112,54 +86,64 @@ Schedule schedule_from_json(const nlohmann::json& value, const Origin& origin) {
   }
   const std::string text =
       numbers.empty() ? name : name + ":" + fmt::format("{}", fmt::join(numbers, ","));
-  try {
-    return parse_schedule(text, "schedule");
-  } catch (const InvalidArgument& e) {
-    origin.fail(e.reason());
-  }
+  return parse_text(text, origin, parse_schedule);
 }
 
-std::pair<double, double> parse_range(const std::string& text, const Origin& origin) {
-  const auto comma = text.find(',');
-  if (comma == std::string::npos) origin.fail(fmt::format("expected LO,HI, got '{}'", text));
-  return {parse_number(text.substr(0, comma), origin),
-          parse_number(text.substr(comma + 1), origin)};
+TimeRange time_range_from_json(const nlohmann::json& v, const Origin& origin) {
+  if (!v.is_array()) return parse_text(manifest_text(v, origin), origin, parse_time_range);
+  if (v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
+    origin.fail(fmt::format("expected [LO, HI], got {}", v.dump()));
+  }
+  return {v[0].get<double>(), v[1].get<double>()};  // checked with the rest of the contract
 }
 
-double parse_prior(const std::string& text, const Origin& origin) {
-  if (text == "standard" || text == "standard_normal" || text == "normal") return 1.0;
-  if (text.starts_with("normal:")) {
-    const double scale = parse_number(text.substr(7), origin);
-    if (!(scale > 0)) origin.fail(fmt::format("prior scale must be positive, got {}", scale));
-    return scale;
+double prior_from_json(const nlohmann::json& v, const Origin& origin) {
+  if (!v.is_object()) return parse_text(manifest_text(v, origin), origin, parse_prior_scale);
+  for (const auto& [key, value] : v.items()) {
+    if (key != "name" && key != "scale") {
+      origin.fail(fmt::format("'{}' is not a prior key (valid: name, scale)", key));
+    }
   }
-  origin.fail(fmt::format("unknown prior '{}' (valid: standard, normal:SCALE)", text));
+  if (!v.contains("name") || !v["name"].is_string()) {
+    origin.fail("expected {\"name\": \"normal\", \"scale\": S}");
+  }
+  const auto name = v["name"].get<std::string>();
+  if (v.contains("scale") && !v["scale"].is_number()) origin.fail("'scale' must be a number");
+  const double scale = v.contains("scale") ? v["scale"].get<double>() : 1.0;
+  return parse_text(name == "normal" ? fmt::format("normal:{}", scale) : name, origin,
+                    parse_prior_scale);
 }
 
 class Resolver {
  public:
-  Resolver(const nlohmann::json* manifest, std::string source, const ContractOptions& options,
-           Contract& contract)
-      : manifest_(manifest), source_(std::move(source)), options_(options), contract_(contract) {}
+  Resolver(const nlohmann::json* manifest, std::string source, Contract& contract)
+      : manifest_(manifest), source_(std::move(source)), contract_(contract) {}
 
-  // The option's text if given, else the manifest's value if present; records the origin.
-  template <typename Apply>
-  bool resolve(const std::string& field, const std::optional<std::string>& text, Apply apply) {
-    if (text) {
-      const Origin origin(field, source_, true);
-      apply(nlohmann::json(*text), origin);
-      contract_.sources[field] =
-          "option " + (options_.name_argument ? options_.name_argument(field) : field);
+  // The option's value if given, else the manifest's, read by from_json, if present; records the
+  // origin.
+  template <typename T, typename FromJson>
+  std::optional<T> resolve(const std::string& field, const std::optional<T>& option,
+                           FromJson from_json) {
+    if (option) {
+      contract_.sources[field] = "option " + option_name(field);
       overridden_.insert(field);
-      return true;
+      return option;
     }
     if (manifest_ && manifest_->contains(field)) {
-      const Origin origin(field, source_, false);
-      apply((*manifest_)[field], origin);
+      const Origin origin(field, source_);
+      T value = from_json((*manifest_)[field], origin);
       contract_.sources[field] = source_;
-      return true;
+      return value;
     }
-    return false;
+    return std::nullopt;
+  }
+  // A manifest field in the options' text form, read by their parser.
+  template <typename T>
+  std::optional<T> resolve_text(const std::string& field, const std::optional<T>& option,
+                                T (*parse)(const std::string&)) {
+    return resolve(field, option, [&](const nlohmann::json& v, const Origin& o) {
+      return parse_text(manifest_text(v, o), o, parse);
+    });
   }
 
   void mark_overridden(const std::string& field) { overridden_.insert(field); }
@@ -169,7 +153,6 @@ class Resolver {
  private:
   const nlohmann::json* manifest_;
   std::string source_;
-  const ContractOptions& options_;
   Contract& contract_;
   std::set<std::string> overridden_;
 };
@@ -204,7 +187,7 @@ void check_consistency(Contract& c, const std::set<std::string>& overridden) {
     contradiction(
         c, overridden, {"parameterization", "schedule"},
         fmt::format("'v' is defined on variance-preserving paths only (vp, cosine), not {}",
-                    describe_schedule(*c.schedule)));
+                    to_string(*c.schedule)));
   }
   if (!c.sources.contains("time_range") && p != Parameterization::kVelocity) {
     contradiction(
@@ -247,27 +230,6 @@ void check_consistency(Contract& c, const std::set<std::string>& overridden) {
 
 }  // namespace
 
-std::string to_string(Signature v) { return v == Signature::kXT ? "(x, t)" : "(t, x)"; }
-std::string to_string(TimeInput v) { return v == TimeInput::kVector ? "vector" : "scalar"; }
-std::string to_string(TimeConvention v) {
-  return v == TimeConvention::kFlow ? "flow" : "diffusion";
-}
-std::string to_string(Parameterization v) {
-  switch (v) {
-    case Parameterization::kVelocity:
-      return "velocity";
-    case Parameterization::kData:
-      return "data";
-    case Parameterization::kNoise:
-      return "noise";
-    case Parameterization::kScore:
-      return "score";
-    case Parameterization::kV:
-      return "v";
-  }
-  return "unknown";
-}
-
 Contract resolve_contract(const nlohmann::json* manifest, const std::string& manifest_source,
                           const ContractOptions& options) {
   if (manifest) {
@@ -282,56 +244,36 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
     }
   }
   Contract c;
-  Resolver r(manifest, manifest_source, options, c);
-  r.resolve("signature", options.signature, [&](const auto& v, const Origin& o) {
-    c.signature =
-        parse_choice<Signature>(strip_spaces(manifest_text(v, o)),
-                                {{"(x,t)", Signature::kXT}, {"(t,x)", Signature::kTX}}, o);
-  });
-  r.resolve("time_input", options.time_input, [&](const auto& v, const Origin& o) {
-    c.time_input = parse_choice<TimeInput>(
-        manifest_text(v, o), {{"vector", TimeInput::kVector}, {"scalar", TimeInput::kScalar}}, o);
-  });
-  r.resolve("time", options.time, [&](const auto& v, const Origin& o) {
-    c.time = parse_choice<TimeConvention>(
-        manifest_text(v, o),
-        {{"flow", TimeConvention::kFlow}, {"diffusion", TimeConvention::kDiffusion}}, o);
-  });
-  r.resolve("parameterization", options.parameterization, [&](const auto& v, const Origin& o) {
-    c.parameterization = parse_choice<Parameterization>(manifest_text(v, o),
-                                                        {{"velocity", Parameterization::kVelocity},
-                                                         {"data", Parameterization::kData},
-                                                         {"noise", Parameterization::kNoise},
-                                                         {"score", Parameterization::kScore},
-                                                         {"v", Parameterization::kV}},
-                                                        o);
-  });
-  r.resolve("schedule", options.schedule,
-            [&](const auto& v, const Origin& o) { c.schedule = schedule_from_json(v, o); });
-  r.resolve("time_range", options.time_range, [&](const auto& v, const Origin& o) {
-    if (v.is_array()) {
-      if (v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
-        o.fail(fmt::format("expected [LO, HI], got {}", v.dump()));
-      }
-      c.time_lo = v[0].template get<double>();
-      c.time_hi = v[1].template get<double>();
-    } else {
-      std::tie(c.time_lo, c.time_hi) = parse_range(manifest_text(v, o), o);
-    }
-  });
+  Resolver r(manifest, manifest_source, c);
+  if (const auto v = r.resolve_text("signature", options.signature, parse_signature)) {
+    c.signature = *v;
+  }
+  if (const auto v = r.resolve_text("time_input", options.time_input, parse_time_input)) {
+    c.time_input = *v;
+  }
+  if (const auto v = r.resolve_text("time", options.time, parse_time_convention)) c.time = *v;
+  if (const auto v =
+          r.resolve_text("parameterization", options.parameterization, parse_parameterization)) {
+    c.parameterization = *v;
+  }
+  if (options.schedule) check(*options.schedule);
+  c.schedule = r.resolve("schedule", options.schedule, schedule_from_json);
+  if (const auto v = r.resolve("time_range", options.time_range, time_range_from_json)) {
+    c.time_lo = v->lo;
+    c.time_hi = v->hi;
+  }
   if (options.time_eps) {
     // The data end moved EPS in from the data (score_sde's eps), the other end kept.
-    const Origin origin("time_eps", manifest_source, true);
-    const double eps = parse_number(*options.time_eps, origin);
+    const double eps = *options.time_eps;
     if (!(eps > 0.0 && eps < 0.5)) {
-      origin.fail(fmt::format("must be a number in (0, 0.5), got {}", *options.time_eps));
+      throw InvalidArgument("time_eps", fmt::format("must be a number in (0, 0.5), got {}", eps));
     }
     if (c.time == TimeConvention::kDiffusion) {
       c.time_lo = eps;
     } else {
       c.time_hi = 1.0 - eps;
     }
-    const auto named = options.name_argument ? options.name_argument("time_eps") : "time_eps";
+    const auto named = option_name("time_eps");
     const auto it = c.sources.find("time_range");
     c.sources["time_range"] =
         it == c.sources.end()
@@ -339,37 +281,27 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
             : fmt::format("{}, data end by option {}", it->second, named);
     r.mark_overridden("time_range");
   }
-  r.resolve("prior", options.prior, [&](const auto& v, const Origin& o) {
-    if (v.is_object()) {
-      for (const auto& [key, value] : v.items()) {
-        if (key != "name" && key != "scale")
-          o.fail(fmt::format("'{}' is not a prior key (valid: name, scale)", key));
-      }
-      if (!v.contains("name") || !v["name"].is_string())
-        o.fail("expected {\"name\": \"normal\", \"scale\": S}");
-      const auto name = v["name"].template get<std::string>();
-      if (v.contains("scale") && !v["scale"].is_number()) o.fail("'scale' must be a number");
-      const double scale = v.contains("scale") ? v["scale"].template get<double>() : 1.0;
-      c.prior_scale = parse_prior(name == "normal" ? fmt::format("normal:{}", scale) : name, o);
-    } else {
-      c.prior_scale = parse_prior(manifest_text(v, o), o);
-    }
-  });
-  r.resolve("conditioning", options.conditioning, [&](const auto& v, const Origin& o) {
-    c.conditional = parse_choice<bool>(manifest_text(v, o), {{"none", false}, {"label", true}}, o);
-  });
-  r.resolve("shape", std::nullopt, [&](const auto& v, const Origin& o) {
-    if (!v.is_array()) o.fail(fmt::format("expected a list of dimensions, got {}", v.dump()));
-    std::vector<int64_t> shape;
-    for (const auto& d : v) {
-      if (!d.is_number_integer() || d.template get<int64_t>() < 1) {
-        o.fail(fmt::format("dimensions must be positive integers, got {}", v.dump()));
-      }
-      shape.push_back(d.template get<int64_t>());
-    }
-    c.shape = shape;
-  });
-  r.resolve("data", std::nullopt, [&](const auto& v, const Origin& o) {
+  if (options.prior && !(*options.prior > 0 && std::isfinite(*options.prior))) {
+    throw InvalidArgument("prior",
+                          fmt::format("prior scale must be positive, got {}", *options.prior));
+  }
+  if (const auto v = r.resolve("prior", options.prior, prior_from_json)) c.prior_scale = *v;
+  if (const auto v = r.resolve_text("conditioning", options.conditioning, parse_conditioning)) {
+    c.conditional = *v == Conditioning::kLabel;
+  }
+  c.shape =
+      r.resolve("shape", std::optional<std::vector<int64_t>>(), [](const auto& v, const Origin& o) {
+        if (!v.is_array()) o.fail(fmt::format("expected a list of dimensions, got {}", v.dump()));
+        std::vector<int64_t> shape;
+        for (const auto& d : v) {
+          if (!d.is_number_integer() || d.template get<int64_t>() < 1) {
+            o.fail(fmt::format("dimensions must be positive integers, got {}", v.dump()));
+          }
+          shape.push_back(d.template get<int64_t>());
+        }
+        return shape;
+      });
+  r.resolve("data", std::optional<bool>(), [&](const auto& v, const Origin& o) {
     if (!v.is_object())
       o.fail(fmt::format("expected an object {{\"levels\": K, \"scale\": MAP}}, got {}", v.dump()));
     for (const auto& [key, value] : v.items()) {
@@ -385,14 +317,9 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
     }
     if (v.contains("scale")) {
       if (!v["scale"].is_string()) o.fail("'scale' must be a string such as \"centered\"");
-      Preprocessing check;
-      try {
-        parse_scale(v["scale"].template get<std::string>(), check);
-      } catch (const InvalidArgument& e) {
-        o.fail(e.reason());
-      }
-      c.data_scale = v["scale"].template get<std::string>();
+      c.data_scale = parse_text(v["scale"].template get<std::string>(), o, parse_data_map);
     }
+    return true;
   });
   for (const auto& field : kManifestFields) c.sources.try_emplace(field, "default");
   if (!c.shape) c.sources["shape"] = "not declared";
@@ -413,8 +340,7 @@ nlohmann::json contract_json(const Contract& c) {
       {"time_input", to_string(c.time_input)},
       {"time", to_string(c.time)},
       {"parameterization", to_string(c.parameterization)},
-      {"schedule",
-       c.schedule ? nlohmann::json(describe_schedule(*c.schedule)) : nlohmann::json(nullptr)},
+      {"schedule", c.schedule ? nlohmann::json(to_string(*c.schedule)) : nlohmann::json(nullptr)},
       {"time_range", {c.time_lo, c.time_hi}},
       {"flow_time_integrated", {c.t_data(), c.t_prior()}},
       {"prior", c.prior_scale == 1.0 ? std::string("standard normal")
@@ -422,7 +348,8 @@ nlohmann::json contract_json(const Contract& c) {
       {"shape", c.shape ? nlohmann::json(*c.shape) : nlohmann::json(nullptr)},
       {"data",
        {{"levels", c.data_levels ? nlohmann::json(*c.data_levels) : nlohmann::json(nullptr)},
-        {"scale", c.data_scale ? nlohmann::json(*c.data_scale) : nlohmann::json(nullptr)}}},
+        {"scale",
+         c.data_scale ? nlohmann::json(to_string(*c.data_scale)) : nlohmann::json(nullptr)}}},
       {"conditioning", c.conditional ? "label" : "none"},
       {"sources", c.sources},
   };

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -16,16 +15,6 @@
 #include "likelihood/model/schedule.h"
 
 namespace flowlik {
-
-enum class Signature { kXT, kTX };                // forward(x, t) or forward(t, x)
-enum class TimeInput { kVector, kScalar };        // t as [B] or as a 0-d tensor
-enum class TimeConvention { kFlow, kDiffusion };  // t = 0 prior (flow) or s = 0 data (diffusion)
-enum class Parameterization { kVelocity, kData, kNoise, kScore, kV };
-
-std::string to_string(Signature v);
-std::string to_string(TimeInput v);
-std::string to_string(TimeConvention v);
-std::string to_string(Parameterization v);
 
 struct Contract {
   Signature signature = Signature::kXT;
@@ -38,11 +27,11 @@ struct Contract {
   double prior_scale = 1.0;  // p0 = N(0, prior_scale^2 I)
   std::optional<std::vector<int64_t>> shape;
   std::optional<int64_t> data_levels;
-  std::optional<std::string> data_scale;
+  std::optional<DataMap> data_scale;
   bool conditional =
       false;  // forward takes a third argument, the class label y: scores log p(x | y)
   // Field name -> where its value came from: "manifest (embedded)", "manifest (FILE)", "option
-  // --NAME", "default".
+  // --NAME" (option_name, flowlik/error.h), "default".
   std::map<std::string, std::string> sources;
 
   // The integration interval in flow time: from the data end to the prior end.

@@ -6,87 +6,19 @@
 #include <boost/math/special_functions/erf.hpp>
 #include <cmath>
 #include <numbers>
-#include <string_view>
 #include <vector>
 
 #include "estimators/counter_rng.h"
 #include "flowlik/error.h"
-#include "flowlik/text_number.h"
 
 namespace flowlik {
 
-void parse_scale(const std::string& text, Preprocessing& out) {
-  constexpr double kFfjordLambda = 1e-6;
-  if (text == "unit") {
-    out.scale = ScaleMap::kUnit;
-  } else if (text == "centered") {
-    out.scale = ScaleMap::kCentered;
-  } else if (text == "logit" || text.starts_with("logit:")) {
-    out.scale = ScaleMap::kLogit;
-    out.logit_lambda = kFfjordLambda;
-    if (text.size() > 6) {
-      const std::string number = text.substr(6);
-      const auto lambda = parse_finite_double(number);
-      if (!lambda || !(*lambda >= 0.0 && *lambda < 0.5)) {
-        throw InvalidArgument(
-            "scale", fmt::format("logit lambda must be a number in [0, 0.5), got '{}'", number));
-      }
-      out.logit_lambda = *lambda;
-    }
-  } else {
-    throw InvalidArgument(
-        "scale",
-        fmt::format("unknown map '{}' (valid: unit, centered, logit, logit:LAMBDA)", text));
-  }
-}
+DataMap data_map(const Preprocessing& pre) { return {pre.scale, pre.logit_lambda}; }
 
-std::string describe_scale(const Preprocessing& pre) {
-  switch (pre.scale) {
-    case ScaleMap::kUnit:
-      return "unit";
-    case ScaleMap::kCentered:
-      return "centered";
-    case ScaleMap::kLogit:
-      return fmt::format("logit:{}", pre.logit_lambda);
-  }
-  return "unknown";
-}
-
-void parse_dequantization(const std::string& text, Preprocessing& out) {
-  constexpr std::string_view kTruncated = "truncated-normal";
-  if (text == "uniform") {
-    out.dequantization = Dequantization::kUniform;
-    out.noise_sigma = 0.0;
-    return;
-  }
-  if (text.starts_with(kTruncated) &&
-      (text.size() == kTruncated.size() || text[kTruncated.size()] == ':')) {
-    out.dequantization = Dequantization::kTruncatedNormal;
-    out.noise_sigma = 0.0;
-    if (text.size() > kTruncated.size()) {
-      const std::string number = text.substr(kTruncated.size() + 1);
-      const auto sigma = parse_finite_double(number);
-      // Above 10 bins the truncated normal is uniform to 1e-3; below 1e-6 the bound needs the
-      // model's density resolved finer than float32 can.
-      if (!sigma || !(*sigma >= 1e-6 && *sigma <= 10.0)) {
-        throw InvalidArgument(
-            "dequantization",
-            fmt::format("truncated-normal SIGMA must be a number of bins in [1e-6, 10], got '{}'",
-                        number));
-      }
-      out.noise_sigma = *sigma;
-    }
-    return;
-  }
-  throw InvalidArgument(
-      "dequantization",
-      fmt::format("unknown dequantization '{}' (valid: uniform, truncated-normal, "
-                  "truncated-normal:SIGMA)",
-                  text));
-}
+std::string describe_scale(const Preprocessing& pre) { return to_string(data_map(pre)); }
 
 std::string describe_dequantization(const Preprocessing& pre) {
-  if (pre.dequantization == Dequantization::kUniform) return "uniform";
+  if (pre.dequantization == DequantizationKind::kUniform) return "uniform";
   return fmt::format("truncated-normal:{}", pre.noise_sigma);
 }
 
@@ -139,7 +71,7 @@ ModelInput to_model_space(const torch::Tensor& values, std::span<const int64_t> 
                         draw};
     fill_uniform(key, std::span<double>(data + b * dim, static_cast<size_t>(dim)));
   }
-  const auto log_q = pre.dequantization == Dequantization::kTruncatedNormal
+  const auto log_q = pre.dequantization == DequantizationKind::kTruncatedNormal
                          ? truncated_normal_in_place(noise, pre.noise_sigma)
                          : torch::zeros({batch}, torch::kFloat64);
   const auto x01 = (values + noise) / static_cast<double>(pre.levels);  // [B, D] in [0, 1)

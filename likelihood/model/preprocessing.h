@@ -13,14 +13,10 @@
 #include <span>
 #include <string>
 
-#include "flowlik/options.h"  // DrawBound
+#include "flowlik/conventions.h"  // ScaleMap, DequantizationKind
+#include "flowlik/options.h"      // DrawBound
 
 namespace flowlik {
-
-enum class ScaleMap { kUnit, kCentered, kLogit };
-// The noise u within each bin: uniform on [0, 1), or u = 0.5 + sigma e with e a standard normal
-// truncated to |e| <= 0.5 / sigma (i-DODE's training-free dequantization).
-enum class Dequantization { kUniform, kTruncatedNormal };
 
 struct Preprocessing {
   bool discrete = false;
@@ -29,7 +25,7 @@ struct Preprocessing {
   double logit_lambda = 0.0;         // kLogit only
   uint64_t seed = 0;                 // dequantization noise
   int64_t draws = 1;                 // M dequantization draws per sample (shared/MATH.md section 6)
-  Dequantization dequantization = Dequantization::kUniform;
+  DequantizationKind dequantization = DequantizationKind::kUniform;
   double noise_sigma = 0.0;  // kTruncatedNormal: the normal's standard deviation, in bins
   DrawBound bound = DrawBound::kImportanceWeighted;
   std::string dequantization_source;  // for reports: "option --dequantization", "default", ...
@@ -37,15 +33,11 @@ struct Preprocessing {
   std::string scale_source;
 };
 
-// Parses --scale: "unit", "centered", "logit" (lambda 1e-6, as FFJORD) or "logit:LAMBDA" with
-// 0 <= LAMBDA < 0.5. Throws InvalidArgument naming `scale`.
-void parse_scale(const std::string& text, Preprocessing& out);
-std::string describe_scale(const Preprocessing& pre);  // "unit", "centered", "logit:1e-06"
-
-// Parses --dequantization: "uniform", "truncated-normal" (sigma left 0: the caller derives it) or
-// "truncated-normal:SIGMA" with 0 < SIGMA <= 10. Throws InvalidArgument naming `dequantization`.
-void parse_dequantization(const std::string& text, Preprocessing& out);
-std::string describe_dequantization(const Preprocessing& pre);  // "uniform", "truncated-normal:0.1"
+// The map and the noise in effect, in their text forms: "unit", "centered", "logit:1e-06";
+// "uniform", "truncated-normal:0.1" (flowlik/conventions.h).
+DataMap data_map(const Preprocessing& pre);
+std::string describe_scale(const Preprocessing& pre);
+std::string describe_dequantization(const Preprocessing& pre);
 
 struct ModelInput {
   torch::Tensor y;        // [B, D]: what the model sees

@@ -235,7 +235,7 @@ def test_a_protocol_whose_map_is_not_the_models_is_refused(fixtures, bins, tmp_p
     (tmp_path / "centered.pt.json").write_text(json.dumps({"data": {"scale": "centered"}}))
     proc = run_flowlik("score", model, "--data", data, "--levels", "16", "--protocol", "ffjord", check=False)
     assert proc.returncode == 2
-    assert "--protocol: ffjord maps the data with scale logit:1e-6" in proc.stderr
+    assert "--protocol: ffjord maps the data with scale logit:1e-06" in proc.stderr
     assert "declares scale centered" in proc.stderr
     # Naming the map settles it, and a protocol with the manifest's own map runs.
     run_flowlik("score", model, "--data", data, "--levels", "16", "--protocol", "ffjord", "--scale", "centered",

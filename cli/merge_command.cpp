@@ -30,9 +30,10 @@ int run_merge(const MergeArguments& args) {
   check_run_outputs(inputs, outputs);
   const auto merged = merge_shards(args.reports, args.per_sample);
   write_report(args.output, to_json(merged));
-  check_some_scored(merged.summary);
+  check_some_scored(merged.run.summary);
   fmt::print("merged {} shards: {} samples, bpd {:.4f} +- {:.4f}\n", args.reports.size(),
-             merged.summary.total, merged.summary.bpd.mean, merged.summary.bpd.std_error);
+             merged.run.summary.total, merged.run.summary.bpd.mean,
+             merged.run.summary.bpd.std_error);
   return 0;
 }
 

@@ -19,27 +19,28 @@ namespace {
 
 // Shards of one run agree on everything but the shard itself and the options that change no result
 // (threads, batch size and the exact trace's rows per call may differ between machines).
-void check_same_run(const ShardReport& shard, const std::string& path, const ShardReport& first,
+void check_same_run(const RunReport& shard, const std::string& path, const RunReport& first,
                     const std::string& first_path) {
-  for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) {
-    const auto& mine = shard.report.json().at(key);
-    const auto& theirs = first.report.json().at(key);
-    const bool differ = std::string_view(key) == "options"
-                            ? result_options(mine) != result_options(theirs)
-                            : mine != theirs;
-    if (differ) {
+  const std::pair<const char*, bool> differ[] = {
+      {"tool", shard.tool_version != first.tool_version},
+      {"model", to_json(shard.model) != to_json(first.model)},
+      {"data", data_json(shard.data) != data_json(first.data)},
+      {"preprocessing", shard.preprocessing != first.preprocessing},
+      {"options", result_options(shard.options) != result_options(first.options)}};
+  for (const auto& [key, different] : differ) {
+    if (different) {
       throw DataError(fmt::format("{}: '{}' differs from {}; these shards are not of one run", path,
                                   key, first_path));
     }
   }
-  if (shard.shard.count != first.shard.count) {
+  if (shard.shard->count != first.shard->count) {
     throw DataError(fmt::format("{}: shard {}/{} does not fit a run of {} shards", path,
-                                shard.shard.index, shard.shard.count, first.shard.count));
+                                shard.shard->index, shard.shard->count, first.shard->count));
   }
 }
 
 // The shard's rows from its per-sample file: each of its samples exactly once, none other.
-std::vector<SampleResult> shard_rows(const ShardReport& shard) {
+std::vector<SampleResult> shard_rows(const RunReport& shard) {
   const auto csv = read_sample_csv(shard.per_sample);
   if (csv.partial_tail) {
     throw DataError(fmt::format(
@@ -48,7 +49,7 @@ std::vector<SampleResult> shard_rows(const ShardReport& shard) {
   }
   // Sized by the file's rows, not by the report's range, which a hand-edited report could make
   // huge.
-  const auto [first, end] = shard.shard.range(shard.n);
+  const auto [first, end] = shard.shard->range(shard.data.n);
   std::set<int64_t> seen;
   for (const auto& row : csv.rows) {
     if (row.index < first || row.index >= end || !seen.insert(row.index).second) {
@@ -69,7 +70,7 @@ std::vector<SampleResult> shard_rows(const ShardReport& shard) {
 
 MergeReport merge_shards(std::span<const std::string> paths, const std::string& per_sample) {
   if (paths.empty()) throw InvalidArgument("reports", "no shard report given");
-  std::vector<ShardReport> shards;
+  std::vector<RunReport> shards;
   for (const auto& path : paths) shards.push_back(read_shard_report(path));
   if (!per_sample.empty()) {
     // Before anything is read or written: the merged file must not replace one it is made from.
@@ -90,60 +91,63 @@ MergeReport merge_shards(std::span<const std::string> paths, const std::string& 
   // 2^40.
   std::map<int64_t, const std::string*> by_shard;
   MergeReport merged;
+  auto& run = merged.run;
   for (size_t i = 0; i < shards.size(); ++i) {
     const auto& shard = shards[i];
     check_same_run(shard, paths[i], first, paths.front());
-    if (const auto it = by_shard.find(shard.shard.index); it != by_shard.end()) {
-      throw DataError(fmt::format("{}: shard {} given twice (also {})", paths[i], shard.shard.index,
-                                  *it->second));
+    if (const auto it = by_shard.find(shard.shard->index); it != by_shard.end()) {
+      throw DataError(fmt::format("{}: shard {} given twice (also {})", paths[i],
+                                  shard.shard->index, *it->second));
     }
-    by_shard[shard.shard.index] = &paths[i];
+    by_shard[shard.shard->index] = &paths[i];
     const auto rows = shard_rows(shard);
-    merged.samples.insert(merged.samples.end(), rows.begin(), rows.end());
-    merged.wall_seconds += shard.wall_seconds;
+    run.samples.insert(run.samples.end(), rows.begin(), rows.end());
+    run.wall_seconds += shard.wall_seconds;
   }
   // Ends at the first gap: at most one past the reports.
-  for (int64_t shard = 0; shard < first.shard.count; ++shard) {
+  for (int64_t shard = 0; shard < first.shard->count; ++shard) {
     if (!by_shard.contains(shard)) {
-      throw DataError(fmt::format("merge: shard {} of {} is missing", shard, first.shard.count));
+      throw DataError(fmt::format("merge: shard {} of {} is missing", shard, first.shard->count));
     }
   }
-  std::sort(merged.samples.begin(), merged.samples.end(),
+  std::sort(run.samples.begin(), run.samples.end(),
             [](const auto& a, const auto& b) { return a.index < b.index; });
-  if (static_cast<int64_t>(merged.samples.size()) != first.n) {
+  if (static_cast<int64_t>(run.samples.size()) != first.data.n) {
     throw DataError(fmt::format("merge: the shards hold {} samples, the data has {}",
-                                merged.samples.size(), first.n));
+                                run.samples.size(), first.data.n));
   }
-  merged.summary = summarize_results(merged.samples, first.dim);
+  // The sections the shards share, from the first; what is the shard's own is not the run's.
+  run.tool_version = first.tool_version;
+  run.model = first.model;
+  run.data = first.data;
+  run.preprocessing = first.preprocessing;
+  run.caveat = first.caveat;
+  run.options = first.options;
+  run.exact_trace_rows = first.exact_trace_rows;
+  run.protocol = first.protocol;
+  run.budget_advice = first.budget_advice;
+  run.check_solve = first.check_solve;
+  run.round_trip = first.round_trip;
+  run.summary = summarize_results(run.samples, first.data.dim);
   merged.merged_from.assign(paths.begin(), paths.end());
-  merged.run = first.report.json();
-  for (const char* key :
-       {"shard", "per_sample", "resumed_samples", "gates", "samples", "metrics", "wall_time_s"}) {
-    merged.run.erase(key);
-  }
   if (!per_sample.empty()) {
     const nlohmann::json identity = {{"merged_from", merged.merged_from},
-                                     {"tool", merged.run["tool"]},
-                                     {"model_sha256", merged.run["model"].value("sha256", "")},
-                                     {"data_sha256", merged.run["data"].value("sha256", "")}};
+                                     {"tool", tool_json("score", run.tool_version)},
+                                     {"model_sha256", run.model.sha256},
+                                     {"data_sha256", run.data.sha256}};
     SampleCsvWriter writer(per_sample, identity);
-    for (const auto& row : merged.samples) writer.write(row);
+    for (const auto& row : run.samples) writer.write(row);
     writer.commit();
-    merged.per_sample = per_sample;
+    run.per_sample = per_sample;
   }
   return merged;
 }
 
 nlohmann::json to_json(const MergeReport& report) {
-  nlohmann::json j = report.run;
-  j["samples"] = samples_json(report.summary);
-  j["metrics"] = metrics_json(report.summary);
-  j["wall_time_s"] = report.wall_seconds;
+  auto j = to_json(report.run);
   j["merged_from"] = report.merged_from;
-  if (!report.per_sample.empty()) j["per_sample"] = report.per_sample;
   return j;
 }
-
 void check_some_scored(const ScoreSummary& summary) {
   if (summary.ok == 0 && summary.total > 0) throw all_failed_error(summary.total);
 }

@@ -187,6 +187,36 @@ nlohmann::json metrics_json(const ScoreSummary& s) {
   };
 }
 
+ScoreSummary read_summary(const ReportReader& report) {
+  ScoreSummary s;
+  s.total = report.integer("samples.total");
+  s.ok = report.integer("samples.ok");
+  if (s.total < 0 || s.total > kMaxReportCount || s.ok < 0 || s.ok > s.total) {
+    throw DataError(fmt::format("{}: samples.ok = {} of samples.total = {} is not a count",
+                                report.path(), s.ok, s.total));
+  }
+  s.log_likelihood = read_mean(report, "metrics.log_likelihood");
+  s.bpd = read_mean(report, "metrics.bpd");
+  const auto part = [&](const std::string& key) {
+    return report.number_or_null("metrics.stderr_by_source." + key).value_or(NAN);
+  };
+  s.data_std_error_log_likelihood = part("log_likelihood.data");
+  s.dequant_std_error_log_likelihood = part("log_likelihood.dequantization");
+  s.estimator_std_error_log_likelihood = part("log_likelihood.estimator");
+  s.data_std_error_bpd = part("bpd.data");
+  s.dequant_std_error_bpd = part("bpd.dequantization");
+  s.estimator_std_error_bpd = part("bpd.estimator");
+  s.nfe_mean = report.number_or_null("metrics.nfe.mean").value_or(NAN);
+  s.nfe_max = report.integer("metrics.nfe.max");
+  return s;
+}
+
+nlohmann::json tool_json(const std::string& command, const std::string& version) {
+  return {{"name", "flowlik"},
+          {"version", version.empty() ? FLOWLIK_VERSION : version},
+          {"command", command}};
+}
+
 std::string bound_caveat(const Preprocessing& pre, const nlohmann::json& options) {
   if (!pre.discrete || pre.draws < 2 || pre.bound != DrawBound::kImportanceWeighted) return "";
   if (options.value("trace", "") != "hutchinson") return "";

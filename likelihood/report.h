@@ -20,6 +20,8 @@ inline constexpr int kReportSchemaVersion = 1;
 // The report's "metrics" and "samples" objects for a summary (also used when merging shards).
 nlohmann::json metrics_json(const ScoreSummary& summary);
 nlohmann::json samples_json(const ScoreSummary& summary);
+// The report's "tool": flowlik, its version (this one's when empty) and the command.
+nlohmann::json tool_json(const std::string& command, const std::string& version = "");
 // JSON has no NaN: a quantity that does not exist (a standard error of one sample) is null.
 nlohmann::json number_or_null(double value);
 // A mean with its standard error, 95% interval and count, as every report writes one.
@@ -35,6 +37,9 @@ std::string describe_preprocessing(const Preprocessing& pre);
 nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim);
 
 class ReportReader;  // likelihood/report_reader.h
+
+// The inverse of metrics_json and samples_json: the summary of a report's "samples" and "metrics".
+ScoreSummary read_summary(const ReportReader& report);
 
 // mean_json's inverse: the mean estimate at `key` ("metrics.bpd"); a null reads as NaN.
 MeanEstimate read_mean(const ReportReader& report, const std::string& key);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -67,8 +68,19 @@ const nlohmann::json* ReportReader::find(std::string_view key) const {
     const auto dot = key.find('.', start);
     const auto part =
         std::string(key.substr(start, dot == std::string_view::npos ? key.npos : dot - start));
-    if (!node->is_object() || !node->contains(part)) return nullptr;
-    node = &node->at(part);
+    if (node->is_array()) {
+      // An element of an array by its index: "gates.0.name".
+      size_t index = 0;
+      const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), index);
+      if (part.empty() || ec != std::errc() || end != part.data() + part.size() ||
+          index >= node->size()) {
+        return nullptr;
+      }
+      node = &node->at(index);
+    } else {
+      if (!node->is_object() || !node->contains(part)) return nullptr;
+      node = &node->at(part);
+    }
     if (dot == std::string_view::npos) return node;
     start = dot + 1;
   }
@@ -80,7 +92,11 @@ const nlohmann::json& ReportReader::value(std::string_view key) const {
   for (auto dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.', dot + 1)) {
     const auto* node = find(key.substr(0, dot));
     if (!node) break;
-    if (!node->is_object()) fail(key.substr(0, dot), "an object", node);
+    const auto next = key.substr(dot + 1, key.find('.', dot + 1) - dot - 1);
+    const bool index = !next.empty() && next.find_first_not_of("0123456789") == next.npos;
+    if (!node->is_object() && !(index && node->is_array())) {
+      fail(key.substr(0, dot), index ? "an array" : "an object", node);
+    }
   }
   fail(key, "a value", nullptr);
 }
@@ -92,6 +108,19 @@ int64_t ReportReader::integer(std::string_view key) const {
     fail(key, "an integer below 2^63", &v);
   }
   return v.get<int64_t>();
+}
+
+bool ReportReader::boolean(std::string_view key) const {
+  const auto& v = value(key);
+  if (!v.is_boolean()) fail(key, "true or false", &v);
+  return v.get<bool>();
+}
+
+size_t ReportReader::size(std::string_view key) const {
+  if (!contains(key)) return 0;
+  const auto& v = value(key);
+  if (!v.is_array()) fail(key, "an array", &v);
+  return v.size();
 }
 
 double ReportReader::number(std::string_view key) const {
@@ -168,9 +197,52 @@ BaselineReport read_baseline_report(const std::string& path) {
   return baseline;
 }
 
-ShardReport read_shard_report(const std::string& path) {
-  ShardReport s{ReportReader(path, "shard report")};
-  const auto& r = s.report;
+namespace {
+
+RunReport read_run(const ReportReader& r) {
+  const auto tool = r.string("tool.name");
+  const auto command = r.string("tool.command");
+  if (tool != "flowlik" || command != "score") {
+    throw DataError(
+        fmt::format("{}: a report of {} {}, not of flowlik score", r.path(), tool, command));
+  }
+  RunReport report;
+  report.tool_version = r.string("tool.version");
+  report.model = read_model_record(r);
+  report.data = read_data_record(r);
+  const auto n = report.data.n;
+  const auto dim = report.data.dim;
+  if (n < 0 || n > kMaxReportCount || dim < 1 || dim > kMaxReportCount) {
+    throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset",
+                                r.path(), n, dim));
+  }
+  report.preprocessing = r.object("preprocessing");
+  if (r.contains("preprocessing.caveat")) report.caveat = r.string("preprocessing.caveat");
+  report.options = r.object("options");
+  report.summary = read_summary(r);
+  report.wall_seconds = r.number("wall_time_s");
+  if (r.contains("round_trip")) report.round_trip = read_round_trip(r);
+  if (r.contains("exact_trace_rows")) report.exact_trace_rows = r.string("exact_trace_rows");
+  if (r.contains("protocol")) report.protocol = r.object("protocol");
+  if (r.contains("check_solve")) report.check_solve = read_solve_check(r);
+  if (r.contains("shard")) report.shard = read_shard(r, n);
+  if (r.contains("per_sample")) report.per_sample = r.string("per_sample");
+  if (r.contains("resumed_samples")) report.resumed_samples = r.integer("resumed_samples");
+  if (r.contains("budget_advice")) report.budget_advice = r.object("budget_advice");
+  for (size_t i = 0; i < r.size("gates"); ++i) {
+    report.gates.push_back(read_gate(r, fmt::format("gates.{}", i)));
+  }
+  return report;
+}
+
+}  // namespace
+
+RunReport read_run_report(const std::string& path) {
+  return read_run(ReportReader(path, "report"));
+}
+
+RunReport read_shard_report(const std::string& path) {
+  const ReportReader r(path, "shard report");
   for (const char* key : {"shard", "per_sample"}) {
     if (!r.contains(key)) {
       throw DataError(
@@ -184,18 +256,7 @@ ShardReport read_shard_report(const std::string& path) {
         fmt::format("{}: a report of flowlik {}; merge joins the shard reports of flowlik score",
                     path, r.string("tool.command")));
   }
-  for (const char* key : {"tool", "model", "data", "preprocessing", "options"}) r.object(key);
-  const auto data = read_data_record(r);
-  s.n = data.n;
-  s.dim = data.dim;
-  if (s.n < 0 || s.n > kMaxReportCount || s.dim < 1 || s.dim > kMaxReportCount) {
-    throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset",
-                                path, s.n, s.dim));
-  }
-  s.shard = read_shard(r, s.n);
-  s.per_sample = r.string("per_sample");
-  s.wall_seconds = r.number("wall_time_s");
-  return s;
+  return read_run(r);
 }
 
 }  // namespace flowlik

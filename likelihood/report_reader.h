@@ -26,10 +26,14 @@ class ReportReader {
   const nlohmann::json& json() const { return json_; }
   bool contains(std::string_view key) const;
 
-  // The value at a dotted key ("shard.count"), checked for its type.
+  // The value at a dotted key ("shard.count", "gates.0.name": an array's element by its index),
+  // checked for its type.
   const nlohmann::json& value(std::string_view key) const;
   int64_t integer(std::string_view key) const;
   double number(std::string_view key) const;
+  bool boolean(std::string_view key) const;
+  // The length of the array at `key`; 0 when there is none.
+  size_t size(std::string_view key) const;
   std::optional<double> number_or_null(std::string_view key) const;
   std::string string(std::string_view key) const;
   std::optional<std::string> string_or_null(std::string_view key) const;
@@ -68,16 +72,19 @@ struct BaselineReport {
 };
 BaselineReport read_baseline_report(const std::string& path);
 
-// The report of one shard of a `flowlik score --shard` run, as `merge` joins them.
-struct ShardReport {
-  ReportReader report;  // the whole report, for the fields merge copies
-  Shard shard;          // its block of the data is shard.range(n)
-  int64_t n = 0;
-  int64_t dim = 0;
-  std::string per_sample{};
-  double wall_seconds = 0.0;
-};
-// Also refuses a report that is not of a shard run, or whose block is not the one its index names.
-ShardReport read_shard_report(const std::string& path);
+// A `flowlik score` report read back whole, each section by the inverse of its writer
+// (to_json(RunReport)). Not in the report, so empty in the value read: the samples' rows (the
+// per-sample file holds them) and data_line (the report states the preprocessing as an object).
+RunReport read_run_report(const std::string& path);
+// The report of one shard of a `flowlik score --shard --per-sample` run, as `merge` joins them:
+// also refuses a report that is not of a shard run, or whose block is not the one its index names.
+RunReport read_shard_report(const std::string& path);
+
+// The section readers, each beside its writer (likelihood/run.cpp; read_mean, read_data_record,
+// read_shard and read_summary in likelihood/report.h).
+RunReport::ModelRecord read_model_record(const ReportReader& report);
+SolveCheckReport read_solve_check(const ReportReader& report);
+RoundTripError read_round_trip(const ReportReader& report);
+GateResult read_gate(const ReportReader& report, const std::string& key);  // key: "gates.0"
 
 }  // namespace flowlik

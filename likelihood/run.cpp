@@ -241,6 +241,42 @@ nlohmann::json to_json(const RoundTripError& trip) {
            "decode(encode(x))| over every value, mean: over values and samples"}};
 }
 
+}  // namespace
+
+SolveCheckReport read_solve_check(const ReportReader& report) {
+  SolveCheckReport c;
+  c.samples_requested = report.integer("check_solve.samples_requested");
+  if (report.contains("check_solve.error")) {
+    c.error = report.string("check_solve.error");
+    return c;
+  }
+  c.solver = report.string("check_solve.reference.solver");
+  c.rtol = report.number("check_solve.reference.rtol");
+  c.atol = report.number("check_solve.reference.atol");
+  c.error_norm = report.string("check_solve.reference.error_norm");
+  c.samples = report.integer("check_solve.samples");
+  const auto number = [&](const std::string& key) {
+    return report.number_or_null("check_solve." + key).value_or(NAN);
+  };
+  c.mean_abs_error_nats = number("mean_abs_error_nats");
+  c.max_abs_error_nats = number("max_abs_error_nats");
+  c.mean_error_nats = number("mean_error_nats");
+  c.mean_abs_error_bpd = number("mean_abs_error_bpd");
+  c.mean_bpd_effect = number("mean_bpd_effect");
+  return c;
+}
+
+RoundTripError read_round_trip(const ReportReader& report) {
+  RoundTripError trip;
+  trip.samples = report.integer("round_trip.samples");
+  trip.failed = report.integer("round_trip.failed");
+  trip.max_abs_error = report.number_or_null("round_trip.max_abs_error").value_or(NAN);
+  trip.mean_abs_error = report.number_or_null("round_trip.mean_abs_error").value_or(NAN);
+  return trip;
+}
+
+namespace {
+
 // The rows an earlier run did, checked to lie in [first, end) once each.
 std::vector<SampleResult> checked_resumed(std::vector<SampleResult> done, int64_t first,
                                           int64_t end) {
@@ -440,6 +476,23 @@ nlohmann::json to_json(const GateResult& g) {
           {"message", g.message}};
 }
 
+GateResult read_gate(const ReportReader& report, const std::string& key) {
+  GateResult g;
+  g.name = report.string(key + ".name");
+  g.passed = report.boolean(key + ".passed");
+  g.regression = report.number_or_null(key + ".regression_bpd").value_or(NAN);
+  g.std_error = report.number_or_null(key + ".stderr").value_or(NAN);
+  g.threshold = report.number(key + ".limit_bpd");
+  const auto rule = report.string(key + ".rule");
+  try {
+    g.rule = parse_gate_rule(rule);
+  } catch (const InvalidArgument& e) {
+    throw DataError(fmt::format("{}: {}.rule: {}", report.path(), key, e.reason()));
+  }
+  g.message = report.string(key + ".message");
+  return g;
+}
+
 nlohmann::json to_json(const RunReport::ModelRecord& m) {
   return {{"path", m.path},
           {"format", m.format},
@@ -448,10 +501,20 @@ nlohmann::json to_json(const RunReport::ModelRecord& m) {
           {"contract", m.contract}};
 }
 
+RunReport::ModelRecord read_model_record(const ReportReader& report) {
+  RunReport::ModelRecord m;
+  m.path = report.string("model.path");
+  m.format = report.string("model.format");
+  m.sha256 = report.string("model.sha256");
+  m.parameters = report.integer("model.parameters");
+  m.contract = report.object("model.contract");
+  return m;
+}
+
 nlohmann::json to_json(const RunReport& r) {
   nlohmann::json j = {
       {"schema_version", kReportSchemaVersion},
-      {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "score"}}},
+      {"tool", tool_json("score", r.tool_version)},
       {"model", to_json(r.model)},
       {"data", data_json(r.data)},
       {"preprocessing", r.preprocessing},
@@ -475,7 +538,7 @@ nlohmann::json to_json(const RunReport& r) {
 nlohmann::json to_json(const CompareReport& r) {
   nlohmann::json j = {
       {"schema_version", kReportSchemaVersion},
-      {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "compare"}}},
+      {"tool", tool_json("compare")},
       {"common_random_numbers",
        "every model saw the same dequantization noise and probes for each sample (seed " +
            std::to_string(r.seed) + ")"}};

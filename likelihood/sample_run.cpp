@@ -105,7 +105,7 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
 nlohmann::json to_json(const SampleReport& r) {
   nlohmann::json j = {
       {"schema_version", kReportSchemaVersion},
-      {"tool", {{"name", "flowlik"}, {"version", FLOWLIK_VERSION}, {"command", "sample"}}},
+      {"tool", tool_json("sample")},
       {"model", to_json(r.model)},
       {"generated", r.generated},
       {"preprocessing",

@@ -146,11 +146,11 @@ TEST_F(PerSampleTest, MergedShardsGiveTheWholeRunsValues) {
     write_file_atomically(reports.back(), to_json(report).dump());
   }
   const auto merged = merge_shards(reports, path("merged.csv"));
-  ASSERT_EQ(merged.samples.size(), 9u);
+  ASSERT_EQ(merged.run.samples.size(), 9u);
   for (size_t i = 0; i < 9; ++i) {
-    EXPECT_EQ(merged.samples[i].log_likelihood, whole.samples[i].log_likelihood) << i;
+    EXPECT_EQ(merged.run.samples[i].log_likelihood, whole.samples[i].log_likelihood) << i;
   }
-  EXPECT_EQ(merged.summary.bpd.mean, whole.summary.bpd.mean);
+  EXPECT_EQ(merged.run.summary.bpd.mean, whole.summary.bpd.mean);
   EXPECT_EQ(read_per_sample(path("merged.csv")).size(), 9u);
   const auto json = to_json(merged);
   EXPECT_EQ(json["merged_from"], reports);

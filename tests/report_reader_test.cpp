@@ -49,7 +49,17 @@ TEST(ReportReaderTest, ReadsCheckedValuesByDottedKey) {
   EXPECT_FALSE(r.number_or_null("m.bpd.se").has_value());
   EXPECT_TRUE(r.contains("m.bpd"));
   EXPECT_FALSE(r.contains("m.bpd.mean.x"));
+  EXPECT_EQ(r.size("nothing"), 0u);  // not there: no elements
   std::filesystem::remove(path);
+  const auto arrays = write_temp(R"({"gates": [{"passed": true}, {"passed": 1}]})");
+  const ReportReader a(arrays, "report");
+  EXPECT_EQ(a.size("gates"), 2u);
+  EXPECT_TRUE(a.boolean("gates.0.passed"));
+  EXPECT_FALSE(a.contains("gates.2"));
+  EXPECT_FALSE(a.contains("gates.x"));
+  test::expect_error<DataError>([&] { a.boolean("gates.1.passed"); },
+                                {"key 'gates.1.passed': expected true or false, found number"});
+  std::filesystem::remove(arrays);
 }
 
 TEST(ReportReaderTest, EveryMistakeNamesTheFileAndKey) {
@@ -145,19 +155,114 @@ TEST(ReportReaderTest, ABaselineReadsAsItsBpdAndData) {
   std::filesystem::remove(none);
 }
 
+// A report with every section a run can write, as the library fills them in.
+RunReport every_section() {
+  RunReport r;
+  r.model = {"m.pt2", "pt2", "cd", 1234, {{"time", "flow"}, {"sources", {{"time", "default"}}}}};
+  r.data = some_data();
+  r.preprocessing = {{"kind", "discrete"}, {"levels", 256}, {"caveat", "a caveat"}};
+  r.caveat = "a caveat";
+  r.options = {{"solver", "dopri5"}, {"rtol", 1e-5}, {"threads", 2}};
+  r.summary.total = 10;
+  r.summary.ok = 9;
+  r.summary.log_likelihood = {9, -30.5, 0.5, -31.6, -29.4};
+  r.summary.bpd = {9, 2.5, 0.01, 2.48, 2.52};
+  r.summary.data_std_error_log_likelihood = 0.4;
+  r.summary.dequant_std_error_log_likelihood = 0.3;
+  r.summary.data_std_error_bpd = 0.008;
+  r.summary.dequant_std_error_bpd = 0.006;  // the estimator's parts stay NaN (exact trace)
+  r.summary.nfe_mean = 86.5;
+  r.summary.nfe_max = 110;
+  r.wall_seconds = 12.25;
+  r.shard = Shard{1, 3, "--shard"};
+  r.resumed_samples = 2;
+  r.exact_trace_rows = "auto: 4096 rows";
+  r.protocol = {{"name", "score-sde"}};
+  r.budget_advice = {{"samples", 100}};
+  r.check_solve =
+      SolveCheckReport{2, "", "dopri5", 1e-7, 1e-7, "rms", 2, 1e-4, 2e-4, -1e-5, 1e-6, -1e-7};
+  r.round_trip = RoundTripError{2, 1, 3e-4, NAN};
+  r.per_sample = "s.csv";
+  r.gates.push_back({"b vs a", 0.01, 0.002, 0.006, 0.05, GateRule::kSignificant, true, "ok"});
+  r.gates.push_back({"c vs a", NAN, NAN, 0.0, 0.05, GateRule::kMean, false, "no samples"});
+  return r;
+}
+
+TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
+  const auto written = every_section();
+  const auto json = to_json(written);
+  const auto path = write_temp(json.dump());
+  const auto r = read_run_report(path);
+  EXPECT_EQ(to_json(r).dump(), json.dump());  // every section, key and value (NaN as null)
+  EXPECT_EQ(r.tool_version, json["tool"]["version"]);
+  EXPECT_EQ(r.model.parameters, 1234);
+  EXPECT_EQ(r.caveat, "a caveat");
+  EXPECT_EQ(r.summary.ok, 9);
+  EXPECT_EQ(r.summary.bpd.mean, 2.5);
+  EXPECT_EQ(r.summary.dequant_std_error_bpd, 0.006);
+  EXPECT_TRUE(std::isnan(r.summary.estimator_std_error_bpd));
+  EXPECT_EQ(r.summary.nfe_max, 110);
+  ASSERT_TRUE(r.shard && r.check_solve && r.round_trip && r.resumed_samples);
+  EXPECT_EQ(r.shard->range(r.data.n), std::make_pair(int64_t{3}, int64_t{6}));
+  EXPECT_EQ(r.check_solve->max_abs_error_nats, 2e-4);
+  EXPECT_TRUE(std::isnan(r.round_trip->mean_abs_error));
+  ASSERT_EQ(r.gates.size(), 2u);
+  EXPECT_EQ(r.gates[0].rule, GateRule::kSignificant);
+  EXPECT_FALSE(r.gates[1].passed);
+  EXPECT_TRUE(r.samples.empty());  // the rows are in the per-sample file
+  std::filesystem::remove(path);
+
+  // A check that could not be made reads back as its reason; optional sections absent stay so.
+  RunReport plain = every_section();
+  plain.check_solve = SolveCheckReport{};
+  plain.check_solve->samples_requested = 4;
+  plain.check_solve->error = "every sample failed";
+  plain.shard.reset();
+  plain.resumed_samples.reset();
+  plain.round_trip.reset();
+  plain.gates.clear();
+  plain.protocol = nullptr;
+  plain.budget_advice = nullptr;
+  plain.exact_trace_rows.clear();
+  plain.per_sample.clear();
+  const auto plain_path = write_temp(to_json(plain).dump());
+  const auto back = read_run_report(plain_path);
+  EXPECT_EQ(to_json(back).dump(), to_json(plain).dump());
+  EXPECT_EQ(back.check_solve->error, "every sample failed");
+  EXPECT_FALSE(back.shard || back.round_trip || back.resumed_samples);
+  std::filesystem::remove(plain_path);
+}
+
+TEST(ReportReaderTest, AWholeReportIsRefusedNamingTheKeyAtFault) {
+  auto json = to_json(every_section());
+  json["gates"][1]["rule"] = "median";
+  const auto bad_rule = write_temp(json.dump());
+  test::expect_error<DataError>([&] { read_run_report(bad_rule); },
+                                {"gates.1.rule: unknown rule 'median'"});
+  json = to_json(every_section());
+  json["metrics"]["nfe"].erase("max");
+  const auto no_nfe = write_temp(json.dump());
+  test::expect_error<DataError>([&] { read_run_report(no_nfe); },
+                                {"key 'metrics.nfe.max': expected a value, found nothing"});
+  json = to_json(every_section());
+  json["tool"]["command"] = "compare";
+  const auto compare = write_temp(json.dump());
+  test::expect_error<DataError>([&] { read_run_report(compare); },
+                                {"a report of flowlik compare, not of flowlik score"});
+  json = to_json(every_section());
+  json["samples"]["ok"] = 11;
+  const auto too_many = write_temp(json.dump());
+  test::expect_error<DataError>([&] { read_run_report(too_many); },
+                                {"samples.ok = 11 of samples.total = 10 is not a count"});
+  for (const auto& path : {bad_rule, no_nfe, compare, too_many}) std::filesystem::remove(path);
+}
+
 TEST(ReportReaderTest, AShardReportMustHoldTheBlockItsIndexNames) {
-  nlohmann::json report = {{"tool", nlohmann::json::object()},
-                           {"model", nlohmann::json::object()},
-                           {"data", data_json(some_data())},
-                           {"preprocessing", nlohmann::json::object()},
-                           {"options", nlohmann::json::object()},
-                           {"per_sample", "s.csv"},
-                           {"wall_time_s", 1.0},
-                           {"shard", Shard{1, 3, "--shard"}.json(10)}};
+  auto report = to_json(every_section());
   const auto good = write_temp(report.dump());
   const auto s = read_shard_report(good);
-  EXPECT_EQ(s.shard.range(s.n), std::make_pair(int64_t{3}, int64_t{6}));
-  EXPECT_EQ(s.shard.index, 1);
+  EXPECT_EQ(s.shard->range(s.data.n), std::make_pair(int64_t{3}, int64_t{6}));
+  EXPECT_EQ(s.shard->index, 1);
   EXPECT_EQ(shard_block(1, 3, 10), std::make_pair(int64_t{3}, int64_t{6}));
   std::filesystem::remove(good);
   report["shard"]["first"] = 0;
@@ -169,8 +274,11 @@ TEST(ReportReaderTest, AShardReportMustHoldTheBlockItsIndexNames) {
   const auto no_shard = write_temp(report.dump());
   test::expect_error<DataError>([&] { read_shard_report(no_shard); },
                                 {"shard.index 3 of shard.count 3 is not a shard"});
-  std::filesystem::remove(bad);
-  std::filesystem::remove(no_shard);
+  report.erase("shard");
+  const auto unsharded = write_temp(report.dump());
+  test::expect_error<DataError>([&] { read_shard_report(unsharded); },
+                                {"not a shard report of flowlik score (no 'shard'"});
+  for (const auto& path : {bad, no_shard, unsharded}) std::filesystem::remove(path);
 }
 
 }  // namespace

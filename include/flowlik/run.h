@@ -105,10 +105,10 @@ struct RunReport {
   };
   ModelRecord model;
   DataRecord data;
-  nlohmann::json preprocessing;       // how the raw data were mapped into the model's space
-  std::string data_line;              // the same in one line, for summaries
-  std::string caveat;                 // why the figure may not be the bound it is called; or empty
-  nlohmann::json options;             // every option in effect
+  nlohmann::json preprocessing;  // how the raw data were mapped into the model's space
+  std::string data_line;   // the same in one line, for summaries (empty in a report read back)
+  std::string caveat;      // why the figure may not be the bound it is called; or empty
+  nlohmann::json options;  // every option in effect
   std::vector<SampleResult> samples;  // this run's (its shard's), resumed ones included, in order
   ScoreSummary summary;
   double wall_seconds = 0.0;
@@ -121,6 +121,8 @@ struct RunReport {
   std::optional<RoundTripError> round_trip;
   std::string per_sample;         // the per-sample file the caller wrote, or empty
   std::vector<GateResult> gates;  // the caller's gates on this run
+  // The flowlik that wrote the report, for a report read back (merge); empty: this one.
+  std::string tool_version;
 };
 
 // Scores `data` (the shard's block of it) as the program's `score` does. A run with no sample
@@ -192,13 +194,11 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
 // twice or missing, and per-sample files that are truncated, miss samples or hold others.
 struct MergeReport {
   std::vector<std::string> merged_from;  // the shards' reports, as given
-  // The sections every shard agrees on (tool, model, data, preprocessing, options, and the first
-  // shard's protocol and checks), as the first shard's report has them.
-  nlohmann::json run;
-  std::vector<SampleResult> samples;  // every sample of the data, by index
-  ScoreSummary summary;
-  double wall_seconds = 0.0;  // the shards' sum
-  std::string per_sample;     // where the merged per-sample file was written, or empty
+  // The run the shards make up: the sections every shard agrees on (tool, model, data,
+  // preprocessing, options) and the first shard's protocol, checks and budget advice, as its report
+  // has them; every sample, by index, and their summary; the shards' wall time summed; per_sample,
+  // where the merged per-sample file was written, or empty. No shard, resumed count or gates.
+  RunReport run;
 };
 // per_sample: also write every sample's row there (the per-sample CSV, committed whole); refused
 // (InvalidArgument, the message starting with --per-sample) when it, its journal or its run

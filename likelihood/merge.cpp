@@ -91,7 +91,15 @@ MergeReport merge_shards(std::span<const std::string> paths, const std::string& 
   // 2^40.
   std::map<int64_t, const std::string*> by_shard;
   MergeReport merged;
+  // The sections the shards share, from the first; what is a shard's own is not the run's.
   auto& run = merged.run;
+  run = first;
+  run.shard.reset();
+  run.resumed_samples.reset();
+  run.gates.clear();
+  run.per_sample.clear();
+  run.samples.clear();
+  run.wall_seconds = 0.0;
   for (size_t i = 0; i < shards.size(); ++i) {
     const auto& shard = shards[i];
     check_same_run(shard, paths[i], first, paths.front());
@@ -116,18 +124,6 @@ MergeReport merge_shards(std::span<const std::string> paths, const std::string& 
     throw DataError(fmt::format("merge: the shards hold {} samples, the data has {}",
                                 run.samples.size(), first.data.n));
   }
-  // The sections the shards share, from the first; what is the shard's own is not the run's.
-  run.tool_version = first.tool_version;
-  run.model = first.model;
-  run.data = first.data;
-  run.preprocessing = first.preprocessing;
-  run.caveat = first.caveat;
-  run.options = first.options;
-  run.exact_trace_rows = first.exact_trace_rows;
-  run.protocol = first.protocol;
-  run.budget_advice = first.budget_advice;
-  run.check_solve = first.check_solve;
-  run.round_trip = first.round_trip;
   run.summary = summarize_results(run.samples, first.data.dim);
   merged.merged_from.assign(paths.begin(), paths.end());
   if (!per_sample.empty()) {

@@ -56,8 +56,13 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = "2"
 FUNCTIONS = ("velocity", "vjp")
 DEFAULT_PROBES = (1, 8)
-# AOTInductor's options. Line tables would double each library's size and serve only profilers.
-_INDUCTOR_OPTIONS = {"aot_inductor.package": True, "aot_inductor.enable_line_tables": False}
+# AOTInductor's options. Line tables would double each library's size and serve only profilers. The
+# wrapper (the C++ that calls the kernels in order and holds the weights) compiles at -O0 in place of
+# torch's -O1: its g++ time halves (about 15 CPU s a dtype on the 1.6 M-parameter UNet) and a call takes
+# the same time (measured 0.99x, bit-identical outputs: the work is in the kernels, compiled at -O3 either
+# way; docs/speed.md).
+_INDUCTOR_OPTIONS = {"aot_inductor.package": True, "aot_inductor.enable_line_tables": False,
+                     "aot_inductor.compile_wrapper_opt_level": "O0"}
 # The CPUs a package's code may be compiled for (export's cpu=). "native" is AOTInductor's default: g++
 # -march=native and the widest vector ISA of the exporting machine, so the package runs only on CPUs with
 # every instruction that machine has (a package exported on an AVX-512 machine stops with an illegal

@@ -232,11 +232,13 @@ class Flowlik:
         raise RuntimeError(f"{self.binary} did not appear in 20 minutes")
 
     def score(self, model, data, tmp, *, solver, rtol, atol, norm, dtype, batch):
+        """`norm`: an error norm, or NORM+gl for that norm with --quadrature gauss-legendre."""
         csv_path, report_path = tmp / "s.csv", tmp / "r.json"
+        norm, gauss, _ = norm.partition("+gl")
         cmd = [str(self.binary), "score", str(model), "--data", str(data), "--solver", solver, "--rtol",
                repr(rtol), "--atol", repr(atol), "--error-norm", norm, "--dtype", dtype, "--threads", "1",
                "--trace", "exact", "--batch-size", str(batch), "--per-sample", str(csv_path), "-o",
-               str(report_path), "-q"]
+               str(report_path), "-q"] + (["--quadrature", "gauss-legendre"] if gauss else [])
         for attempt in range(4):
             self._wait()
             for p in (csv_path, report_path):
@@ -420,7 +422,7 @@ def svg_plot(refs, rows, path):
                 if r["tool"] == "flow_matching":
                     color, dash, sw = "#000", "", 2.5
                 else:
-                    color, dash, sw = COLORS[r["solver"]], DASHES[r["norm"]], 1.5
+                    color, dash, sw = COLORS[r["solver"]], DASHES.get(r["norm"], "9,3,2,3"), 1.5
                     if r.get("format") == "pt2":
                         color, sw = "#d62728", 2.0
                 pts = " ".join(f"{px(q['mean_abs_error']):.1f},{py(q[key]):.1f}" for q in group)
@@ -637,7 +639,8 @@ def main():
     ap.add_argument("--norms", default=",".join(NORMS))
     ap.add_argument("--pt2-norms", default="rms,mixed",
                     help="also score the AOTInductor packages (digits: model.pt2, unet: unet.pt2) with dopri5 and "
-                         "these norms ('' for none); flow_matching can only load the TorchScript file")
+                         "these norms ('' for none; NORM+gl: that norm with --quadrature gauss-legendre); "
+                         "flow_matching can only load the TorchScript file")
     ap.add_argument("--reference", default="rkf78:1e-11",
                     help="SOLVER:TOL of the float64 flowlik reference (default rkf78:1e-11)")
     ap.add_argument("--unet-samples", type=int, default=UNET_SAMPLES,

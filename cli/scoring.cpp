@@ -112,6 +112,9 @@ void add_scoring_options(CLI::App& cmd, ScoreArguments& a, OptionsFor use) {
   add_choice(
       cmd, "--error-norm", a.score.solver.error_norm, parse_error_norm,
       "error norm of adaptive solvers, per sample: rms, max (Odeint's) or mixed (torchdiffeq's)");
+  add_choice(cmd, "--quadrature", a.score.solver.quadrature, parse_quadrature,
+             "how the trace is integrated: augmented (with the state, every stage) or "
+             "gauss-legendre (3 points per accepted step on the state's own solve; dopri5)");
   cmd.add_option("--steps", a.score.solver.steps, "steps of a fixed-step solver")
       ->capture_default_str()
       ->check(integer_in(1, kMaxCount));

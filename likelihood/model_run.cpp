@@ -128,6 +128,17 @@ Preprocessing resolve_preprocessing(const DataOptions& options, uint64_t seed, c
   return pre;
 }
 
+// gauss-legendre takes the state inside a step from dopri5's dense output, which the other solvers
+// do not have here.
+void check_quadrature(const SolverSpec& solver) {
+  if (solver.quadrature == Quadrature::kGaussLegendre && solver.kind != SolverKind::kDopri5) {
+    throw InvalidArgument("quadrature",
+                          fmt::format("gauss-legendre needs the dopri5 solver (its dense output), "
+                                      "not {}",
+                                      to_string(solver.kind)));
+  }
+}
+
 }  // namespace
 
 std::optional<Preprocessing> resolve_data_map(const DataOptions& options,
@@ -158,6 +169,7 @@ ScoreSetup make_score_setup(const ScoreOptions& options) {
   setup.solver.rtol = options.solver.rtol;
   setup.solver.atol = options.solver.atol;
   setup.solver.norm = options.solver.error_norm;
+  setup.solver.quadrature = options.solver.quadrature;
   setup.solver.steps = options.solver.steps;
   setup.solver.max_nfe = options.solver.max_nfe;
   if (!(options.solver.rtol > 0 && options.solver.atol > 0)) {
@@ -165,6 +177,7 @@ ScoreSetup make_score_setup(const ScoreOptions& options) {
   }
   if (options.solver.steps < 1) throw InvalidArgument("steps", "must be at least 1");
   if (options.solver.max_nfe < 1) throw InvalidArgument("max_nfe", "must be at least 1");
+  check_quadrature(setup.solver);
   if (options.batch_size < 1) throw InvalidArgument("batch_size", "must be at least 1");
   setup.trace_spec = TraceSpec{options.trace.method, options.trace.noise, options.trace.probes,
                                options.seed, options.trace.max_rows};
@@ -264,6 +277,7 @@ nlohmann::json options_json(const ScoreSetup& setup, const BoundModel& model, in
     o["rtol"] = solver.rtol;
     o["atol"] = solver.atol;
     o["error_norm"] = to_string(solver.norm);
+    o["quadrature"] = to_string(solver.quadrature);
     o["step_control"] = "per-sample";
   } else {
     o["steps"] = solver.steps;

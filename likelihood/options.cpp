@@ -22,6 +22,8 @@ const Names<Solver> kSolvers = {{Solver::kDopri5, "dopri5"}, {Solver::kTsit5, "t
                                 {Solver::kEuler, "euler"}};
 const Names<ErrorNorm> kErrorNorms = {
     {ErrorNorm::kMax, "max"}, {ErrorNorm::kRms, "rms"}, {ErrorNorm::kMixed, "mixed"}};
+const Names<Quadrature> kQuadratures = {{Quadrature::kAugmented, "augmented"},
+                                        {Quadrature::kGaussLegendre, "gauss-legendre"}};
 const Names<Trace> kTraces = {{Trace::kExact, "exact"}, {Trace::kHutchinson, "hutchinson"}};
 const Names<ProbeNoise> kNoises = {{ProbeNoise::kRademacher, "rademacher"},
                                    {ProbeNoise::kGaussian, "gaussian"}};
@@ -58,6 +60,9 @@ Solver parse_solver(const std::string& name) {
 ErrorNorm parse_error_norm(const std::string& name) {
   return parse_name(name, kErrorNorms, "error_norm", "error norm");
 }
+Quadrature parse_quadrature(const std::string& name) {
+  return parse_name(name, kQuadratures, "quadrature", "quadrature");
+}
 Trace parse_trace(const std::string& name) {
   return parse_name(name, kTraces, "trace", "trace estimator");
 }
@@ -71,6 +76,7 @@ DrawBound parse_draw_bound(const std::string& name) {
 
 std::string to_string(Solver solver) { return name_of(solver, kSolvers); }
 std::string to_string(ErrorNorm norm) { return name_of(norm, kErrorNorms); }
+std::string to_string(Quadrature quadrature) { return name_of(quadrature, kQuadratures); }
 std::string to_string(Trace trace) { return name_of(trace, kTraces); }
 std::string to_string(ProbeNoise noise) { return name_of(noise, kNoises); }
 std::string to_string(Dtype dtype) { return name_of(dtype, kDtypes); }

@@ -17,7 +17,8 @@
 namespace flowlik {
 
 // The reference solver for a run's: the same adaptive solver at rtol/100 and atol/100; for a
-// fixed-step solver, dopri5 at 1e-7 (100 times tighter than the default tolerance).
+// fixed-step solver, dopri5 at 1e-7 (100 times tighter than the default tolerance); the trace
+// always integrated with the state (augmented quadrature).
 SolverSpec reference_solver(const SolverSpec& run);
 
 // n of the ok samples among `results`, evenly spread from an offset set by `seed` (the same subset

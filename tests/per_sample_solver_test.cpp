@@ -217,5 +217,117 @@ TEST(PerSampleSolverTest, ARowOverItsEvaluationBudgetFailsAlone) {
   }
 }
 
+// The exact trace, counting the calls that evaluate it.
+class CountingTrace final : public TraceEstimator {
+ public:
+  int64_t num_estimates() const override { return 1; }
+  torch::Tensor draw_probes(std::span<const int64_t>, int64_t, torch::TensorOptions,
+                            std::span<const int64_t>) const override {
+    return {};
+  }
+  VelocityAndTrace evaluate(const JacobianProducts& field, const torch::Tensor& x,
+                            const torch::Tensor& t, const torch::Tensor& probes,
+                            const torch::Tensor& labels) const override {
+    ++calls;
+    return exact_.evaluate(field, x, t, probes, labels);
+  }
+  std::string name() const override { return "exact"; }
+  mutable int64_t calls = 0;
+
+ private:
+  ExactTrace exact_{1 << 14};
+};
+
+SolverSpec gauss_legendre(double tol, ErrorNorm norm = ErrorNorm::kRms) {
+  SolverSpec spec;
+  spec.kind = SolverKind::kDopri5;
+  spec.quadrature = Quadrature::kGaussLegendre;
+  spec.norm = norm;
+  spec.rtol = spec.atol = tol;
+  return spec;
+}
+
+TEST(PerSampleSolverTest, GaussLegendreQuadratureReachesTheClosedForm) {
+  // The state solved alone and the trace integrated at three Gauss-Legendre points per step, on
+  // dopri5's dense output: the exact log-density of the mixture at a tight tolerance, in every
+  // norm (mixed is rms over the state here: the trace is not in the step's error).
+  const auto p = test::load_mixture_params("mixture");
+  const auto field = mixture_field(p);
+  const auto points = mixture_points(p, 2);
+  for (const auto norm : {ErrorNorm::kMax, ErrorNorm::kRms, ErrorNorm::kMixed}) {
+    const auto solution =
+        integrate_to_prior(field, ExactTrace(1 << 14), points, {}, gauss_legendre(1e-9, norm));
+    const auto log_density =
+        normal_log_density(solution.x_prior) + solution.log_density_change.squeeze(1);
+    for (int64_t i = 0; i < points.size(0); ++i) {
+      const auto row = points[i].contiguous();
+      const double exact = test::mixture_log_density(
+          p, 1.0, std::span<const double>(row.data_ptr<double>(), p.dim()));
+      EXPECT_NEAR(log_density[i].item<double>(), exact, 1e-6) << to_string(norm) << " point " << i;
+    }
+  }
+}
+
+TEST(PerSampleSolverTest, GaussLegendreEvaluatesTheTraceOncePerAcceptedStepOnly) {
+  // One row (one call per evaluation): the stages evaluate the velocity alone, and the trace is
+  // evaluated once per accepted step (its three points in one call), so nfe = 1 + 6 trial steps +
+  // 3 accepted steps, and the error of the rule at a loose tolerance stays of the solve's order.
+  const auto p = test::load_mixture_params("mixture");
+  const auto field = mixture_field(p);
+  const auto points = mixture_points(p, 1);
+  for (int64_t i = 0; i < points.size(0); ++i) {
+    const auto x = points.narrow(0, i, 1);
+    CountingTrace counting;
+    const auto solution = integrate_to_prior(field, counting, x, {}, gauss_legendre(1e-5));
+    const int64_t accepted = counting.calls;
+    EXPECT_GT(accepted, 2);
+    const int64_t stages = solution.nfe - 1 - 3 * accepted;
+    EXPECT_GE(stages, 6 * accepted) << "point " << i;
+    EXPECT_EQ(stages % 6, 0) << "point " << i << " nfe " << solution.nfe;
+    const auto row = points[i].contiguous();
+    const double exact =
+        test::mixture_log_density(p, 1.0, std::span<const double>(row.data_ptr<double>(), p.dim()));
+    const double got =
+        (normal_log_density(solution.x_prior) + solution.log_density_change.squeeze(1))
+            .item<double>();
+    EXPECT_NEAR(got, exact, 1e-3) << "point " << i;
+  }
+}
+
+TEST(PerSampleSolverTest, GaussLegendreResultsDoNotDependOnBatchSizeOrOrder) {
+  const auto p = test::load_mixture_params("mixture");
+  const auto data = test::in_memory_dataset(mixture_points(p, 5));
+  std::vector<int64_t> forward(static_cast<size_t>(data.size));
+  std::iota(forward.begin(), forward.end(), 0);
+  std::vector<int64_t> backward(forward.rbegin(), forward.rend());
+  for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    const auto field = mixture_field(p, dtype);
+    const HutchinsonTrace hutchinson(ProbeNoise::kRademacher, 2, 7);
+    ScoreSpec options;
+    options.solver.quadrature = Quadrature::kGaussLegendre;
+    options.batch_size = 1;
+    const auto alone = score_in_order(field, hutchinson, data, options, forward);
+    for (const int64_t batch : {7, 64}) {
+      options.batch_size = batch;
+      for (const auto* indices : {&forward, &backward}) {
+        const auto together = score_in_order(field, hutchinson, data, options, *indices);
+        for (size_t i = 0; i < alone.size(); ++i) {
+          EXPECT_EQ(together[i].status, SampleStatus::kOk);
+          EXPECT_EQ(together[i].nfe, alone[i].nfe) << "batch " << batch << " sample " << i;
+          EXPECT_EQ(together[i].log_likelihood, alone[i].log_likelihood)
+              << "batch " << batch << " sample " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(PerSampleSolverTest, QuadratureNamesParseAndBack) {
+  EXPECT_EQ(parse_quadrature("gauss-legendre"), Quadrature::kGaussLegendre);
+  EXPECT_EQ(to_string(Quadrature::kAugmented), "augmented");
+  EXPECT_EQ(test::expect_error<InvalidArgument>([] { parse_quadrature("simpson"); }),
+            "--quadrature: unknown quadrature 'simpson' (valid: augmented, gauss-legendre)");
+}
+
 }  // namespace
 }  // namespace flowlik

@@ -20,6 +20,12 @@ enum class Solver { kDopri5, kTsit5, kBosh3, kRkf78, kRk4, kMidpoint, kEuler };
 // How an adaptive solver measures a step's error per sample: rms, max (Odeint's) or mixed
 // (torchdiffeq's: the larger RMS of the state's and of the log-density's parts).
 enum class ErrorNorm { kMax, kRms, kMixed };
+// How an adaptive solver takes the integral of the trace (shared/MATH.md section 2): augmented (the
+// trace integrated with the state, one error control for both: every stage evaluates the trace) or
+// gauss-legendre (the state solved alone, its steps controlled on x; on each accepted step the
+// trace at the three Gauss-Legendre points of the step, on the solver's dense output: three trace
+// evaluations a step in place of six; dopri5 only).
+enum class Quadrature { kAugmented, kGaussLegendre };
 enum class Trace { kExact, kHutchinson };
 enum class ProbeNoise { kRademacher, kGaussian };  // Hutchinson's probes
 enum class Dtype { kFloat32, kFloat64 };
@@ -29,15 +35,17 @@ enum class DrawBound { kImportanceWeighted, kMean };
 
 // Each choice by its name ("dopri5", "rms", "exact", "rademacher", "float32",
 // "importance-weighted") and back. parse_* throw InvalidArgument naming the field (solver,
-// error_norm, trace, noise, dtype, dequant_bound) and listing the valid names.
+// error_norm, quadrature, trace, noise, dtype, dequant_bound) and listing the valid names.
 Solver parse_solver(const std::string& name);
 ErrorNorm parse_error_norm(const std::string& name);
+Quadrature parse_quadrature(const std::string& name);
 Trace parse_trace(const std::string& name);
 ProbeNoise parse_probe_noise(const std::string& name);
 Dtype parse_dtype(const std::string& name);
 DrawBound parse_draw_bound(const std::string& name);
 std::string to_string(Solver solver);
 std::string to_string(ErrorNorm norm);
+std::string to_string(Quadrature quadrature);
 std::string to_string(Trace trace);
 std::string to_string(ProbeNoise noise);
 std::string to_string(Dtype dtype);
@@ -86,8 +94,9 @@ struct SolverOptions {
   Solver method = Solver::kDopri5;
   double rtol = 1e-5;  // adaptive solvers
   double atol = 1e-5;
-  ErrorNorm error_norm = ErrorNorm::kRms;  // adaptive solvers
-  int64_t steps = 100;                     // fixed-step solvers
+  ErrorNorm error_norm = ErrorNorm::kRms;          // adaptive solvers
+  Quadrature quadrature = Quadrature::kAugmented;  // adaptive solvers (gauss-legendre: dopri5)
+  int64_t steps = 100;                             // fixed-step solvers
   int64_t max_nfe = 100000;  // a sample whose solve needs more evaluations fails alone
 };
 

@@ -38,8 +38,10 @@ struct SolverSpec {
   double rtol = 1e-5;                // adaptive only
   double atol = 1e-5;                // adaptive only
   ErrorNorm norm = ErrorNorm::kRms;  // adaptive only
-  int64_t steps = 100;               // fixed-step only
-  int64_t max_nfe = 100000;          // a solve that needs more function evaluations fails
+  // adaptive only; gauss-legendre with dopri5 only (its dense output gives the state inside a step)
+  Quadrature quadrature = Quadrature::kAugmented;
+  int64_t steps = 100;       // fixed-step only
+  int64_t max_nfe = 100000;  // a solve that needs more function evaluations fails
   // The interval is not here: every solve runs over its field's contract, from t_data() to
   // t_prior(), or the other way for kToData.
   Direction direction = Direction::kToPrior;

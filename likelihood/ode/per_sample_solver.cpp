@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/numeric/odeint/stepper/runge_kutta_dopri5.hpp>
 #include <boost/numeric/odeint/stepper/runge_kutta_fehlberg78.hpp>
 #include <cmath>
@@ -56,9 +57,11 @@ int64_t evaluation_block(int64_t dim) {
 // (failed_step_checker); so does a row here.
 constexpr int kMaxRejections = 500;
 
-// The raw dynamics f(t, y) = [v, tr J] of some rows, each at its own time. Rows on which the model
-// throws are found by evaluating the rows of a failed call one at a time; they get a zero
-// derivative and a failure message, and leave the solve after the step.
+// The raw dynamics f(t, y) = [v, tr J] of some rows, each at its own time, or [v, 0]
+// (velocity_only: the state's alone, for a Gauss-Legendre solve, whose trace columns change only by
+// its quadrature). Rows on which the model throws are found by evaluating the rows of a failed call
+// one at a time; they get a zero derivative and a failure message, and leave the solve after the
+// step.
 class RowDynamics {
  public:
   RowDynamics(const VelocityField& field, const TraceEstimator& trace)
@@ -71,7 +74,8 @@ class RowDynamics {
   int64_t block() const { return block_; }
 
   torch::Tensor operator()(const State& y, const torch::Tensor& t, const torch::Tensor& probes,
-                           const torch::Tensor& labels, std::vector<std::string>& failures) const {
+                           const torch::Tensor& labels, std::vector<std::string>& failures,
+                           bool velocity_only = false) const {
     try {
       const int64_t rows = y.size(0);
       const int64_t padded = round_up(rows, block_);
@@ -84,8 +88,10 @@ class RowDynamics {
         auto block = [&](const torch::Tensor& v, int64_t dim) {
           return v.defined() ? v.narrow(dim, first, block_) : v;
         };
-        blocks.push_back(augmented_derivative(field_, trace_, block(ys, 0), block(ts, 0),
-                                              block(ps, 1), block(ls, 0)));
+        blocks.push_back(velocity_only
+                             ? velocity_derivative(block(ys, 0), block(ts, 0), block(ls, 0))
+                             : augmented_derivative(field_, trace_, block(ys, 0), block(ts, 0),
+                                                    block(ps, 1), block(ls, 0)));
       }
       return torch::cat(blocks, 0).narrow(0, 0, rows);
     } catch (
@@ -100,7 +106,8 @@ class RowDynamics {
         std::vector<std::string> one(1);
         parts.push_back((*this)(y.narrow(0, r, 1), t.narrow(0, r, 1),
                                 probes.defined() ? probes.narrow(1, r, 1) : probes,
-                                labels.defined() ? labels.narrow(0, r, 1) : labels, one));
+                                labels.defined() ? labels.narrow(0, r, 1) : labels, one,
+                                velocity_only));
         if (!one[0].empty()) failures[r] = one[0];
       }
       return torch::cat(parts, 0);
@@ -108,6 +115,15 @@ class RowDynamics {
   }
 
  private:
+  // [v, 0] for augmented states y [B, D + K]: the network's velocity alone.
+  torch::Tensor velocity_derivative(const State& y, const torch::Tensor& t,
+                                    const torch::Tensor& labels) const {
+    const int64_t dim = field_.dim();
+    const auto v =
+        field_.evaluate(y.narrow(1, 0, dim).to(field_.dtype()), t, labels).to(torch::kFloat64);
+    return torch::cat({v, torch::zeros({y.size(0), y.size(1) - dim}, v.options())}, 1);
+  }
+
   // `value` with its last row (along `dim`) repeated up to `rows` rows.
   static torch::Tensor pad_rows(const torch::Tensor& value, int64_t rows, int64_t dim) {
     if (!value.defined()) return value;
@@ -136,9 +152,10 @@ struct RescaledSystem {
   std::vector<std::string>* failures;
   torch::Tensor* raw;
   int64_t* evaluations;
+  bool velocity_only;  // a Gauss-Legendre solve: the stages evaluate the velocity alone
 
   void operator()(const State& y, State& dy, double s) const {
-    *raw = (*dynamics)(y, t + s * h, probes, labels, *failures);
+    *raw = (*dynamics)(y, t + s * h, probes, labels, *failures, velocity_only);
     ++*evaluations;
     dy = h_rows * *raw;
   }
@@ -160,22 +177,35 @@ class RowStepper {
   virtual bool first_same_as_last() const = 0;
   virtual int stepper_order() const = 0;
   virtual int error_order() const = 0;
+  // Whether state_at gives the state inside the last step (a dense output).
+  virtual bool dense_output() const { return false; }
+  // The state at s = theta in [0, 1] of the last unit step, from y (derivative g) to y_new.
+  virtual void state_at(double theta, const State& y, const State& g, const State& y_new,
+                        State& out) const {
+    throw std::logic_error("solve_rows: this stepper has no dense output");
+  }
 };
 
 class Dopri5Stepper final : public RowStepper {
  public:
   void step(const RescaledSystem& system, const State& y, const State& g, State& y_new,
             State& err) override {
-    State g_new;
-    stepper_.do_step(system, y, g, 0.0, y_new, g_new, 1.0, err);
+    stepper_.do_step(system, y, g, 0.0, y_new, g_new_, 1.0, err);
   }
   int evaluations_per_step() const override { return 6; }
   bool first_same_as_last() const override { return true; }
   int stepper_order() const override { return 5; }
   int error_order() const override { return 4; }
+  // Odeint's continuous extension of Dormand-Prince (fourth order, from the last step's stages).
+  bool dense_output() const override { return true; }
+  void state_at(double theta, const State& y, const State& g, const State& y_new,
+                State& out) const override {
+    stepper_.calc_state(theta, out, y, g, 0.0, y_new, g_new_, 1.0);
+  }
 
  private:
   odeint::runge_kutta_dopri5<State, double, State, double, Algebra> stepper_;
+  State g_new_;  // the derivative at the last step's end (its last stage)
 };
 
 // Any of Odeint's explicit_error_generic_rk steppers (Fehlberg 7(8)).
@@ -369,7 +399,13 @@ class ContinuousSolve {
         batch_rows_(round_up(std::max<int64_t>(batch_rows, 1), dynamics_.block())),
         feed_(feed),
         sink_(sink),
-        stepper_(make_row_stepper(spec.kind)) {}
+        stepper_(make_row_stepper(spec.kind)),
+        gauss_(spec.quadrature == Quadrature::kGaussLegendre) {
+    if (gauss_ && !stepper_->dense_output()) {
+      throw std::logic_error("solve_rows: gauss-legendre quadrature needs a dense output, " +
+                             to_string(spec.kind) + " has none");
+    }
+  }
 
   void run() {
     while (true) {
@@ -445,7 +481,7 @@ class ContinuousSolve {
       std::vector<std::string> failures(missing.size());
       const auto f =
           dynamics_(select_rows(y_, missing, 0), times(missing), select_rows(probes_, missing, 1),
-                    select_rows(labels_, missing, 0), failures);
+                    select_rows(labels_, missing, 0), failures, gauss_);
       f_.index_copy_(0, torch::tensor(missing, torch::kInt64).to(f_.device()), f);
       for (size_t j = 0; j < missing.size(); ++j) {
         auto& row = rows_[missing[j]];
@@ -468,7 +504,9 @@ class ContinuousSolve {
   // A row whose next step would take it past spec.max_nfe evaluations fails before spending them.
   void check_budget() {
     for (auto& row : rows_) {
-      if (row.failure.empty() && row.nfe + stepper_->evaluations_per_step() > spec_.max_nfe) {
+      const int64_t step_cost =
+          stepper_->evaluations_per_step() + (gauss_ ? std::ssize(kGaussNodes) : 0);
+      if (row.failure.empty() && row.nfe + step_cost > spec_.max_nfe) {
         row.failure =
             fmt::format("more than {} function evaluations (the solve's limit)", spec_.max_nfe);
       }
@@ -490,14 +528,19 @@ class ContinuousSolve {
     torch::Tensor raw;
     int64_t evaluations = 0;
     const auto h_rows = h.to(y_.options()).unsqueeze(1);  // [R, 1]
-    const RescaledSystem system{&dynamics_, t0,        h,    h_rows,      probes_,
-                                labels_,    &failures, &raw, &evaluations};
+    const RescaledSystem system{&dynamics_, t0,        h,    h_rows,       probes_,
+                                labels_,    &failures, &raw, &evaluations, gauss_};
     const auto g = h_rows * f_;
     State y_new;
     State err;
     stepper_->step(system, y_, g, y_new, err);
-    const auto error =
-        step_error(spec_.norm, spec_.rtol, spec_.atol, field_.dim(), err, y_, y_new, g);
+    // A Gauss-Legendre solve controls its steps on the state alone (the trace columns do not move
+    // in a step; mixed is then rms over x).
+    const int64_t controlled = gauss_ ? field_.dim() : y_.size(1);
+    const auto part = [&](const State& s) { return s.narrow(1, 0, controlled); };
+    const auto norm = gauss_ && spec_.norm == ErrorNorm::kMixed ? ErrorNorm::kRms : spec_.norm;
+    const auto error = step_error(norm, spec_.rtol, spec_.atol, field_.dim(), part(err), part(y_),
+                                  part(y_new), part(g));
     const auto* e = error.data_ptr<double>();
     auto accepted = torch::zeros({rows}, torch::kBool);
     auto* accept = accepted.data_ptr<bool>();
@@ -524,9 +567,76 @@ class ContinuousSolve {
       any_accepted = true;
     }
     if (!any_accepted) return;
+    if (gauss_) integrate_trace(accepted, t0, h, g, y_new);
     const auto keep_new = accepted.to(y_.device()).unsqueeze(1);
     y_ = torch::where(keep_new, y_new, y_);
     if (stepper_->first_same_as_last()) f_ = torch::where(keep_new, raw, f_);
+  }
+
+  // Gauss-Legendre's three points on a unit step and their weights: polynomials of degree 5
+  // integrate exactly (order 6, above dopri5's 5).
+  static constexpr std::array<double, 3> kGaussNodes = {
+      0.1127016653792583114820735,  // 1/2 - sqrt(15)/10
+      0.5, 0.8872983346207416885179265};
+  static constexpr std::array<double, 3> kGaussWeights = {5.0 / 18, 8.0 / 18, 5.0 / 18};
+
+  // A Gauss-Legendre solve's accepted step of each `accepted` row, from t0 by h: the trace at the
+  // step's Gauss-Legendre points, the state there from the stepper's dense output, all rows' points
+  // in one call; their weighted sum times h added to the row's log-density change in y_new (whose
+  // trace columns the step left as they were).
+  void integrate_trace(const torch::Tensor& accepted, const torch::Tensor& t0,
+                       const torch::Tensor& h, const State& g, State& y_new) {
+    std::vector<int64_t> which;
+    const auto* accept = accepted.data_ptr<bool>();
+    for (int64_t i = 0; i < accepted.size(0); ++i) {
+      if (accept[i]) which.push_back(i);
+    }
+    const auto count = static_cast<int64_t>(which.size());
+    const auto index_cpu = torch::tensor(which, torch::kInt64);
+    const auto index = index_cpu.to(y_.device());
+    const auto t_rows = t0.index_select(0, index_cpu);
+    const auto h_rows = h.index_select(0, index_cpu);
+    std::vector<torch::Tensor> ys, ts, ps, ls;
+    for (const double node : kGaussNodes) {
+      State x;
+      stepper_->state_at(node, y_, g, y_new, x);
+      ys.push_back(x.index_select(0, index));
+      ts.push_back(t_rows + node * h_rows);
+      if (probes_.defined()) ps.push_back(probes_.index_select(1, index));
+      if (labels_.defined()) ls.push_back(labels_.index_select(0, index));
+    }
+    const int64_t nodes = std::ssize(kGaussNodes);
+    std::vector<std::string> failures(static_cast<size_t>(nodes * count));
+    const auto f = dynamics_(torch::cat(ys, 0), torch::cat(ts, 0),
+                             ps.empty() ? torch::Tensor() : torch::cat(ps, 1),
+                             ls.empty() ? torch::Tensor() : torch::cat(ls, 0), failures);
+    const int64_t dim = field_.dim();
+    const auto trace = f.narrow(1, dim, f.size(1) - dim);  // [3 count, K], node by node
+    const auto step = h_rows.to(y_.options()).unsqueeze(1);
+    torch::Tensor change;
+    for (int64_t j = 0; j < nodes; ++j) {
+      const auto term = (kGaussWeights[j] * step) * trace.narrow(0, j * count, count);
+      change = j == 0 ? term : change + term;
+    }
+    const auto rows = y_new.index_select(0, index);
+    y_new.index_copy_(
+        0, index,
+        torch::cat({rows.narrow(1, 0, dim), rows.narrow(1, dim, rows.size(1) - dim) + change}, 1));
+    const auto finite = trace.isfinite().all(1).cpu();
+    const auto* ok = finite.data_ptr<bool>();
+    for (int64_t a = 0; a < count; ++a) {
+      auto& row = rows_[which[a]];
+      row.nfe += nodes;
+      for (int64_t j = 0; j < nodes; ++j) {
+        const auto at = static_cast<size_t>(j * count + a);
+        if (!failures[at].empty() && row.failure.empty()) row.failure = failures[at];
+        if (!ok[at] && row.failure.empty()) {
+          row.failure =
+              fmt::format("the trace is not finite at t = {}",
+                          t_rows[a].item<double>() + kGaussNodes[j] * h_rows[a].item<double>());
+        }
+      }
+    }
   }
 
   // Passes on the rows that reached the end or failed, and drops them from the batch.
@@ -570,6 +680,7 @@ class ContinuousSolve {
   const RowFeed& feed_;
   const RowSink& sink_;
   std::unique_ptr<RowStepper> stepper_;
+  bool gauss_;  // Gauss-Legendre quadrature of the trace; else the augmented state
   int64_t estimates_ = -1;
   bool exhausted_ = false;
   int64_t next_id_ = 0;

@@ -67,6 +67,25 @@ def test_continuous_scores_match_the_closed_form(fixtures, gaussian_data, tmp_pa
     assert r["tool"]["name"] == "flowlik" and r["wall_time_s"] > 0
 
 
+def test_gauss_legendre_quadrature_matches_the_closed_form(fixtures, gaussian_data, tmp_path):
+    # The state solved alone, the trace at three Gauss-Legendre points of each accepted step: the same
+    # closed form, named in the report's options.
+    path, x, mu, s = gaussian_data
+    report, per_sample = tmp_path / "r.json", tmp_path / "s.csv"
+    run_flowlik("score", fixtures / "gaussian.pt", "--data", path, "--dtype", "float64", "--rtol", "1e-9",
+                "--atol", "1e-9", "--quadrature", "gauss-legendre", "-o", report, "--per-sample", per_sample,
+                "-q")
+    got = np.array([float(r["log_likelihood"]) for r in read_csv(per_sample)])
+    np.testing.assert_allclose(got, gaussian_log_density(x, mu, s), atol=1e-6)
+    assert json.loads(report.read_text())["options"]["quadrature"] == "gauss-legendre"
+
+
+def test_gauss_legendre_quadrature_needs_dopri5(fixtures, gaussian_data):
+    code, msg = error_of("score", fixtures / "gaussian.pt", "--data", gaussian_data[0], "--solver", "tsit5",
+                         "--quadrature", "gauss-legendre")
+    assert code == 2 and "--quadrature: gauss-legendre needs the dopri5 solver (its dense output), not tsit5" in msg
+
+
 def test_discrete_data_carry_the_dequantization_offsets(fixtures, tmp_path):
     data = tmp_path / "levels.npy"
     np.save(data, np.random.default_rng(1).integers(0, 17, size=(10, 2, 3), dtype=np.uint8))
@@ -182,6 +201,7 @@ def test_levels_below_the_data_are_refused(fixtures, tmp_path):
     ("--trace", "skilling", "--trace: unknown trace estimator 'skilling' (valid: exact, hutchinson)"),
     ("--noise", "uniform", "--noise: unknown probe distribution 'uniform'"),
     ("--dtype", "float16", "--dtype: unknown dtype 'float16' (valid: float32, float64)"),
+    ("--quadrature", "simpson", "--quadrature: unknown quadrature 'simpson' (valid: augmented, gauss-legendre)"),
     ("--scale", "minmax", "--scale: unknown map 'minmax'"),
     ("--levels", "300", "--levels: must be in [2, 256]"),
     ("--rtol", "-1", "--rtol"),

@@ -355,6 +355,12 @@ COLORS = {"dopri5": "#1f77b4", "tsit5": "#2ca02c", "bosh3": "#ff7f0e", "rkf78": 
 DASHES = {"rms": "", "max": "7,3", "mixed": "2,2"}
 
 
+def _norm_order(norm):
+    """A table's order of norms: NORMS, each followed by its +gl (Gauss-Legendre quadrature) form."""
+    base, gauss, _ = norm.partition("+gl")
+    return 2 * (NORMS.index(base) if base in NORMS else len(NORMS)) + bool(gauss)
+
+
 def svg_plot(refs, rows, path):
     """Hand-written SVG (no plotting library in the environment): a panel per model (columns) and per timing
     (rows: the whole process, the scoring alone), mean |error| (x) against seconds per sample (y), both
@@ -577,7 +583,7 @@ def analyse(refs, rows, settings):
         md.append("| flow_matching dopri5 | " + " | ".join(
             f"{r['nfe']:.0f} / {1e3 * r['in_process_seconds_per_sample']:.3g}" for r in fm_rows) + " |")
         for name in sorted(rk["per_method"], key=lambda m: (".pt2" in m, SOLVERS.index(m.split()[-2]),
-                                                             NORMS.index(m.split()[-1]))):
+                                                             _norm_order(m.split()[-1]))):
             pm = rk["per_method"][name]
             md.append(f"| {name} | " + " | ".join(
                 "-" if p["nfe"]["flowlik"] is None else
@@ -797,12 +803,14 @@ def main():
                 "load_average_start": load_start, "load_average_end": os.getloadavg(),
                 "total_seconds": time.perf_counter() - t_start, "flowlik_builds": sorted(fl.builds),
                 "torch": torch.__version__, "repeats": args.repeats, "reference": args.reference}
-    text, ratios = analyse(refs, rows, settings)
-    print("\n" + text)
+    # The measurements first, so that a failure of the analysis loses none of them (--replot redoes it).
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"settings": settings, "references": refs, "rows": rows}
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    text, result["ratios"] = analyse(refs, rows, settings)
+    print("\n" + text)
     args.out.with_suffix(".md").write_text(text)
     svg_plot(refs, rows, args.out.with_suffix(".svg"))
-    result = {"settings": settings, "references": refs, "rows": rows, "ratios": ratios}
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
 
 

@@ -592,24 +592,23 @@ class ContinuousSolve {
       if (accept[i]) which.push_back(i);
     }
     const auto count = static_cast<int64_t>(which.size());
-    const auto index_cpu = torch::tensor(which, torch::kInt64);
-    const auto index = index_cpu.to(y_.device());
-    const auto t_rows = t0.index_select(0, index_cpu);
-    const auto h_rows = h.index_select(0, index_cpu);
-    std::vector<torch::Tensor> ys, ts, ps, ls;
+    const int64_t nodes = std::ssize(kGaussNodes);
+    const auto t_rows = select_rows(t0, which, 0);
+    const auto h_rows = select_rows(h, which, 0);
+    std::vector<torch::Tensor> ys, ts;
     for (const double node : kGaussNodes) {
       State x;
       stepper_->state_at(node, y_, g, y_new, x);
-      ys.push_back(x.index_select(0, index));
+      ys.push_back(select_rows(x, which, 0));
       ts.push_back(t_rows + node * h_rows);
-      if (probes_.defined()) ps.push_back(probes_.index_select(1, index));
-      if (labels_.defined()) ls.push_back(labels_.index_select(0, index));
     }
-    const int64_t nodes = std::ssize(kGaussNodes);
+    // Each row's probes and label, the same at its three points.
+    const auto probes = select_rows(probes_, which, 1);
+    const auto labels = select_rows(labels_, which, 0);
     std::vector<std::string> failures(static_cast<size_t>(nodes * count));
     const auto f = dynamics_(torch::cat(ys, 0), torch::cat(ts, 0),
-                             ps.empty() ? torch::Tensor() : torch::cat(ps, 1),
-                             ls.empty() ? torch::Tensor() : torch::cat(ls, 0), failures);
+                             probes.defined() ? probes.repeat({1, nodes, 1}) : probes,
+                             labels.defined() ? labels.repeat({nodes}) : labels, failures);
     const int64_t dim = field_.dim();
     const auto trace = f.narrow(1, dim, f.size(1) - dim);  // [3 count, K], node by node
     const auto step = h_rows.to(y_.options()).unsqueeze(1);
@@ -618,10 +617,8 @@ class ContinuousSolve {
       const auto term = (kGaussWeights[j] * step) * trace.narrow(0, j * count, count);
       change = j == 0 ? term : change + term;
     }
-    const auto rows = y_new.index_select(0, index);
-    y_new.index_copy_(
-        0, index,
-        torch::cat({rows.narrow(1, 0, dim), rows.narrow(1, dim, rows.size(1) - dim) + change}, 1));
+    y_new.narrow(1, dim, y_new.size(1) - dim)
+        .index_add_(0, torch::tensor(which, torch::kInt64).to(y_.device()), change);
     const auto finite = trace.isfinite().all(1).cpu();
     const auto* ok = finite.data_ptr<bool>();
     for (int64_t a = 0; a < count; ++a) {

@@ -6,8 +6,9 @@ import subprocess
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = pathlib.Path(os.environ.get("FLOWLIK_BIN", ROOT / "build" / "flowlik"))
-FIXTURES = pathlib.Path(os.environ.get("FLOWLIK_TEST_DATA_DIR", ROOT / "build" / "test_data"))
+# Absolute, as CTest passes them: some tests run the program from another working folder.
+BIN = pathlib.Path(os.environ.get("FLOWLIK_BIN", ROOT / "build" / "flowlik")).resolve()
+FIXTURES = pathlib.Path(os.environ.get("FLOWLIK_TEST_DATA_DIR", ROOT / "build" / "test_data")).resolve()
 
 
 def run_flowlik(*args, check=True, timeout=600):

@@ -2,7 +2,6 @@
 digits by train_unet.py, exported through from_torchcfm): it scores the digits' [N, 8, 8] images with its
 [1, 8, 8] contract, agrees per sample with an independent float64 reference (reference.py) on the eager
 model with the shipped weights, and models the digits better than the uniform baseline."""
-import hashlib
 import json
 import pathlib
 import sys
@@ -16,9 +15,7 @@ import reference
 DIGITS = ROOT / "examples" / "digits"
 sys.path.insert(0, str(DIGITS))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
-from pt2_cache import pt2_cache_dir  # noqa: E402
-
-CACHE = pt2_cache_dir()
+from pt2_cache import cached_values  # noqa: E402
 
 
 def eager_unet():
@@ -43,15 +40,9 @@ def test_the_unet_agrees_with_the_independent_reference(tmp_path):
     run_flowlik("score", DIGITS / "unet.pt2", "--data", tmp_path / "y.npy", "--trace", "exact", "--rtol",
                 "1e-6", "--atol", "1e-6", "--per-sample", tmp_path / "s.csv", "-q", "--threads", "1")
     got = np.array([float(r["log_likelihood"]) for r in read_per_sample(tmp_path / "s.csv")])
-    h = hashlib.sha256((DIGITS / "unet_weights.pt").read_bytes() + y.tobytes() + torch.__version__.encode())
-    cached = CACHE / "reference" / f"digits-unet-{h.hexdigest()[:24]}.json"
-    if cached.exists():
-        values = json.loads(cached.read_text())
-    else:
-        values = [reference.log_likelihood(module, manifest, torch.from_numpy(y[i]).reshape(1, 8, 8))
-                  for i in range(len(y))]
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(values))
+    parts = [(DIGITS / "unet_weights.pt").read_bytes(), y.tobytes(), torch.__version__.encode()]
+    values = cached_values("digits-unet", parts, lambda: [
+        reference.log_likelihood(module, manifest, torch.from_numpy(y[i]).reshape(1, 8, 8)) for i in range(len(y))])
     # float32 package at 1e-6 against float64 at 1e-8.
     assert np.abs(got - np.array(values)).max() <= 0.01, (got, values)
 

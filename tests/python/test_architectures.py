@@ -108,9 +108,9 @@ def score(case, out, tmp_path, model, *args):
 # Float32 packages and modules against the float64 reference at 1e-8: the float32 network and dopri5 at
 # flowlik's default 1e-5 leave a few 1e-3 nats; a wrong conversion, time direction, prior or trace shows as
 # nats. Hutchinson (Rademacher probes: the package's compiled 8, the TorchScript module's 4, which runs its
-# forward and VJP on each row repeated once per probe) within 5 of its own standard errors of the reference, plus that. The
-# TorchScript module's exact trace (a VJP per dimension by autograd, minutes per adaptive solve here) is
-# held to the package's on the same fixed steps instead, below.
+# forward and VJP on each row repeated once per probe) within 5 of its own standard errors of the
+# reference, plus that. The TorchScript module's exact trace (a VJP per dimension by autograd, minutes per
+# adaptive solve here) is held to the package's on the same fixed steps instead, below.
 @pytest.mark.parametrize("model, trace", [("model.pt2", "exact"), ("model.pt2", "hutchinson"),
                                           ("model.pt", "hutchinson")])
 def test_scores_agree_with_the_independent_reference(exported, tmp_path, model, trace):

@@ -8,7 +8,6 @@ process's user CPU seconds (one run each; nothing else should run on the machine
     .venv/bin/python bench/quadrature_architectures.py [--models diffusers_unet_epsilon,edm_denoiser]
 """
 import argparse
-import json
 import os
 import pathlib
 import subprocess
@@ -16,14 +15,13 @@ import sys
 import tempfile
 
 import numpy as np
-import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 import architectures  # noqa: E402
 from pt2_cache import pt2_cache_dir  # noqa: E402
-from test_architectures import SAMPLES, SHAPE, _reference_values  # noqa: E402
+from test_architectures import SAMPLES, SHAPE, _reference_values, scored_data  # noqa: E402
 from flowlik_export import export  # noqa: E402
 
 BIN = ROOT / "build" / "flowlik"
@@ -52,10 +50,7 @@ def main():
     print("|---|---|---|---|---|---|")
     for name in args.models.split(","):
         case = architectures.BUILDERS[name](shape=SHAPE)
-        # The architecture tests' data (test_architectures.exported): the same seed and scale.
-        g = torch.Generator().manual_seed(7)
-        x = torch.randn((SAMPLES, *SHAPE), generator=g) * (0.5 if case.contract.get("prior") == "standard" else 1.0)
-        labels = None if case.num_classes is None else torch.randint(0, case.num_classes, (SAMPLES,), generator=g)
+        x, labels = scored_data(case)
         if labels is not None:
             raise SystemExit(f"{name}: a class-conditional model; this benchmark passes no labels")
         expected = np.array(_reference_values(case, x.double(), labels))

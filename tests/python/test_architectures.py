@@ -56,13 +56,19 @@ def test_every_architecture_is_a_ctest_entry():
     assert set(SELECTED) <= set(architectures.BUILDERS), SELECTED
 
 
+def scored_data(case):
+    """(x [SAMPLES, *SHAPE], labels [SAMPLES] or None): the points these tests score, seeded."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn((SAMPLES, *SHAPE), generator=g) * (0.5 if case.contract.get("prior") == "standard" else 1.0)
+    labels = None if case.num_classes is None else torch.randint(0, case.num_classes, (SAMPLES,), generator=g)
+    return x, labels
+
+
 @pytest.fixture(scope="module", params=SELECTED)
 def exported(request, tmp_path_factory):
     case = architectures.BUILDERS[request.param](shape=SHAPE)
     out = tmp_path_factory.mktemp(case.name)
-    g = torch.Generator().manual_seed(7)
-    x = torch.randn((SAMPLES, *SHAPE), generator=g) * (0.5 if case.contract.get("prior") == "standard" else 1.0)
-    labels = None if case.num_classes is None else torch.randint(0, case.num_classes, (SAMPLES,), generator=g)
+    x, labels = scored_data(case)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # The functions these tests call: the velocity, and the VJP for 8 probes (Hutchinson's 8 and the

@@ -16,6 +16,7 @@
 
 namespace flowlik {
 
+// Per sample, as in a run of many: timed on the field's rows_per_call rows and divided by them.
 struct ModelCost {
   double velocity_ms = NAN;         // one velocity evaluation of one sample
   double hutchinson_ms = NAN;       // one evaluation with one probe (a vector-Jacobian product)

@@ -88,7 +88,7 @@ Generated sample(const Model& model, int64_t count, const ScoreOptions& options,
                  const SampleSink& on_sample, const torch::Tensor& labels) {
   if (count < 1) throw InvalidArgument("count", fmt::format("must be at least 1, got {}", count));
   const auto setup = make_score_setup(options);
-  const auto field = bound_for_sampling(*state_of(model).field);
+  const auto field = bound_for_sampling(*state_of(model).field, count);
   std::vector<int64_t> indices(static_cast<size_t>(count));
   std::iota(indices.begin(), indices.end(), 0);
   std::vector<int64_t> shape = {count};

@@ -34,6 +34,7 @@ InspectReport inspect(const Model& model, const std::optional<std::vector<int64_
   report.t_prior = contract.t_prior();
   report.dim = field.dim();
   report.device = to_string(state.options.device);
+  report.blocks = field.blocks();
 
   // Smoke run: a batch of prior samples through the velocity at mid-path, drawn from a generator
   // of its own (the process's global one, a library caller's, is left alone).
@@ -68,6 +69,7 @@ nlohmann::json to_json(const InspectReport& r) {
       {"model", r.path},
       {"format", r.format},
       {"parameters", {{"count", r.parameters}, {"dtype", r.parameter_dtype}}},
+      {"rows_per_call", r.blocks},
       {"contract", r.contract},
       {"smoke",
        {{"input_shape", r.smoke_input_shape},
@@ -103,11 +105,28 @@ nlohmann::json to_json(const InspectReport& r) {
   };
 }
 
+namespace {
+
+// "16; runs of at most 4 rows: 2": the block a run takes (run_block), for the console.
+std::string describe_blocks(const std::vector<int64_t>& blocks) {
+  if (blocks.empty()) return "?";
+  const auto large = blocks.front();
+  std::vector<int64_t> small;
+  for (size_t i = 1; i < blocks.size(); ++i) {
+    if (4 * blocks[i] <= large || i + 1 == blocks.size()) small.push_back(blocks[i]);
+  }
+  if (small.empty()) return std::to_string(large);
+  return fmt::format("{}; runs of at most {} rows: {}", large, large / 4, fmt::join(small, ", "));
+}
+
+}  // namespace
+
 std::string describe(const InspectReport& r) {
   const auto& c = r.cost;
   std::string text;
   text += fmt::format("{} ({})\n", r.path, r.format);
   text += fmt::format("  parameters        {} ({})\n", r.parameters, r.parameter_dtype);
+  text += fmt::format("  rows per call     {}\n", describe_blocks(r.blocks));
   text += fmt::format("  contract          field = value  [source]\n");
   for (const char* key : {"signature", "time_input", "time", "parameterization", "schedule",
                           "time_range", "prior", "shape", "data", "conditioning"}) {

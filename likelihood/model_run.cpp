@@ -217,6 +217,8 @@ BoundModel bind_model(const Model& model, const ScoreOptions& options, const Dat
   // of a Model and by every run, and is not changed (the network inside is shared, not copied).
   auto bound = std::make_shared<VelocityField>(*field);
   bound->bind_shape(data.sample_shape);
+  // The rows of the whole data (every shard of it alike), each dequantization draw a row.
+  bound->fit_rows_per_call(data.size * std::max<int64_t>(preprocessing->draws, 1));
   return {model, std::move(bound), std::move(preprocessing)};
 }
 
@@ -269,6 +271,7 @@ nlohmann::json options_json(const ScoreSetup& setup, const BoundModel& model, in
       {"dtype", to_string(model.model.options().dtype)},
       {"device", to_string(model.model.options().device)},
       {"batch_size", setup.options.batch_size},
+      {"rows_per_call", model.field->rows_per_call()},
       {"threads", threads},
       {"max_nfe", solver.max_nfe},
       {"flow_time_range", {contract.t_prior(), contract.t_data()}},

@@ -345,7 +345,7 @@ ScoreSetup fit_exact_rows(const ScoreSetup& setup, std::span<const VelocityField
 }
 
 nlohmann::json result_options(nlohmann::json options) {
-  for (const char* key : {"batch_size", "threads", "max_rows"}) options.erase(key);
+  for (const char* key : {"batch_size", "threads", "max_rows", "rows_per_call"}) options.erase(key);
   return options;
 }
 

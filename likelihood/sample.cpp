@@ -92,7 +92,7 @@ std::vector<RowSolution> solve_all(const VelocityField& field, const TraceEstima
 
 }  // namespace
 
-VelocityField bound_for_sampling(const VelocityField& field) {
+VelocityField bound_for_sampling(const VelocityField& field, int64_t count) {
   const auto& shape = field.contract().shape;
   if (!shape) {
     throw ModelError(
@@ -102,6 +102,7 @@ VelocityField bound_for_sampling(const VelocityField& field) {
   }
   VelocityField bound = field;
   bound.bind_shape(*shape);
+  bound.fit_rows_per_call(count);
   return bound;
 }
 

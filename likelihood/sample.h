@@ -23,9 +23,10 @@ namespace flowlik {
 // status) and its point x1 [D] float64 at the data end (undefined when the solve failed).
 using GeneratedSink = std::function<void(const SampleResult&, const torch::Tensor& x1)>;
 
-// A copy of `field` bound to the shape of one sample its manifest declares, ready to generate.
-// Throws ModelError naming the file when the manifest declares no shape.
-VelocityField bound_for_sampling(const VelocityField& field);
+// A copy of `field` bound to the shape of one sample its manifest declares, ready to generate
+// `count` samples (the calls' rows chosen for that many: VelocityField::fit_rows_per_call). Throws
+// ModelError naming the file when the manifest declares no shape.
+VelocityField bound_for_sampling(const VelocityField& field, int64_t count);
 
 // Draws x0 ~ p0 for each index (the prior's normal, keyed by (seed, index): the same point in any
 // batch or shard), integrates [x, l] forward to the data end with the solver of `spec`, and passes

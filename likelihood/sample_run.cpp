@@ -18,7 +18,7 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
   const auto& state = detail::ModelAccess::state(model);
   auto setup = make_score_setup(options.score);
   const auto& contract = state.field->contract();
-  const auto field = std::make_shared<VelocityField>(bound_for_sampling(*state.field));
+  const auto field = std::make_shared<VelocityField>(bound_for_sampling(*state.field, count));
   // The map from the model's space back to the data's levels, if the options or manifest give one.
   const auto map = resolve_data_map(options.score.data, contract);
   if (options.data_levels && !map) {

@@ -185,6 +185,63 @@ TEST(AotiNetworkTest, AgreesWithTheTorchScriptExportOfTheSameNetwork) {
   }
 }
 
+// The block a run calls with (run_block): the largest, unless the run has at most a quarter of its
+// rows; then the largest it fills more than half of, else the smallest.
+TEST(AotiNetworkTest, ARunTakesTheLargestBlockUnlessItCannotFillAQuarterOfIt) {
+  const std::vector<int64_t> two{32, 2};
+  EXPECT_EQ(run_block(two, 1000), 32);
+  EXPECT_EQ(run_block(two, 9), 32);
+  EXPECT_EQ(run_block(two, 8), 2);
+  EXPECT_EQ(run_block(two, 1), 2);
+  const std::vector<int64_t> one{16};
+  EXPECT_EQ(run_block(one, 1), 16);
+  const std::vector<int64_t> any{32, 16, 8, 4, 2, 1};  // a network that takes any number of rows
+  EXPECT_EQ(run_block(any, 9), 32);
+  EXPECT_EQ(run_block(any, 8), 8);
+  EXPECT_EQ(run_block(any, 5), 8);
+  EXPECT_EQ(run_block(any, 3), 4);
+  EXPECT_EQ(run_block(any, 1), 1);
+  const std::vector<int64_t> wide{16, 8};  // no block the run fills more than half of
+  EXPECT_EQ(run_block(wide, 1), 8);
+}
+
+// A package with a second block (gaussian_blocks.pt2: 32 and 2 rows): a field fitted to a small run
+// calls the small block's functions, whose numbers are the closed form's, and a row's are the same
+// to the bit whatever rows share its calls.
+TEST(AotiNetworkTest, ASmallRunCallsThePackagesSmallBlock) {
+  const auto p = test::load_mixture_params("gaussian");
+  const auto field = load_bound("gaussian_blocks.pt2", p.shape);
+  EXPECT_EQ(field.blocks(), (std::vector<int64_t>{32, 2}));
+  EXPECT_EQ(field.rows_per_call(), 32);
+  auto small = field;
+  small.fit_rows_per_call(3);
+  EXPECT_EQ(small.rows_per_call(), 2);
+  EXPECT_EQ(field.rows_per_call(), 32) << "the copy fitted alone";
+  auto large = field;
+  large.fit_rows_per_call(9);
+  EXPECT_EQ(large.rows_per_call(), 32);
+  const auto x = points(5, p.dim());
+  const double t = 0.37;
+  const auto exact = ExactTrace(1 << 14).evaluate(small, x, t, {}, {});
+  for (int64_t b = 0; b < 5; ++b) {
+    const auto row = x[b].contiguous();
+    const auto expected =
+        test::mixture_field(p, t, std::span<const double>(row.data_ptr<double>(), p.dim()));
+    EXPECT_NEAR(exact.trace[b][0].item<double>(), expected.divergence, 1e-10);
+    for (int64_t d = 0; d < p.dim(); ++d)
+      EXPECT_NEAR(exact.velocity[b][d].item<double>(), expected.velocity[d], 1e-10);
+  }
+  const HutchinsonTrace gaussian(ProbeNoise::kGaussian, 3, 5);
+  const std::vector<int64_t> samples{0, 1, 2, 3, 4};
+  const auto probes = gaussian.draw_probes(samples, p.dim(), torch::kFloat64);
+  const auto all = gaussian.evaluate(small, x, t, probes, {});
+  const auto part = gaussian.evaluate(small, x.narrow(0, 0, 3), t, probes.narrow(1, 0, 3), {});
+  EXPECT_TRUE(torch::equal(all.trace.narrow(0, 0, 3), part.trace));
+  EXPECT_TRUE(torch::equal(all.velocity.narrow(0, 0, 3), part.velocity));
+  const auto big = gaussian.evaluate(large, x, t, probes, {});
+  EXPECT_TRUE(torch::allclose(big.trace, all.trace, 0, 1e-12));
+}
+
 TEST(AotiNetworkTest, IntegratesToTheExactLogDensity) {
   const auto p = test::load_mixture_params("gaussian");
   const auto field = load_bound("gaussian_velocity.pt2", p.shape);

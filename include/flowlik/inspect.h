@@ -28,6 +28,9 @@ struct InspectReport {
   double t_prior = 1.0;
   int64_t dim = 0;  // values per sample of the inspected shape
   std::string device;
+  // The rows of each network call, largest first: a run uses the first, or one of the others when
+  // it has at most a quarter of its rows (docs/reproducibility.md).
+  std::vector<int64_t> blocks;
 
   // Smoke run: a batch of prior samples through the velocity at mid-path.
   std::vector<int64_t> smoke_input_shape;

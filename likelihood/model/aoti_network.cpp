@@ -152,6 +152,22 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
         fmt::format("{}: package metadata flowlik.block '{}' is not a row count from 1 to {}",
                     path_, metadata_value(info_, "flowlik.block").substr(0, 40), kMaxCompiledSize));
   }
+  // flowlik.blocks: every block, the largest (flowlik.block) first; absent before it existed.
+  std::vector<int64_t> block_sizes = {*block};
+  if (const auto listed = metadata_value(info_, "flowlik.blocks"); !listed.empty()) {
+    block_sizes.clear();
+    for (const auto& text : split_on_commas(listed)) {
+      const auto b = parse_int64(text);
+      if (!b || *b < 1 || *b > kMaxCompiledSize ||
+          (block_sizes.empty() ? *b != *block : *b >= block_sizes.back())) {
+        throw ModelError(fmt::format(
+            "{}: package metadata flowlik.blocks '{}' is not a list of row counts from 1 to {}, "
+            "decreasing from flowlik.block ({})",
+            path_, listed.substr(0, 40), kMaxCompiledSize, *block));
+      }
+      block_sizes.push_back(*b);
+    }
+  }
   std::vector<int64_t> probe_counts;
   for (const auto& text : split_on_commas(metadata_value(info_, "flowlik.probes"))) {
     const auto k = parse_int64(text);
@@ -170,7 +186,8 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
   probe_counts.erase(std::unique(probe_counts.begin(), probe_counts.end()), probe_counts.end());
   std::vector<std::string> dtypes;
   for (const auto& m : info_.models) {
-    if (m.starts_with("velocity_")) dtypes.push_back(m.substr(9));
+    // velocity_<dtype>; velocity_b<rows>_<dtype> is another block's.
+    if (m.starts_with("velocity_") && !m.starts_with("velocity_b")) dtypes.push_back(m.substr(9));
   }
   if (std::find(dtypes.begin(), dtypes.end(), dtype) == dtypes.end()) {
     throw ModelError(
@@ -234,9 +251,14 @@ void AotiPackageNetwork::prepare(const CallSpec& call, torch::TensorOptions opti
                             built_with, TORCH_VERSION, TORCH_VERSION)));
     }
   };
-  velocity_ = load("velocity");
-  for (const auto k : probe_counts) vjps_.push_back({k, load(fmt::format("vjp_k{}", k))});
-  block_ = *block;
+  for (const auto rows : block_sizes) {
+    // The first block's functions carry no block in their names.
+    const auto suffix = rows == *block ? std::string() : fmt::format("_b{}", rows);
+    Block compiled{rows, load("velocity" + suffix), {}};
+    for (const auto k : probe_counts)
+      compiled.vjps.push_back({k, load(fmt::format("vjp_k{}{}", k, suffix))});
+    blocks_.push_back(std::move(compiled));
+  }
   // A CPU function is a shared library, mapped once loaded: its files are no longer needed.
   if (!options.device().is_cuda()) folder_.reset();
 }
@@ -268,17 +290,32 @@ torch::Tensor piece(const torch::Tensor& value, int64_t dim, int64_t first, int6
 
 }  // namespace
 
-std::vector<std::pair<int64_t, size_t>> AotiPackageNetwork::plan(int64_t count) const {
+std::vector<int64_t> AotiPackageNetwork::blocks() const {
+  std::vector<int64_t> rows;
+  for (const auto& b : blocks_) rows.push_back(b.rows);
+  return rows;
+}
+
+AotiPackageNetwork::Block& AotiPackageNetwork::compiled(int64_t rows) const {
+  for (auto& b : blocks_) {
+    if (b.rows == rows) return b;
+  }
+  throw std::logic_error(
+      fmt::format("{}: no function compiled for {} rows (blocks: {})", path_, rows, blocks()));
+}
+
+std::vector<std::pair<int64_t, size_t>> AotiPackageNetwork::plan(const std::vector<Vjp>& vjps,
+                                                                 int64_t count) {
   std::vector<std::pair<int64_t, size_t>> calls;
   while (count > 0) {
-    size_t which = vjps_.size() - 1;
-    for (size_t i = 0; i < vjps_.size(); ++i) {
-      if (vjps_[i].probes >= count) {
+    size_t which = vjps.size() - 1;
+    for (size_t i = 0; i < vjps.size(); ++i) {
+      if (vjps[i].probes >= count) {
         which = i;
         break;
       }
     }
-    const int64_t n = std::min(count, vjps_[which].probes);
+    const int64_t n = std::min(count, vjps[which].probes);
     calls.emplace_back(n, which);
     count -= n;
   }
@@ -286,13 +323,13 @@ std::vector<std::pair<int64_t, size_t>> AotiPackageNetwork::plan(int64_t count) 
 }
 
 std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::block_vjp(
-    const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
+    Block& block, const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
     const torch::Tensor& labels) const {
   torch::Tensor out;
   std::vector<torch::Tensor> products;
   int64_t first = 0;
-  for (const auto& [count, which] : plan(probes.size(0))) {
-    const auto& vjp = vjps_[which];
+  for (const auto& [count, which] : plan(block.vjps, probes.size(0))) {
+    const auto& vjp = block.vjps[which];
     const auto zero = torch::zeros({1, x.size(0), x.size(1)}, probes.options());
     auto result = run(*vjp.loader, {x, t, piece(probes, 0, first, vjp.probes, zero)}, labels);
     if (!out.defined()) out = result.at(0);
@@ -303,18 +340,19 @@ std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::block_vjp(
 }
 
 torch::Tensor AotiPackageNetwork::output(const torch::Tensor& x, const torch::Tensor& t,
-                                         const torch::Tensor& labels,
-                                         c10::IntArrayRef shape) const {
+                                         const torch::Tensor& labels, c10::IntArrayRef shape,
+                                         int64_t block) const {
   // The compiled functions take x flattened, for the per-sample shape they were exported with
   // (checked by VelocityField::bind_shape through this call).
   if (x.size(1) != c10::multiply_integers(shape)) {
     throw DataError(fmt::format("{}: input has {} values per sample, its shape [{}] has {}", path_,
                                 x.size(1), fmt::join(shape, ", "), c10::multiply_integers(shape)));
   }
+  auto& functions = compiled(block);
   std::vector<torch::Tensor> outs;
-  for (int64_t first = 0; first < x.size(0); first += block_) {
-    outs.push_back(run(*velocity_, {piece(x, 0, first, block_), piece(t, 0, first, block_)},
-                       piece(labels, 0, first, block_))
+  for (int64_t first = 0; first < x.size(0); first += block) {
+    outs.push_back(run(*functions.velocity, {piece(x, 0, first, block), piece(t, 0, first, block)},
+                       piece(labels, 0, first, block))
                        .at(0));
   }
   return torch::cat(outs, 0).narrow(0, 0, x.size(0));
@@ -322,11 +360,12 @@ torch::Tensor AotiPackageNetwork::output(const torch::Tensor& x, const torch::Te
 
 std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::output_and_vjp(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
-    const torch::Tensor& labels, c10::IntArrayRef shape) const {
+    const torch::Tensor& labels, c10::IntArrayRef shape, int64_t block) const {
+  auto& functions = compiled(block);
   std::vector<torch::Tensor> outs, products;
-  for (int64_t first = 0; first < x.size(0); first += block_) {
-    auto [out, vjp] = block_vjp(piece(x, 0, first, block_), piece(t, 0, first, block_),
-                                piece(probes, 1, first, block_), piece(labels, 0, first, block_));
+  for (int64_t first = 0; first < x.size(0); first += block) {
+    auto [out, vjp] = block_vjp(functions, piece(x, 0, first, block), piece(t, 0, first, block),
+                                piece(probes, 1, first, block), piece(labels, 0, first, block));
     outs.push_back(out);
     products.push_back(vjp);
   }
@@ -336,19 +375,20 @@ std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::output_and_vjp(
 
 std::pair<torch::Tensor, torch::Tensor> AotiPackageNetwork::output_and_diagonal(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-    const torch::Tensor& labels, c10::IntArrayRef shape) const {
+    const torch::Tensor& labels, c10::IntArrayRef shape, int64_t block) const {
   // d out_i / d x_i is the VJP against e_i read at i: read, not summed against e_i, so that an
   // infinite entry elsewhere in the row cannot make it nan.
   const int64_t rows = x.size(0);
   const int64_t dim = x.size(1);
   const int64_t count = idx.size(0);
   const auto onehot = torch::one_hot(idx, dim).to(x.dtype());  // [C, D]
+  auto& functions = compiled(block);
   std::vector<torch::Tensor> outs, diagonals;
-  for (int64_t first = 0; first < rows; first += block_) {
-    const auto probes = onehot.unsqueeze(1).expand({count, block_, dim});
-    auto [out, vjp] = block_vjp(piece(x, 0, first, block_), piece(t, 0, first, block_), probes,
-                                piece(labels, 0, first, block_));
-    const auto at = idx.view({count, 1, 1}).expand({count, block_, 1});
+  for (int64_t first = 0; first < rows; first += block) {
+    const auto probes = onehot.unsqueeze(1).expand({count, block, dim});
+    auto [out, vjp] = block_vjp(functions, piece(x, 0, first, block), piece(t, 0, first, block),
+                                probes, piece(labels, 0, first, block));
+    const auto at = idx.view({count, 1, 1}).expand({count, block, 1});
     outs.push_back(out);
     diagonals.push_back(vjp.gather(2, at).squeeze(2).t());  // [B, C]
   }

@@ -5,8 +5,10 @@
 //   vjp_k<K>_<d>(x, t, probes [K, B, D]) -> (out, vjp [K, B, D])     one per compiled K
 // (a conditional model takes labels y [B] last in each), and metadata: flowlik.json (the manifest),
 // flowlik.format ("2"), flowlik.dtype, flowlik.device, flowlik.functions, flowlik.block (B),
-// flowlik.probes (the K), flowlik.torch_version. Any call is split into these sizes: rows in blocks
-// of B (the last padded with its last row), probes in groups of a compiled K (the last padded with
+// flowlik.probes (the K), flowlik.torch_version; and, where the package has smaller blocks b for
+// small runs, flowlik.blocks ("B,b") and the same functions named velocity_b<b>_<d> and
+// vjp_k<K>_b<b>_<d>. Any call is split into these sizes: rows in blocks of the size the caller
+// chose (the last padded with its last row), probes in groups of a compiled K (the last padded with
 // zero probes), and the Jacobian's diagonal as the VJP against one-hot probes, read at their index.
 #pragma once
 
@@ -48,16 +50,14 @@ class AotiPackageNetwork final : public Network {
   std::string format() const override { return "aoti-package"; }
   void prepare(const CallSpec& call, torch::TensorOptions options) override;
   torch::Tensor output(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels,
-                       c10::IntArrayRef shape) const override;
-  std::pair<torch::Tensor, torch::Tensor> output_and_vjp(const torch::Tensor& x,
-                                                         const torch::Tensor& t,
-                                                         const torch::Tensor& probes,
-                                                         const torch::Tensor& labels,
-                                                         c10::IntArrayRef shape) const override;
+                       c10::IntArrayRef shape, int64_t block) const override;
+  std::pair<torch::Tensor, torch::Tensor> output_and_vjp(
+      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
+      const torch::Tensor& labels, c10::IntArrayRef shape, int64_t block) const override;
   std::pair<torch::Tensor, torch::Tensor> output_and_diagonal(
       const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-      const torch::Tensor& labels, c10::IntArrayRef shape) const override;
-  int64_t rows_per_call() const override { return block_; }
+      const torch::Tensor& labels, c10::IntArrayRef shape, int64_t block) const override;
+  std::vector<int64_t> blocks() const override;
   int64_t parameter_count() const override { return parameter_count_; }
   std::string parameter_dtype() const override { return parameter_dtype_; }
 
@@ -67,14 +67,23 @@ class AotiPackageNetwork final : public Network {
     int64_t probes = 0;
     std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader;
   };
+  // The functions compiled for one block of rows.
+  struct Block {
+    int64_t rows = 0;
+    std::unique_ptr<torch::inductor::AOTIModelPackageLoader> velocity;
+    std::vector<Vjp> vjps;  // by increasing K
+  };
+  // The functions for `rows` rows per call; std::logic_error when the package has no such block.
+  Block& compiled(int64_t rows) const;
   std::vector<torch::Tensor> run(torch::inductor::AOTIModelPackageLoader& loader,
                                  std::vector<torch::Tensor> inputs,
                                  const torch::Tensor& labels) const;
-  // Splits `count` products into calls: (products in the call, index in vjps_) of the smallest
+  // Splits `count` products into calls: (products in the call, index in vjps) of the smallest
   // compiled K that takes what remains, else the largest.
-  std::vector<std::pair<int64_t, size_t>> plan(int64_t count) const;
+  static std::vector<std::pair<int64_t, size_t>> plan(const std::vector<Vjp>& vjps, int64_t count);
   // out [B, D] and the VJPs [K, B, D] of one block of B rows, in calls of compiled sizes.
-  std::pair<torch::Tensor, torch::Tensor> block_vjp(const torch::Tensor& x, const torch::Tensor& t,
+  std::pair<torch::Tensor, torch::Tensor> block_vjp(Block& block, const torch::Tensor& x,
+                                                    const torch::Tensor& t,
                                                     const torch::Tensor& probes,
                                                     const torch::Tensor& labels) const;
 
@@ -87,10 +96,9 @@ class AotiPackageNetwork final : public Network {
   // The extracted functions: removed once they are loaded on the CPU; a CUDA run's loaders read
   // their kernels from it while they run, so it is kept until the network is destroyed.
   std::unique_ptr<PackageFolder> folder_;
-  // run() is not const in the loader's API although a run changes nothing we keep.
-  mutable std::unique_ptr<torch::inductor::AOTIModelPackageLoader> velocity_;
-  mutable std::vector<Vjp> vjps_;  // by increasing K
-  int64_t block_ = 0;              // flowlik.block
+  // flowlik.blocks (flowlik.block alone in a package from before it), largest first. run() is not
+  // const in the loader's API although a run changes nothing we keep.
+  mutable std::vector<Block> blocks_;
 };
 
 }  // namespace flowlik

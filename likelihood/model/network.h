@@ -40,25 +40,27 @@ class Network {
 
   // x: [B, D] flattened samples of per-sample `shape` (x is reshaped to [B, *shape] for the call);
   // t: [B] model time (all equal for a scalar-time model); labels: [B] int64 for a conditional
-  // model, else undefined. All return tensors are detached. out: [B, D].
+  // model, else undefined; block: the rows of each call the network makes, one of blocks() (B rows
+  // are computed in calls of `block` rows, the last padded), ignored by a network that takes any
+  // number. All return tensors are detached. out: [B, D].
   virtual torch::Tensor output(const torch::Tensor& x, const torch::Tensor& t,
-                               const torch::Tensor& labels, c10::IntArrayRef shape) const = 0;
+                               const torch::Tensor& labels, c10::IntArrayRef shape,
+                               int64_t block) const = 0;
   // out: [B, D] and u_k^T (d out / dx) per sample for probes u: [K, B, D], as [K, B, D].
-  virtual std::pair<torch::Tensor, torch::Tensor> output_and_vjp(const torch::Tensor& x,
-                                                                 const torch::Tensor& t,
-                                                                 const torch::Tensor& probes,
-                                                                 const torch::Tensor& labels,
-                                                                 c10::IntArrayRef shape) const = 0;
+  virtual std::pair<torch::Tensor, torch::Tensor> output_and_vjp(
+      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
+      const torch::Tensor& labels, c10::IntArrayRef shape, int64_t block) const = 0;
   // out: [B, D] and the Jacobian's diagonal entries d out_i / d x_i for i in idx: [C] (int64), as
   // [B, C].
   virtual std::pair<torch::Tensor, torch::Tensor> output_and_diagonal(
       const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-      const torch::Tensor& labels, c10::IntArrayRef shape) const = 0;
+      const torch::Tensor& labels, c10::IntArrayRef shape, int64_t block) const = 0;
 
-  // The number of rows every call computes, whatever the rows asked for (a package compiled for
-  // static sizes: python/flowlik_export/pt2.py), so that a row's value does not depend on the rows
-  // beside it; 0 when the network takes any number. The solver makes its blocks this size.
-  virtual int64_t rows_per_call() const { return 0; }
+  // The numbers of rows a call can compute, largest first (a package compiled for static sizes:
+  // python/flowlik_export/pt2.py); empty when the network takes any number. A run calls with one of
+  // them throughout (VelocityField::rows_per_call), so that a row's value does not depend on the
+  // rows beside it.
+  virtual std::vector<int64_t> blocks() const { return {}; }
   virtual int64_t parameter_count() const = 0;  // -1 when the format does not say
   virtual std::string parameter_dtype() const = 0;
 };

@@ -90,15 +90,15 @@ torch::Tensor TorchScriptNetwork::call(const torch::Tensor& x, const torch::Tens
 }
 
 torch::Tensor TorchScriptNetwork::output(const torch::Tensor& x, const torch::Tensor& t,
-                                         const torch::Tensor& labels,
-                                         c10::IntArrayRef shape) const {
+                                         const torch::Tensor& labels, c10::IntArrayRef shape,
+                                         int64_t /*block*/) const {
   torch::NoGradGuard no_grad;
   return call(x, t, labels, shape);
 }
 
 std::pair<torch::Tensor, torch::Tensor> TorchScriptNetwork::output_and_vjp(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
-    const torch::Tensor& labels, c10::IntArrayRef shape) const {
+    const torch::Tensor& labels, c10::IntArrayRef shape, int64_t /*block*/) const {
   const int64_t probe_count = probes.size(0);
   const int64_t batch = x.size(0);
   const int64_t dim = x.size(1);
@@ -113,7 +113,7 @@ std::pair<torch::Tensor, torch::Tensor> TorchScriptNetwork::output_and_vjp(
 
 std::pair<torch::Tensor, torch::Tensor> TorchScriptNetwork::output_and_diagonal(
     const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-    const torch::Tensor& labels, c10::IntArrayRef shape) const {
+    const torch::Tensor& labels, c10::IntArrayRef shape, int64_t /*block*/) const {
   const int64_t batch = x.size(0);
   const int64_t count = idx.size(0);
   const int64_t dim = x.size(1);

@@ -15,16 +15,15 @@ class TorchScriptNetwork final : public Network {
 
   std::string format() const override { return "torchscript"; }
   void prepare(const CallSpec& call, torch::TensorOptions options) override;
+  // Any number of rows in one call: `block` is not used.
   torch::Tensor output(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels,
-                       c10::IntArrayRef shape) const override;
-  std::pair<torch::Tensor, torch::Tensor> output_and_vjp(const torch::Tensor& x,
-                                                         const torch::Tensor& t,
-                                                         const torch::Tensor& probes,
-                                                         const torch::Tensor& labels,
-                                                         c10::IntArrayRef shape) const override;
+                       c10::IntArrayRef shape, int64_t block) const override;
+  std::pair<torch::Tensor, torch::Tensor> output_and_vjp(
+      const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& probes,
+      const torch::Tensor& labels, c10::IntArrayRef shape, int64_t block) const override;
   std::pair<torch::Tensor, torch::Tensor> output_and_diagonal(
       const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& idx,
-      const torch::Tensor& labels, c10::IntArrayRef shape) const override;
+      const torch::Tensor& labels, c10::IntArrayRef shape, int64_t block) const override;
   int64_t parameter_count() const override { return parameter_count_; }
   std::string parameter_dtype() const override { return parameter_dtype_; }
 

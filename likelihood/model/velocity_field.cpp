@@ -213,6 +213,29 @@ std::vector<int64_t> without_ones(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+std::vector<int64_t> VelocityField::blocks() const {
+  auto compiled = network_->blocks();
+  if (!compiled.empty()) return compiled;
+  constexpr int64_t kValuesPerCall = 8192;
+  constexpr int64_t kMaxBlock = 32;
+  int64_t block = 1;
+  while (block < kMaxBlock && block * dim_ < kValuesPerCall) block *= 2;
+  std::vector<int64_t> any;
+  for (; block >= 1; block /= 2) any.push_back(block);
+  return any;
+}
+
+void VelocityField::fit_rows_per_call(int64_t rows) { rows_per_call_ = run_block(blocks(), rows); }
+
+int64_t run_block(const std::vector<int64_t>& blocks, int64_t rows) {
+  if (blocks.empty()) throw std::logic_error("run_block: no blocks");
+  if (4 * rows > blocks.front()) return blocks.front();
+  for (const auto block : blocks) {
+    if (2 * rows > block) return block;
+  }
+  return blocks.back();
+}
+
 void VelocityField::bind_shape(const std::vector<int64_t>& data_shape) {
   // Data of the declared shape up to dimensions of size 1 (grey images [N, 8, 8] for a model of one
   // channel [1, 8, 8]) are given to the model in its own shape.
@@ -234,7 +257,7 @@ void VelocityField::bind_shape(const std::vector<int64_t>& data_shape) {
                             ? torch::zeros({kProbeBatch}, options_.dtype(torch::kInt64))
                             : torch::Tensor();
     network_->output(x, model_time(x, torch::full({kProbeBatch}, 0.5, torch::kFloat64)), labels,
-                     shape_);
+                     shape_, rows_per_call());
   } catch (const ModelError&) {
     shape_.clear();
     throw;
@@ -355,8 +378,8 @@ torch::Tensor VelocityField::evaluate(const torch::Tensor& x, const torch::Tenso
   const auto f = affine_velocity(t, x);
   const auto out = call_by_time(t, {0}, [&](const torch::Tensor& rows) {
     const auto xr = rows_of(x, rows);
-    return std::vector<torch::Tensor>{
-        network_->output(xr, model_time(xr, rows_of(t, rows)), rows_of(labels, rows), shape_)};
+    return std::vector<torch::Tensor>{network_->output(
+        xr, model_time(xr, rows_of(t, rows)), rows_of(labels, rows), shape_, rows_per_call())};
   })[0];
   return f.a_is_zero ? f.b * out : f.a * x.detach() + f.b * out;
 }
@@ -369,7 +392,7 @@ std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_vjp(
     const auto xr = rows_of(x, rows);
     auto [out, vjp] =
         network_->output_and_vjp(xr, model_time(xr, rows_of(t, rows)), rows_of(probes, rows, 1),
-                                 rows_of(labels, rows), shape_);
+                                 rows_of(labels, rows), shape_, rows_per_call());
     return std::vector<torch::Tensor>{out, vjp};
   });
   const auto& out = parts[0];  // [B, D]
@@ -384,8 +407,8 @@ std::pair<torch::Tensor, torch::Tensor> VelocityField::velocity_and_diagonal(
   const auto f = affine_velocity(t, x);
   const auto parts = call_by_time(t, {0, 0}, [&](const torch::Tensor& rows) {
     const auto xr = rows_of(x, rows);
-    auto [out, diagonal] = network_->output_and_diagonal(xr, model_time(xr, rows_of(t, rows)), idx,
-                                                         rows_of(labels, rows), shape_);
+    auto [out, diagonal] = network_->output_and_diagonal(
+        xr, model_time(xr, rows_of(t, rows)), idx, rows_of(labels, rows), shape_, rows_per_call());
     return std::vector<torch::Tensor>{out, diagonal};
   });
   const auto& out = parts[0];       // [B, D]

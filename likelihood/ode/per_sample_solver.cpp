@@ -29,13 +29,14 @@ using Algebra = odeint::vector_space_algebra;
 // Measured on the digits MLP in float32: MKL's sgemm on an AVX2 CPU for 1 to 3 rows against 4 or
 // more; on an AVX-512 CPU 4 rows against 8 (so the earlier padding to a multiple of 4 did not
 // suffice; nor does padding to a multiple of 8: 8, 16 and 24 rows all round differently). The block
-// depends on the model alone, never on the batch: the power of two from 1 to 32 rows that makes
-// about 8192 values per call. Small models get blocks of 32 (the digits, the 2-D mixture: with
-// blocks of 8, calls cost the mixture 2.5x and the digits 7% of their time); large ones small
-// blocks (3x32x32: 4 rows; 3x64x64: 1). The batch is rounded up to whole blocks, so only the last
-// rows of a dataset are padded; a solve of fewer rows than a block (inspect's one sample, a small
-// --check-solve) pays for the whole block. A package compiled for static sizes chooses its own
-// block by the model's cost per row (Network::rows_per_call), often fewer rows for a large network.
+// depends on the model and on the size of the whole run, never on the batch, the shard or the
+// order (VelocityField::rows_per_call): for a TorchScript module the power of two from 1 to 32 rows
+// that makes about 8192 values per call. Small models get blocks of 32 (the digits, the 2-D
+// mixture: with blocks of 8, calls cost the mixture 2.5x and the digits 7% of their time); large
+// ones small blocks (3x32x32: 4 rows; 3x64x64: 1). A package compiled for static sizes chooses its
+// own by the model's cost per row, often fewer rows for a large network. A run too small to fill a
+// block takes a smaller one (run_block). The batch is rounded up to whole blocks, so only the last
+// rows of a dataset are padded.
 int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
 // Whether t1 lies before t2 in the direction of dt, by more than a double's epsilon: Odeint's own
@@ -43,14 +44,6 @@ int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / mult
 bool before_in_direction(double t1, double t2, double dt) {
   const double eps = std::numeric_limits<double>::epsilon();
   return dt > 0 ? t2 - t1 > eps : t1 - t2 > eps;
-}
-
-int64_t evaluation_block(int64_t dim) {
-  constexpr int64_t kValuesPerCall = 8192;
-  constexpr int64_t kMaxBlock = 32;
-  int64_t block = 1;
-  while (block < kMaxBlock && block * dim < kValuesPerCall) block *= 2;
-  return block;
 }
 
 // Odeint's default_error_checker gives up on a step after this many rejections in a row
@@ -65,9 +58,7 @@ constexpr int kMaxRejections = 500;
 class RowDynamics {
  public:
   RowDynamics(const VelocityField& field, const TraceEstimator& trace)
-      : field_(field),
-        trace_(trace),
-        block_(field.rows_per_call() > 0 ? field.rows_per_call() : evaluation_block(field.dim())) {}
+      : field_(field), trace_(trace), block_(field.rows_per_call()) {}
 
   // y: [R, D + K]; t: [R] float64; probes: [K, R, D] or undefined; labels: [R] or undefined.
   // failures: one per row, set for a row the model threw on.
@@ -137,7 +128,7 @@ class RowDynamics {
 
   const VelocityField& field_;
   const TraceEstimator& trace_;
-  int64_t block_;  // the network's rows per call, else evaluation_block(field.dim())
+  int64_t block_;  // the field's rows per call
 };
 
 // The system Odeint steps: a unit step in s of dy/ds = h f(t + s h, y), h and t per row. `raw`

@@ -81,11 +81,18 @@ def _pt2_options(dtypes, device, functions, probes, block):
     if (isinstance(probes, (str, int)) or not probes or len(set(probes)) != len(probes)
             or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 4096 for k in probes)):
         raise ValueError(f"probes: expected distinct probe counts from 1 to 4096, got {probes!r}")
-    if block is not None and (not isinstance(block, int) or isinstance(block, bool) or not 1 <= block <= 4096):
-        raise ValueError(f"block: expected rows per call from 1 to 4096, got {block!r}")
+    blocks = None
+    if block is not None:
+        blocks = (block,) if isinstance(block, int) and not isinstance(block, bool) else block
+        if (isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__len__") or not blocks
+                or len(set(blocks)) != len(blocks)
+                or not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 4096 for b in blocks)):
+            raise ValueError(f"block: expected rows per call from 1 to 4096 (an int, or a tuple of distinct "
+                             f"ones), got {block!r}")
+        blocks = tuple(sorted(blocks, reverse=True))
     # In the package's order, whatever the order given: the metadata lists them so.
     return (tuple(dtypes), device, tuple(f for f in PT2_FUNCTIONS if f in functions), tuple(sorted(probes)),
-            block)
+            blocks)
 
 
 def _to_torchscript(module, method, example_args):
@@ -200,7 +207,10 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
     probes (pt2 only): the numbers of Hutchinson probes K the vjp is compiled for, (1, 8) by default: a run
     with K probes uses the smallest compiled K >= K (unused probes are zero), or several calls of the
     largest; the exact trace takes the diagonal in groups of the largest. Each K is one more compile.
-    block (pt2 only): rows per call; by default from the model's size (pt2.choose_block).
+    block (pt2 only): the rows of every call, or several sizes (block=(16, 2)), each compiled; a run uses the
+    largest, or, when it has at most a quarter of that many rows, the largest other block its rows fill more than
+    half of, else the smallest (docs/reproducibility.md). By default from the model's size and cost (pt2.choose_blocks):
+    one block, or two where a call of the large one is costly, so that a small run does not pay for it.
     cpu (pt2 only): the CPUs the package's code runs on: "native" (default: those with every instruction
     this machine has, as AOTInductor compiles), "x86-64-v3" (any x86-64 CPU with AVX2, FMA and BMI2, about
     2015 on) or "x86-64-v4" (AVX-512). A package to share, ship or score on other machines: "x86-64-v3".
@@ -278,7 +288,7 @@ def export(module, path, contract, example_x, example_t=None, *, format="pt2", m
         # Contract errors (output shape, time form, non-finite values) before a compile of tens of seconds.
         _check_eager(module, manifest, example_x, check_batches, num_classes)
         pt2.export_package(module, path, manifest, text, example_x, dtypes=dtypes, device=device,
-                           functions=functions, probes=probes, block=block, cache_dir=cache_dir, atol=atol,
+                           functions=functions, probes=probes, blocks=block, cache_dir=cache_dir, atol=atol,
                            rtol=rtol, num_classes=num_classes, cpu=cpu)
         return manifest
     module.eval()

@@ -5,15 +5,17 @@ for static sizes:
     velocity_<dtype>      (x [B, D], t [B][, y [B]])              -> out [B, D]
     vjp_k<K>_<dtype>      (x [B, D], t [B], probes [K, B, D][, y]) -> (out [B, D], vjp [K, B, D])
 
-one vjp per K in the export's `probes` (1 and 8 by default). `out` is what the network returns (velocity,
+one vjp per K in the export's `probes` (1 and 8 by default), and the same again, named velocity_b<b>_<dtype> and
+vjp_k<K>_b<b>_<dtype>, for each smaller block b the package also has (flowlik.blocks). `out` is what the network returns (velocity,
 data, noise, score or v, as the manifest says), not a velocity: every parameterization's velocity is affine in
 x and out, v = a(t) x + b(t) out (shared/MATH.md section 4), so flowlik converts outside the compiled graph,
 tr dv/dx = a D + b tr d out/dx, and one graph serves any schedule or parameterization given at scoring time.
 The time convention is flowlik's too: t is the model's own time.
 
 Static sizes, because flowlik's runtime needs no other (issue 18): every network call of a solve has the same
-number of rows B, a block the package chooses (_choose_block) and records (flowlik.block), so that a row's
-value never depends on the rows beside it; K probes are fixed per run, and the exact trace's diagonal is the
+number of rows B, a block the package chooses (choose_blocks) and records (flowlik.block), so that a row's
+value never depends on the rows beside it (a run that has too few rows to fill it uses a smaller compiled
+block, the same for all of the run's calls: flowlik.blocks); K probes are fixed per run, and the exact trace's diagonal is the
 VJP against one-hot probes, read at their index, in groups of the largest K. flowlik splits any call into
 these pieces and pads the last one. Static sizes let vmap's batching rules read sizes as integers (no
 "Constraints violated"), turn a missing batching rule into a static loop, and give Inductor fixed shapes.
@@ -80,9 +82,15 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # 1.88, 1.50 and 0.79 ms a row for its velocity, and 4.7, 3.4 and 1.5 ms for its K = 1 vjp, at 1, 4 and 16
 # rows; its block is 16. Eager, the 1x16x16 UNet of the tests (1.3e8) costs 4.4, 2.5, 1.9 and 2.3 ms a row
 # at 1, 4, 8 and 32 rows; its block is 4.
+# A block whose call is costly (more than _SMALL_CALL_OPERATIONS) gets a second, small one, the block the same
+# rule gives for an eighth of the operations, for runs too small to fill it (issue 18 item 8): measured on the
+# digits UNet, 2 samples cost 5.2x in a block of 16 what they cost in a block of 2. Each block is compiled, so
+# a second one doubles the export's compiles and the package's size; a model whose large call is cheap (the
+# digits MLP: 1.5e7 operations for 32 rows) has one block.
 _MAX_BLOCK = 32
 _VALUES_PER_CALL = 8192
 _OPERATIONS_PER_CALL = 5e8
+_SMALL_CALL_OPERATIONS = _OPERATIONS_PER_CALL / 8
 
 
 class SlowdownWarning(UserWarning):
@@ -90,17 +98,21 @@ class SlowdownWarning(UserWarning):
     what it was measured to cost."""
 
 
-def model_name(function, dtype, probes=None):
-    """The name flowlik passes to AOTIModelPackageLoader: velocity_float32, vjp_k8_float64, ..."""
-    return f"{function}_{dtype}" if function == "velocity" else f"{function}_k{probes}_{dtype}"
+def model_name(function, dtype, probes=None, block=None):
+    """The name flowlik passes to AOTIModelPackageLoader: velocity_float32, vjp_k8_float64, ..., and for a
+    block other than the package's first (flowlik.block): velocity_b2_float32, vjp_k8_b2_float32."""
+    parts = [function] + ([] if function == "velocity" else [f"k{probes}"]) + ([] if block is None else [f"b{block}"])
+    return "_".join(parts + [dtype])
 
 
-def _models(functions, probes, dtype):
-    """(function, K or None, model name) of every compiled function of one dtype."""
+def _models(functions, probes, dtype, blocks):
+    """(function, K or None, block, model name) of every compiled function of one dtype, for blocks (largest
+    first: the package's own block, whose functions carry no block in their names)."""
     out = []
-    for function in functions:
-        for k in ((None,) if function == "velocity" else probes):
-            out.append((function, k, model_name(function, dtype, k)))
+    for block in blocks:
+        for function in functions:
+            for k in ((None,) if function == "velocity" else probes):
+                out.append((function, k, block, model_name(function, dtype, k, None if block == blocks[0] else block)))
     return out
 
 
@@ -249,10 +261,10 @@ def _warn_fallbacks(module, name, k, fallbacks, graph, params, inputs, spec):
         f"it)"), stacklevel=4)
 
 
-def _export(module, function, k, params, spec, dtype, name):
+def _export(module, function, k, params, spec, dtype, name, warn=True):
     """torch.export's ExportedProgram of one function at the static sizes."""
     graph, inputs, fallbacks = _trace(module, function, k, params, spec, dtype, name)
-    if fallbacks:
+    if fallbacks and warn:
         _warn_fallbacks(module, name, k, fallbacks, graph, params, inputs, spec)
     try:
         return torch.export.export(_Graph(graph, params), inputs)
@@ -278,14 +290,24 @@ def _operations_per_row(module, params, spec, dtype):
     return counter.get_total_flops()
 
 
-def choose_block(dim, operations_per_row):
+def choose_block(dim, operations_per_row, operations_per_call=_OPERATIONS_PER_CALL):
     """The rows of every call: a power of two, at most 32 and 8192 / D, and no more than reach
-    _OPERATIONS_PER_CALL."""
+    operations_per_call."""
     block = 1
     while (block < _MAX_BLOCK and block * dim < _VALUES_PER_CALL
-           and block * operations_per_row < _OPERATIONS_PER_CALL):
+           and block * operations_per_row < operations_per_call):
         block *= 2
     return block
+
+
+def choose_blocks(dim, operations_per_row):
+    """The blocks a package is compiled for, largest first: choose_block's, and where its call costs more
+    than _SMALL_CALL_OPERATIONS, the block choose_block gives for that many, for small runs."""
+    large = choose_block(dim, operations_per_row)
+    if large * operations_per_row <= _SMALL_CALL_OPERATIONS:
+        return (large,)
+    small = choose_block(dim, operations_per_row, _SMALL_CALL_OPERATIONS)
+    return (large,) if small >= large else (large, small)
 
 
 # --------------------------------------------------------------------------- compiling and packaging
@@ -448,7 +470,7 @@ _C10_DTYPE_NAMES = {torch.float32: "Float", torch.float64: "Double", torch.float
                     torch.bfloat16: "BFloat16"}
 
 
-def metadata_for(manifest_text, dtype, device, functions, module, block, probes, cpu="native"):
+def metadata_for(manifest_text, dtype, device, functions, module, blocks, probes, cpu="native"):
     """The metadata every model of the package carries (get_metadata() in C++). The parameter count and
     dtype describe `module` as trained, as flowlik reports them for a TorchScript file."""
     parameters = list(module.parameters())
@@ -460,7 +482,8 @@ def metadata_for(manifest_text, dtype, device, functions, module, block, probes,
         "flowlik.device": device,
         "flowlik.cpu": cpu,
         "flowlik.functions": ",".join(functions),
-        "flowlik.block": str(block),
+        "flowlik.block": str(blocks[0]),
+        "flowlik.blocks": ",".join(str(b) for b in blocks),
         "flowlik.probes": ",".join(str(k) for k in probes) if "vjp" in functions else "",
         "flowlik.torch_version": torch.__version__,
         "flowlik.parameters": str(sum(p.numel() for p in parameters)),
@@ -508,7 +531,7 @@ def _check_dtype_runs(module, params, spec, dtype):
 
 
 def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, device, functions, probes,
-                   block, cache_dir, atol, rtol, num_classes, cpu="native"):
+                   blocks, cache_dir, atol, rtol, num_classes, cpu="native"):
     """Traces every function of every dtype (so that a model that cannot be exported fails before any
     compile), compiles them, packages them into `path` and checks the package; a package that fails its
     check is removed."""
@@ -527,18 +550,19 @@ def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, 
         "hi": hi,
     }
     params_by_dtype = {dtype: _parameters(module, DTYPES[dtype], device) for dtype in dtypes}
-    if block is None:
+    if blocks is None:
         operations = _operations_per_row(module, params_by_dtype[dtypes[0]], spec, DTYPES[dtypes[0]])
-        block = choose_block(spec["dim"], operations)
-    spec["block"] = block
-    log.info("block of %d rows per call", block)
+        blocks = choose_blocks(spec["dim"], operations)
+    log.info("blocks of %s rows per call", " and ".join(map(str, blocks)))
     programs, metadata = {}, {}
     for dtype, params in params_by_dtype.items():
         _check_dtype_runs(module, params, spec, dtype)
-        metadata[dtype] = metadata_for(manifest_text, dtype, device, functions, module, block, probes, cpu)
-        for function, k, name in _models(functions, probes, dtype):
+        metadata[dtype] = metadata_for(manifest_text, dtype, device, functions, module, blocks, probes, cpu)
+        for function, k, block, name in _models(functions, probes, dtype, blocks):
             start = time.perf_counter()
-            programs[name] = _export(module, function, k, params, spec, DTYPES[dtype], name)
+            # A vmap fallback is in the graph whatever its block: said once, for the first.
+            programs[name] = _export(module, function, k, params, {**spec, "block": block}, DTYPES[dtype], name,
+                                     warn=block == blocks[0])
             log.info("%s: traced and exported in %.1f s", name, time.perf_counter() - start)
     with tempfile.TemporaryDirectory(prefix="flowlik-pt2-") as work_dir:
         compiled = _compiled_files(programs, device, cpu, cache_dir, work_dir)
@@ -555,9 +579,10 @@ def export_package(module, path, manifest, manifest_text, example_x, *, dtypes, 
         raise
 
 
-def load_function(path, function, dtype, probes=None):
-    """One compiled function of the package, loaded as flowlik's C++ loader does."""
-    return torch._C._aoti.AOTIModelPackageLoader(os.fspath(path), model_name(function, dtype, probes))
+def load_function(path, function, dtype, probes=None, block=None):
+    """One compiled function of the package (block: one of its other blocks), loaded as flowlik's C++ loader
+    does."""
+    return torch._C._aoti.AOTIModelPackageLoader(os.fspath(path), model_name(function, dtype, probes, block))
 
 
 def tolerances(dtype, atol=None, rtol=None):
@@ -614,14 +639,15 @@ def _check_functions(path, module, manifest, example_x, dtype, device, functions
     shape = tuple(manifest["shape"])
     lo, hi = parse_time_range(manifest.get("time_range", [0.0, 1.0]))
     spec = {"shape": shape, "dim": math.prod(shape), "scale": _input_scale(example_x), "device": device,
-            "num_classes": num_classes, "block": int(expected_metadata["flowlik.block"]), "t_mid": lo}
+            "num_classes": num_classes, "t_mid": lo}
+    blocks = tuple(int(b) for b in expected_metadata["flowlik.blocks"].split(","))
     signature = manifest.get("signature", "(x, t)").replace(" ", "")
     time_input = manifest.get("time_input", "vector")
     params = _parameters(module, DTYPES[dtype], device)
     loaded = {}
-    for function, k, name in _models(functions, probes, dtype):
-        loaded[name] = (function, k, torch._C._aoti.AOTIModelPackageLoader(os.fspath(path), name))
-        metadata = loaded[name][2].get_metadata()
+    for function, k, block, name in _models(functions, probes, dtype, blocks):
+        loaded[name] = (function, k, block, torch._C._aoti.AOTIModelPackageLoader(os.fspath(path), name))
+        metadata = loaded[name][3].get_metadata()
         wrong = {key: metadata.get(key) for key, v in expected_metadata.items() if metadata.get(key) != v}
         if wrong:
             raise ExportMismatchError(f"{os.fspath(path)}: metadata of {name} reads back as {wrong!r}, "
@@ -630,9 +656,10 @@ def _check_functions(path, module, manifest, example_x, dtype, device, functions
     for fraction in _CHECK_TIMES:
         value = lo + fraction * (hi - lo)
         where = f"(t = {value:g})"
-        x, t, y = _example(spec, DTYPES[dtype], generator, value)
-        for name, (function, k, loader) in loaded.items():
-            inputs = _inputs(function, x, t, y, k, generator)
+        x, t, y = _example({**spec, "block": blocks[0]}, DTYPES[dtype], generator, value)
+        for name, (function, k, block, loader) in loaded.items():
+            # A smaller block takes the first rows of the large one's.
+            inputs = _inputs(function, x[:block], t[:block], None if y is None else y[:block], k, generator)
             with torch.no_grad():
                 got = loader.run(list(inputs))
             # Attention in the math form the functions were traced with: the same arithmetic, and no

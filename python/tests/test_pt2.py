@@ -76,6 +76,7 @@ def test_the_digits_model_exports_with_its_manifest_and_no_deprecation_warning(d
             "flowlik.cpu": "native",  # this machine's instructions (cpu= not given)
             "flowlik.functions": "velocity,vjp",
             "flowlik.block": "32",  # 8192 values per call at D = 64
+            "flowlik.blocks": "32",  # a call of 32 rows is cheap (1.5e7 operations): no small block
             "flowlik.probes": "1,8",
             "flowlik.torch_version": torch.__version__,
             "flowlik.parameters": "238656",  # as flowlik reports model.pt's
@@ -378,6 +379,16 @@ def test_the_block_follows_the_models_size_and_cost(dim, operations, block):
     assert pt2.choose_block(dim, operations) == block
 
 
+@pytest.mark.parametrize("dim, operations, blocks", [
+    (64, 4.75e5, (32,)),     # the digits MLP: a call of 32 rows is 1.5e7 operations, cheap
+    (64, 3.3e7, (16, 2)),    # the digits UNet: 16 rows (5.3e8 a call), and 2 for small runs
+    (256, 1.3e8, (4, 1)),    # the torchcfm UNet at 1x16x16
+    (1024, 2e9, (1,)),       # one row is work enough: nothing smaller
+])
+def test_a_costly_block_gets_a_small_one_for_small_runs(dim, operations, blocks):
+    assert pt2.choose_blocks(dim, operations) == blocks
+
+
 # --------------------------------------------------------------------------- refusals
 class BranchOnTime(torch.nn.Module):
     """Data-dependent Python control flow: torch.export cannot trace it."""
@@ -422,7 +433,9 @@ def test_the_exporter_lets_the_models_own_warnings_through(tmp_path):
     ({"functions": ("diag",)}, "functions: expected distinct names from velocity, vjp"),
     ({"probes": (0,)}, "probes: expected distinct probe counts from 1 to 4096, got (0,)"),
     ({"probes": 8}, "probes: expected distinct probe counts from 1 to 4096, got 8"),
-    ({"block": 0}, "block: expected rows per call from 1 to 4096, got 0"),
+    ({"block": 0}, "block: expected rows per call from 1 to 4096 (an int, or a tuple of distinct ones), got 0"),
+    ({"block": (4, 4)}, "block: expected rows per call from 1 to 4096 (an int, or a tuple of distinct ones), got (4, 4)"),
+    ({"block": ()}, "block: expected rows per call"),
     ({"format": "torchscript", "probes": (1,)}, "probes: applies to format 'pt2' only"),
     ({"format": "torchscript", "dtypes": ("float64",)}, "dtypes: applies to format 'pt2' only"),
     ({"format": "torchscript", "cache_dir": "c"}, "cache_dir: applies to format 'pt2' only"),

@@ -90,6 +90,29 @@ def test_a_truncated_package_is_a_model_error(tmp_path):
     assert proc.returncode == 4 and "not a complete zip archive" in proc.stderr
 
 
+def test_a_small_run_uses_the_packages_small_block(fixtures, tmp_path):
+    # gaussian_blocks.pt2 is compiled for blocks of 32 and 2 rows (tests/fixtures/make_pt2_fixtures.py): a run
+    # of at most 8 samples calls the second, a larger run the first, and the values are the same numbers.
+    from flowlik_export import pt2
+
+    package = fixtures / "gaussian_blocks.pt2"
+    metadata = pt2.load_function(package, "velocity", "float64", block=2).get_metadata()
+    assert (metadata["flowlik.block"], metadata["flowlik.blocks"]) == ("32", "32,2")
+    inspected = json.loads(run_flowlik("inspect", package, "--json", "--dtype", "float64").stdout)
+    assert inspected["rows_per_call"] == [32, 2]
+    data = np.random.default_rng(0).normal(size=(40, 2, 3))
+    values, rows = {}, {}
+    for n in (3, 40):
+        np.save(tmp_path / f"g{n}.npy", data[:n])
+        out, report = tmp_path / f"g{n}.csv", tmp_path / f"g{n}.json"
+        run_flowlik("score", package, "--data", tmp_path / f"g{n}.npy", "--dtype", "float64", "--trace", "exact",
+                    "--per-sample", out, "-o", report, "-q")
+        values[n] = np.array([float(r["log_likelihood"]) for r in read_per_sample(out)])
+        rows[n] = json.loads(report.read_text())["options"]["rows_per_call"]
+    assert rows == {3: 2, 40: 32}
+    assert np.abs(values[3] - values[40][:3]).max() < 1e-9
+
+
 def test_a_package_for_another_dtype_says_how_to_re_export(fixtures, tmp_path):
     data = tmp_path / "g.npy"
     np.save(data, np.zeros((2, 2, 3)))

@@ -22,21 +22,20 @@ namespace flowlik::cli {
 namespace {
 
 // One line on stderr for --target-stderr's advice.
-void print_budget_advice(double target, const nlohmann::json& advice) {
-  if (advice["advice"].is_null()) {
-    fmt::print(stderr, "flowlik: --target-stderr {}: {}\n", target,
-               advice["note"].get<std::string>());
+void print_budget_advice(const BudgetAdvice& advice) {
+  const auto target = advice.target_stderr_bpd;
+  if (!advice.advice) {
+    fmt::print(stderr, "flowlik: --target-stderr {}: {}\n", target, advice.note);
     return;
   }
-  const auto& a = advice["advice"];
+  const auto& a = *advice.advice;
   // --probes only where it means something: the exact trace has none.
-  const auto probes = a["probes"].get<int64_t>();
   fmt::print(stderr,
              "flowlik: --target-stderr {}: advice: {} samples, --dequant-draws {}{} (from a first "
              "pass on {} samples; this run keeps its own options)\n",
-             target, a["samples"].get<int64_t>(), a["draws"].get<int64_t>(),
-             probes > 0 ? fmt::format(", --probes {}", probes) : std::string(),
-             advice["pilot"]["samples"].get<int64_t>());
+             target, a.samples, a.draws,
+             a.probes > 0 ? fmt::format(", --probes {}", a.probes) : std::string(),
+             advice.pilot.samples);
 }
 
 }  // namespace
@@ -147,8 +146,8 @@ ScoreOutcome execute_score(const ScoreCommandArguments& args, const Data* given,
 
   // Gates and outputs.
   const auto& summary = report.summary;
-  if (args.target_stderr && !args.scoring.quiet) {
-    print_budget_advice(*args.target_stderr, report.budget_advice);
+  if (report.budget_advice && !args.scoring.quiet) {
+    print_budget_advice(*report.budget_advice);
   }
   if (report.check_solve && !args.scoring.quiet && report.check_solve->error.empty()) {
     const auto checked = std::min<int64_t>(args.check_solve, summary.ok);

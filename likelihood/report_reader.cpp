@@ -223,12 +223,12 @@ RunReport read_run(const ReportReader& r) {
   report.wall_seconds = r.number("wall_time_s");
   if (r.contains("round_trip")) report.round_trip = read_round_trip(r);
   if (r.contains("exact_trace_rows")) report.exact_trace_rows = r.string("exact_trace_rows");
-  if (r.contains("protocol")) report.protocol = r.object("protocol");
+  if (r.contains("protocol")) report.protocol = read_protocol(r);
   if (r.contains("check_solve")) report.check_solve = read_solve_check(r);
   if (r.contains("shard")) report.shard = read_shard(r, n);
   if (r.contains("per_sample")) report.per_sample = r.string("per_sample");
   if (r.contains("resumed_samples")) report.resumed_samples = r.integer("resumed_samples");
-  if (r.contains("budget_advice")) report.budget_advice = r.object("budget_advice");
+  if (r.contains("budget_advice")) report.budget_advice = read_budget_advice(r);
   for (size_t i = 0; i < r.size("gates"); ++i) {
     report.gates.push_back(read_gate(r, fmt::format("gates.{}", i)));
   }

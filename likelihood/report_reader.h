@@ -83,6 +83,8 @@ RunReport read_shard_report(const std::string& path);
 // The section readers, each beside its writer (likelihood/run.cpp; read_mean, read_data_record,
 // read_shard and read_summary in likelihood/report.h).
 RunReport::ModelRecord read_model_record(const ReportReader& report);
+ProtocolRecord read_protocol(const ReportReader& report);
+BudgetAdvice read_budget_advice(const ReportReader& report);
 SolveCheckReport read_solve_check(const ReportReader& report);
 RoundTripError read_round_trip(const ReportReader& report);
 GateResult read_gate(const ReportReader& report, const std::string& key);  // key: "gates.0"

@@ -47,27 +47,18 @@ nlohmann::json run_identity(const BoundModel& model, const ScoreSetup& setup, co
           {"options", options}};
 }
 
-nlohmann::json protocol_json(const ProtocolChoice& choice) {
-  if (choice.name.empty()) return nullptr;
+std::optional<ProtocolRecord> protocol_record(const ProtocolChoice& choice) {
+  if (choice.name.empty()) return std::nullopt;
   const auto& protocol = find_protocol(choice.name);
-  nlohmann::json settings = nlohmann::json::array();
+  ProtocolRecord record{protocol.name, protocol.source, {}};
   for (const auto& s : protocol.settings) {
     const bool kept = std::ranges::find(choice.kept, s.option) != choice.kept.end();
-    settings.push_back(
-        {{"option", option_name(s.option)},
-         {"value", s.value},
-         {"applied", !kept},
-         {"replaced_by",
-          kept ? nlohmann::json("option " +
-                                option_name(s.option == "time-eps" ? "time_range" : s.option))
-               : nlohmann::json(nullptr)}});
+    record.settings.push_back(
+        {option_name(s.option), s.value, !kept,
+         kept ? "option " + option_name(s.option == "time-eps" ? "time_range" : s.option)
+              : std::string()});
   }
-  return {{"name", protocol.name},
-          {"source", protocol.source},
-          {"settings", settings},
-          {"note",
-           "each setting is an ordinary option; the report's options, preprocessing and contract "
-           "record what was in effect"}};
+  return record;
 }
 
 // A protocol is defined on discrete data, and its data map is the paper's; a manifest's is the one
@@ -100,8 +91,8 @@ void check_protocol(const ProtocolChoice& protocol, const ScoreOptions& options,
 // mean bpd, per sample (shared/MATH.md section 7), and cheapest_budget finds the samples n, draws M
 // and probes K that reach the target at least cost (K = 1 for the exact trace, whose cost does not
 // depend on it), with n at most the dataset's size.
-nlohmann::json budget_advice(const BoundModel& model, const ScoreSetup& setup, const Dataset& data,
-                             double target) {
+BudgetAdvice budget_advice(const BoundModel& model, const ScoreSetup& setup, const Dataset& data,
+                           double target) {
   constexpr int64_t kPilotSamples = 32;
   constexpr int64_t kMaxDraws = 64;
   constexpr int64_t kMaxProbes = 64;
@@ -120,17 +111,16 @@ nlohmann::json budget_advice(const BoundModel& model, const ScoreSetup& setup, c
   score_dataset(*model.field, *trace, data, pre, setup.spec(), subset,
                 [&](const SampleResult& r) { results.push_back(r); });
   const auto pilot = summarize_results(results, data.dim);
-  nlohmann::json advice = {
-      {"target_stderr_bpd", target},
-      {"pilot",
-       {{"samples", n0},
-        {"draws", pre.draws},
-        {"probes", hutchinson ? spec.probes : 0},
-        {"ok", pilot.ok},
-        {"stderr_by_source", metrics_json(pilot)["stderr_by_source"]["bpd"]}}}};
+  BudgetAdvice advice;
+  advice.target_stderr_bpd = target;
+  advice.pilot = {n0,
+                  pre.draws,
+                  hutchinson ? spec.probes : 0,
+                  pilot.ok,
+                  {pilot.bpd.std_error, pilot.data_std_error_bpd, pilot.dequant_std_error_bpd,
+                   pilot.estimator_std_error_bpd}};
   if (pilot.ok < 2) {
-    advice["advice"] = nullptr;
-    advice["note"] = "fewer than two pilot samples were scored ok; no advice";
+    advice.note = "fewer than two pilot samples were scored ok; no advice";
     return advice;
   }
   const double n = static_cast<double>(pilot.ok);
@@ -143,21 +133,17 @@ nlohmann::json budget_advice(const BoundModel& model, const ScoreSetup& setup, c
   const double s_probe = hutchinson ? per_sample(pilot.estimator_std_error_bpd) * m0 * k0 : 0.0;
   const auto best = cheapest_budget({s_data, s_draw, s_probe}, target, data.size,
                                     discrete ? kMaxDraws : 1, hutchinson ? kMaxProbes : 1);
-  advice["per_sample_variance_bpd2"] = {
-      {"data", s_data}, {"one_draw", s_draw}, {"one_probe", s_probe}};
+  advice.per_sample_variance_bpd2 = BudgetAdvice::Variances{s_data, s_draw, s_probe};
   if (!best) {
-    advice["advice"] = nullptr;
-    advice["note"] = fmt::format(
+    advice.note = fmt::format(
         "unreachable with the {} samples of the data: the data's own part alone gives a standard "
         "error of "
         "{:.4g} bpd over all of them",
         data.size, std::sqrt(s_data / static_cast<double>(data.size)));
   } else {
-    advice["advice"] = {{"samples", best->samples},
-                        {"draws", best->draws},
-                        {"probes", hutchinson ? best->probes : 0},
-                        {"cost_rows_per_evaluation_step", best->cost}};
-    advice["note"] =
+    advice.advice =
+        BudgetAdvice::Budget{best->samples, best->draws, hutchinson ? best->probes : 0, best->cost};
+    advice.note =
         "cost counts rows of function evaluations (samples x draws x probes); the number of "
         "evaluations per solve is taken as the same for every choice";
   }
@@ -397,7 +383,7 @@ RunReport run_score(const Model& model, const Data& data, const RunOptions& opti
                        {"first", first},
                        {"end", end}};
 
-  nlohmann::json advice;
+  std::optional<BudgetAdvice> advice;
   if (options.target_stderr)
     advice = budget_advice(prepared, setup, dataset, *options.target_stderr);
 
@@ -416,7 +402,7 @@ RunReport run_score(const Model& model, const Data& data, const RunOptions& opti
                             progress_sink(options, 0, static_cast<int64_t>(todo.size())));
   report.budget_advice = advice;
   report.exact_trace_rows = rows_chosen;
-  report.protocol = protocol_json(options.protocol);
+  report.protocol = protocol_record(options.protocol);
   if (options.shard.count > 1) report.shard = options.shard;
   if (options.resume) report.resumed_samples = resumed;
   if (options.check_solve > 0 && report.summary.ok > 0) {
@@ -466,7 +452,7 @@ CompareReport run_compare(std::span<const Model> models, const Data& data,
     }
   }
   report.seed = options.score.seed;
-  report.protocol = protocol_json(options.protocol);
+  report.protocol = protocol_record(options.protocol);
   return report;
 }
 
@@ -491,6 +477,95 @@ GateResult read_gate(const ReportReader& report, const std::string& key) {
   }
   g.message = report.string(key + ".message");
   return g;
+}
+
+nlohmann::json to_json(const ProtocolRecord& p) {
+  nlohmann::json settings = nlohmann::json::array();
+  for (const auto& s : p.settings) {
+    settings.push_back(
+        {{"option", s.option},
+         {"value", s.value},
+         {"applied", s.applied},
+         {"replaced_by", s.applied ? nlohmann::json(nullptr) : nlohmann::json(s.replaced_by)}});
+  }
+  return {{"name", p.name},
+          {"source", p.source},
+          {"settings", settings},
+          {"note",
+           "each setting is an ordinary option; the report's options, preprocessing and contract "
+           "record what was in effect"}};
+}
+
+ProtocolRecord read_protocol(const ReportReader& report) {
+  ProtocolRecord p{report.string("protocol.name"), report.string("protocol.source"), {}};
+  for (size_t i = 0; i < report.size("protocol.settings"); ++i) {
+    const auto key = fmt::format("protocol.settings.{}", i);
+    ProtocolRecord::Setting s{report.string(key + ".option"),
+                              report.string(key + ".value"),
+                              report.boolean(key + ".applied"),
+                              {}};
+    if (!s.applied) s.replaced_by = report.string(key + ".replaced_by");
+    p.settings.push_back(std::move(s));
+  }
+  return p;
+}
+
+nlohmann::json to_json(const BudgetAdvice& a) {
+  const auto& p = a.pilot;
+  nlohmann::json j = {{"target_stderr_bpd", a.target_stderr_bpd},
+                      {"pilot",
+                       {{"samples", p.samples},
+                        {"draws", p.draws},
+                        {"probes", p.probes},
+                        {"ok", p.ok},
+                        {"stderr_by_source",
+                         {{"total", number_or_null(p.stderr_by_source.total)},
+                          {"data", number_or_null(p.stderr_by_source.data)},
+                          {"dequantization", number_or_null(p.stderr_by_source.dequantization)},
+                          {"estimator", number_or_null(p.stderr_by_source.estimator)}}}}}};
+  if (const auto& v = a.per_sample_variance_bpd2) {
+    j["per_sample_variance_bpd2"] = {
+        {"data", v->data}, {"one_draw", v->one_draw}, {"one_probe", v->one_probe}};
+  }
+  j["advice"] = nullptr;
+  if (const auto& b = a.advice) {
+    j["advice"] = {{"samples", b->samples},
+                   {"draws", b->draws},
+                   {"probes", b->probes},
+                   {"cost_rows_per_evaluation_step", b->cost_rows_per_evaluation_step}};
+  }
+  j["note"] = a.note;
+  return j;
+}
+
+BudgetAdvice read_budget_advice(const ReportReader& report) {
+  BudgetAdvice a;
+  a.target_stderr_bpd = report.number("budget_advice.target_stderr_bpd");
+  auto& p = a.pilot;
+  p.samples = report.integer("budget_advice.pilot.samples");
+  p.draws = report.integer("budget_advice.pilot.draws");
+  p.probes = report.integer("budget_advice.pilot.probes");
+  p.ok = report.integer("budget_advice.pilot.ok");
+  const auto source = [&](const char* name) {
+    return report.number_or_null(fmt::format("budget_advice.pilot.stderr_by_source.{}", name))
+        .value_or(NAN);
+  };
+  p.stderr_by_source = {source("total"), source("data"), source("dequantization"),
+                        source("estimator")};
+  if (report.contains("budget_advice.per_sample_variance_bpd2")) {
+    a.per_sample_variance_bpd2 =
+        BudgetAdvice::Variances{report.number("budget_advice.per_sample_variance_bpd2.data"),
+                                report.number("budget_advice.per_sample_variance_bpd2.one_draw"),
+                                report.number("budget_advice.per_sample_variance_bpd2.one_probe")};
+  }
+  if (!report.value("budget_advice.advice").is_null()) {
+    a.advice = BudgetAdvice::Budget{
+        report.integer("budget_advice.advice.samples"),
+        report.integer("budget_advice.advice.draws"), report.integer("budget_advice.advice.probes"),
+        report.number("budget_advice.advice.cost_rows_per_evaluation_step")};
+  }
+  a.note = report.string("budget_advice.note");
+  return a;
 }
 
 nlohmann::json to_json(const RunReport::ModelRecord& m) {
@@ -525,12 +600,12 @@ nlohmann::json to_json(const RunReport& r) {
   };
   if (r.round_trip) j["round_trip"] = to_json(*r.round_trip);
   if (!r.exact_trace_rows.empty()) j["exact_trace_rows"] = r.exact_trace_rows;
-  if (!r.protocol.is_null()) j["protocol"] = r.protocol;
+  if (r.protocol) j["protocol"] = to_json(*r.protocol);
   if (r.check_solve) j["check_solve"] = to_json(*r.check_solve);
   if (r.shard) j["shard"] = r.shard->json(r.data.n);
   if (!r.per_sample.empty()) j["per_sample"] = r.per_sample;
   if (r.resumed_samples) j["resumed_samples"] = *r.resumed_samples;
-  if (!r.budget_advice.is_null()) j["budget_advice"] = r.budget_advice;
+  if (r.budget_advice) j["budget_advice"] = to_json(*r.budget_advice);
   for (const auto& g : r.gates) j["gates"].push_back(to_json(g));
   return j;
 }
@@ -544,7 +619,7 @@ nlohmann::json to_json(const CompareReport& r) {
            std::to_string(r.seed) + ")"}};
   for (const auto& m : r.models) j["models"].push_back(to_json(m));
   if (!r.exact_trace_rows.empty()) j["exact_trace_rows"] = r.exact_trace_rows;
-  if (!r.protocol.is_null()) j["protocol"] = r.protocol;
+  if (r.protocol) j["protocol"] = to_json(*r.protocol);
   for (const auto& p : r.paired) {
     j["paired"].push_back(
         {{"a", p.a},

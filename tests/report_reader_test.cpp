@@ -177,8 +177,17 @@ RunReport every_section() {
   r.shard = Shard{1, 3, "--shard"};
   r.resumed_samples = 2;
   r.exact_trace_rows = "auto: 4096 rows";
-  r.protocol = {{"name", "score-sde"}};
-  r.budget_advice = {{"samples", 100}};
+  r.protocol = ProtocolRecord{"score-sde",
+                              "Song et al. 2021",
+                              {{"--dequantization", "uniform", true, ""},
+                               {"--scale", "centered", false, "option --scale"}}};
+  BudgetAdvice advice;
+  advice.target_stderr_bpd = 0.01;
+  advice.pilot = {32, 2, 2, 31, {0.02, 0.015, 0.01, NAN}};
+  advice.per_sample_variance_bpd2 = BudgetAdvice::Variances{0.5, 0.25, 0.0};
+  advice.advice = BudgetAdvice::Budget{100, 4, 0, 400.0};
+  advice.note = "a note";
+  r.budget_advice = advice;
   r.check_solve =
       SolveCheckReport{2, "", "dopri5", 1e-7, 1e-7, "rms", 2, 1e-4, 2e-4, -1e-5, 1e-6, -1e-7};
   r.round_trip = RoundTripError{2, 1, 3e-4, NAN};
@@ -210,7 +219,26 @@ TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
   EXPECT_EQ(r.gates[0].rule, GateRule::kSignificant);
   EXPECT_FALSE(r.gates[1].passed);
   EXPECT_TRUE(r.samples.empty());  // the rows are in the per-sample file
+  ASSERT_TRUE(r.protocol && r.budget_advice);
+  ASSERT_EQ(r.protocol->settings.size(), 2u);
+  EXPECT_FALSE(r.protocol->settings[1].applied);
+  EXPECT_EQ(r.protocol->settings[1].replaced_by, "option --scale");
+  EXPECT_TRUE(std::isnan(r.budget_advice->pilot.stderr_by_source.estimator));
+  ASSERT_TRUE(r.budget_advice->advice && r.budget_advice->per_sample_variance_bpd2);
+  EXPECT_EQ(r.budget_advice->advice->samples, 100);
+  EXPECT_EQ(r.budget_advice->per_sample_variance_bpd2->one_draw, 0.25);
   std::filesystem::remove(path);
+
+  // Advice that could not be given reads back as its note alone.
+  RunReport unreachable = every_section();
+  unreachable.budget_advice->advice.reset();
+  unreachable.budget_advice->per_sample_variance_bpd2.reset();
+  const auto unreachable_path = write_temp(to_json(unreachable).dump());
+  const auto read = read_run_report(unreachable_path);
+  EXPECT_EQ(to_json(read).dump(), to_json(unreachable).dump());
+  EXPECT_TRUE(to_json(read)["budget_advice"]["advice"].is_null());
+  EXPECT_FALSE(read.budget_advice->advice || read.budget_advice->per_sample_variance_bpd2);
+  std::filesystem::remove(unreachable_path);
 
   // A check that could not be made reads back as its reason; optional sections absent stay so.
   RunReport plain = every_section();
@@ -221,8 +249,8 @@ TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
   plain.resumed_samples.reset();
   plain.round_trip.reset();
   plain.gates.clear();
-  plain.protocol = nullptr;
-  plain.budget_advice = nullptr;
+  plain.protocol.reset();
+  plain.budget_advice.reset();
   plain.exact_trace_rows.clear();
   plain.per_sample.clear();
   const auto plain_path = write_temp(to_json(plain).dump());
@@ -254,7 +282,18 @@ TEST(ReportReaderTest, AWholeReportIsRefusedNamingTheKeyAtFault) {
   const auto too_many = write_temp(json.dump());
   test::expect_error<DataError>([&] { read_run_report(too_many); },
                                 {"samples.ok = 11 of samples.total = 10 is not a count"});
-  for (const auto& path : {bad_rule, no_nfe, compare, too_many}) std::filesystem::remove(path);
+  json = to_json(every_section());
+  json["budget_advice"]["advice"]["samples"] = "many";
+  const auto bad_advice = write_temp(json.dump());
+  test::expect_error<DataError>([&] { read_run_report(bad_advice); },
+                                {"budget_advice.advice.samples"});
+  json = to_json(every_section());
+  json["protocol"]["settings"][1].erase("replaced_by");
+  const auto bad_protocol = write_temp(json.dump());
+  test::expect_error<DataError>([&] { read_run_report(bad_protocol); },
+                                {"protocol.settings.1.replaced_by"});
+  for (const auto& path : {bad_rule, no_nfe, compare, too_many, bad_advice, bad_protocol})
+    std::filesystem::remove(path);
 }
 
 TEST(ReportReaderTest, AShardReportMustHoldTheBlockItsIndexNames) {

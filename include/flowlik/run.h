@@ -65,6 +65,57 @@ struct RunOptions {
   ProtocolChoice protocol;
 };
 
+// The report's record of a protocol the options were set from: each of its settings, and whether
+// the protocol's value was applied or an option the caller set replaced it.
+struct ProtocolRecord {
+  struct Setting {
+    std::string option;       // as the program names it: "--dequantization"
+    std::string value;        // the protocol's
+    bool applied = true;      // false: the caller's option replaced it
+    std::string replaced_by;  // "option --scale" when not applied, else empty
+  };
+  std::string name;
+  std::string source;  // the paper and code it follows
+  std::vector<Setting> settings;
+};
+
+// --target-stderr: the samples, dequantization draws and probes that reach a standard error of the
+// mean bpd at least cost, from a first pass (the pilot) on a seeded subset of the data
+// (shared/MATH.md section 7). Advice only: the run keeps its own options.
+struct BudgetAdvice {
+  // The standard error of a mean bpd by its source; NaN where a source has none.
+  struct StdErrors {
+    double total = NAN;
+    double data = NAN;
+    double dequantization = NAN;
+    double estimator = NAN;
+  };
+  struct Pilot {
+    int64_t samples = 0;
+    int64_t draws = 0;
+    int64_t probes = 0;  // 0: the exact trace
+    int64_t ok = 0;
+    StdErrors stderr_by_source;  // of its mean bpd
+  };
+  // Per-sample variances of the bpd (bpd^2): the data's, one draw's and one probe's.
+  struct Variances {
+    double data = 0.0;
+    double one_draw = 0.0;
+    double one_probe = 0.0;
+  };
+  struct Budget {
+    int64_t samples = 0;
+    int64_t draws = 0;
+    int64_t probes = 0;  // 0: the exact trace
+    double cost_rows_per_evaluation_step = 0.0;
+  };
+  double target_stderr_bpd = NAN;
+  Pilot pilot;
+  std::optional<Variances> per_sample_variance_bpd2;  // unset with fewer than two pilot samples ok
+  std::optional<Budget> advice;                       // unset when the target cannot be reached
+  std::string note;  // what the advice assumes, or why there is none
+};
+
 // --check-solve: the run's error measured against a float64 reference.
 struct SolveCheckReport {
   int64_t samples_requested = 0;
@@ -115,8 +166,8 @@ struct RunReport {
   std::optional<Shard> shard;  // when the data were split
   std::optional<int64_t> resumed_samples;
   std::string exact_trace_rows;  // how --max-rows auto chose, or empty
-  nlohmann::json protocol;       // null without one
-  nlohmann::json budget_advice;  // null without target_stderr
+  std::optional<ProtocolRecord> protocol;
+  std::optional<BudgetAdvice> budget_advice;  // with target_stderr
   std::optional<SolveCheckReport> check_solve;
   std::optional<RoundTripError> round_trip;
   std::string per_sample;         // the per-sample file the caller wrote, or empty
@@ -136,7 +187,7 @@ struct CompareReport {
   std::vector<PairedDifference> paired;  // every pair a < b: b minus a
   uint64_t seed = 0;
   std::string exact_trace_rows;
-  nlohmann::json protocol;
+  std::optional<ProtocolRecord> protocol;
   std::vector<GateResult> gates;
 };
 // Throws as run_score, InvalidArgument when the models see the data differently, NoSampleScored

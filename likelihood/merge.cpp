@@ -18,7 +18,7 @@ namespace flowlik {
 namespace {
 
 // Shards of one run agree on everything but the shard itself and the options that change no result
-// (threads, batch size and the exact trace's rows per call may differ between machines).
+// (threads, batch size and the exact trace's rows per batched call may differ between machines).
 void check_same_run(const RunReport& shard, const std::string& path, const RunReport& first,
                     const std::string& first_path) {
   const std::pair<const char*, bool> differ[] = {
@@ -26,7 +26,8 @@ void check_same_run(const RunReport& shard, const std::string& path, const RunRe
       {"model", to_json(shard.model) != to_json(first.model)},
       {"data", data_json(shard.data) != data_json(first.data)},
       {"preprocessing", shard.preprocessing != first.preprocessing},
-      {"options", result_options(shard.options) != result_options(first.options)}};
+      {"options",
+       result_options(to_json(shard.options)) != result_options(to_json(first.options))}};
   for (const auto& [key, different] : differ) {
     if (different) {
       throw DataError(fmt::format("{}: '{}' differs from {}; these shards are not of one run", path,

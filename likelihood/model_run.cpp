@@ -259,38 +259,20 @@ std::vector<int64_t> all_indices(const Dataset& data) {
   return indices;
 }
 
-nlohmann::json options_json(const ScoreSetup& setup, const BoundModel& model, int threads) {
-  const auto& solver = setup.solver;
-  const auto& trace = setup.trace_spec;
+OptionsRecord options_record(const ScoreSetup& setup, const BoundModel& model, int threads) {
   const auto& contract = model.field->contract();
-  nlohmann::json o = {
-      {"solver", to_string(solver.kind)},
-      {"trace", to_string(trace.method)},
-      {"seed", setup.options.seed},
-      {"dequant_draws", setup.options.data.dequant_draws},
-      {"dtype", to_string(model.model.options().dtype)},
-      {"device", to_string(model.model.options().device)},
-      {"batch_size", setup.options.batch_size},
-      {"rows_per_call", model.field->rows_per_call()},
-      {"threads", threads},
-      {"max_nfe", solver.max_nfe},
-      {"flow_time_range", {contract.t_prior(), contract.t_data()}},
-  };
-  if (is_adaptive(solver.kind)) {
-    o["rtol"] = solver.rtol;
-    o["atol"] = solver.atol;
-    o["error_norm"] = to_string(solver.norm);
-    o["quadrature"] = to_string(solver.quadrature);
-    o["step_control"] = "per-sample";
-  } else {
-    o["steps"] = solver.steps;
-  }
-  if (trace.method == Trace::kHutchinson) {
-    o["noise"] = to_string(trace.noise);
-    o["probes"] = trace.probes;
-  } else {
-    o["max_rows"] = trace.max_rows;
-  }
+  OptionsRecord o;
+  o.solver = setup.options.solver;
+  o.trace = setup.options.trace;
+  o.seed = setup.options.seed;
+  o.dequant_draws = setup.options.data.dequant_draws;
+  o.dtype = model.model.options().dtype;
+  o.device = model.model.options().device;
+  o.batch_size = setup.options.batch_size;
+  o.rows_per_call = model.field->rows_per_call();
+  o.threads = threads;
+  o.flow_time_prior = contract.t_prior();
+  o.flow_time_data = contract.t_data();
   return o;
 }
 
@@ -316,9 +298,9 @@ RunReport score_model(const BoundModel& model, const ScoreSetup& setup, const Da
              contract_json(field.contract())};
   r.data = {data.path, data_sha256, to_string(data.dtype), data.sample_shape,
             data.size, data.dim,    data.labels_path};
-  r.options = options_json(setup, model, torch::get_num_threads());
+  r.options = options_record(setup, model, torch::get_num_threads());
   r.preprocessing = preprocessing_json(pre, data.dim);
-  r.caveat = bound_caveat(pre, r.options);
+  r.caveat = bound_caveat(pre, r.options.trace.method);
   if (!r.caveat.empty()) r.preprocessing["caveat"] = r.caveat;
   r.data_line = describe_preprocessing(pre);
   r.summary = summarize_results(r.samples, data.dim);

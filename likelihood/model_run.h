@@ -109,7 +109,7 @@ RunReport score_model(const BoundModel& model, const ScoreSetup& setup, const Da
 std::vector<int64_t> all_indices(const Dataset& data);
 
 // The "options" object of a report: every option in effect, by its name in flowlik/options.h.
-nlohmann::json options_json(const ScoreSetup& setup, const BoundModel& model, int threads);
+OptionsRecord options_record(const ScoreSetup& setup, const BoundModel& model, int threads);
 
 // `setup` with the exact trace's rows per call sized to a memory budget (MB; 0: half of the memory
 // available), measured on each field, the fewest over them; unchanged for the Hutchinson trace.

@@ -217,9 +217,9 @@ nlohmann::json tool_json(const std::string& command, const std::string& version)
           {"command", command}};
 }
 
-std::string bound_caveat(const Preprocessing& pre, const nlohmann::json& options) {
+std::string bound_caveat(const Preprocessing& pre, Trace trace) {
   if (!pre.discrete || pre.draws < 2 || pre.bound != DrawBound::kImportanceWeighted) return "";
-  if (options.value("trace", "") != "hutchinson") return "";
+  if (trace != Trace::kHutchinson) return "";
   return "importance-weighted over Hutchinson estimates: the logmeanexp of noisy estimates is "
          "biased upward, by about half their variance, so the figure may exceed the true bound; "
          "--probes K >= 2 measures that variance (metrics.stderr_by_source.estimator), --trace "

@@ -27,9 +27,9 @@ nlohmann::json number_or_null(double value);
 // A mean with its standard error, 95% interval and count, as every report writes one.
 nlohmann::json mean_json(const MeanEstimate& m);
 // Empty, or why the figure may not be the bound it is called: an importance-weighted bound over
-// M >= 2 draws of Hutchinson estimates (`options` as in the report) is biased upward, the
+// M >= 2 draws of Hutchinson estimates (trace: the run's estimator) is biased upward, the
 // logmeanexp of noisy estimates exceeding that of the exact ones by about half their variance.
-std::string bound_caveat(const Preprocessing& pre, const nlohmann::json& options);
+std::string bound_caveat(const Preprocessing& pre, Trace trace);
 // The preprocessing in one line, for summaries: "discrete, 256 levels [...], uniform
 // dequantization (seed 0, one draw), scale centered [...]" or "continuous, scored as given".
 std::string describe_preprocessing(const Preprocessing& pre);

@@ -110,6 +110,14 @@ int64_t ReportReader::integer(std::string_view key) const {
   return v.get<int64_t>();
 }
 
+uint64_t ReportReader::unsigned_integer(std::string_view key) const {
+  const auto& v = value(key);
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0)) {
+    fail(key, "an integer from 0 to 2^64 - 1", &v);
+  }
+  return v.get<uint64_t>();
+}
+
 bool ReportReader::boolean(std::string_view key) const {
   const auto& v = value(key);
   if (!v.is_boolean()) fail(key, "true or false", &v);
@@ -218,7 +226,7 @@ RunReport read_run(const ReportReader& r) {
   }
   report.preprocessing = r.object("preprocessing");
   if (r.contains("preprocessing.caveat")) report.caveat = r.string("preprocessing.caveat");
-  report.options = r.object("options");
+  report.options = read_options(r);
   report.summary = read_summary(r);
   report.wall_seconds = r.number("wall_time_s");
   if (r.contains("round_trip")) report.round_trip = read_round_trip(r);

@@ -30,6 +30,7 @@ class ReportReader {
   // checked for its type.
   const nlohmann::json& value(std::string_view key) const;
   int64_t integer(std::string_view key) const;
+  uint64_t unsigned_integer(std::string_view key) const;
   double number(std::string_view key) const;
   bool boolean(std::string_view key) const;
   // The length of the array at `key`; 0 when there is none.
@@ -83,6 +84,7 @@ RunReport read_shard_report(const std::string& path);
 // The section readers, each beside its writer (likelihood/run.cpp; read_mean, read_data_record,
 // read_shard and read_summary in likelihood/report.h).
 RunReport::ModelRecord read_model_record(const ReportReader& report);
+OptionsRecord read_options(const ReportReader& report);
 ProtocolRecord read_protocol(const ReportReader& report);
 BudgetAdvice read_budget_advice(const ReportReader& report);
 SolveCheckReport read_solve_check(const ReportReader& report);

@@ -33,7 +33,7 @@ std::string tensor_sha256(const torch::Tensor& t) {
 // change how fast a run is, not what it measures). The caller adds the shard.
 nlohmann::json run_identity(const BoundModel& model, const ScoreSetup& setup, const Dataset& data,
                             const Data& given, const std::string& digest) {
-  const auto options = result_options(options_json(setup, model, 0));
+  const auto options = result_options(to_json(options_record(setup, model, 0)));
   auto contract = contract_json(model.field->contract());
   contract.erase("sources");  // where a value came from does not change what is measured
   auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);
@@ -479,6 +479,87 @@ GateResult read_gate(const ReportReader& report, const std::string& key) {
   return g;
 }
 
+nlohmann::json to_json(const OptionsRecord& o) {
+  nlohmann::json j = {
+      {"solver", to_string(o.solver.method)},
+      {"trace", to_string(o.trace.method)},
+      {"seed", o.seed},
+      {"dtype", to_string(o.dtype)},
+      {"device", to_string(o.device)},
+      {"batch_size", o.batch_size},
+      {"threads", o.threads},
+      {"max_nfe", o.solver.max_nfe},
+      {"flow_time_range", {o.flow_time_prior, o.flow_time_data}},
+  };
+  if (o.dequant_draws) j["dequant_draws"] = *o.dequant_draws;
+  if (o.rows_per_call > 0) j["rows_per_call"] = o.rows_per_call;
+  if (is_adaptive(o.solver.method)) {
+    j["rtol"] = o.solver.rtol;
+    j["atol"] = o.solver.atol;
+    j["error_norm"] = to_string(o.solver.error_norm);
+    j["quadrature"] = to_string(o.solver.quadrature);
+    j["step_control"] = "per-sample";
+  } else {
+    j["steps"] = o.solver.steps;
+  }
+  if (o.trace.method == Trace::kHutchinson) {
+    j["noise"] = to_string(o.trace.noise);
+    j["probes"] = o.trace.probes;
+  } else {
+    j["max_rows"] = o.trace.max_rows;
+  }
+  return j;
+}
+
+OptionsRecord read_options(const ReportReader& report) {
+  // A name the report holds, parsed as the options parse it; a bad one names the key.
+  const auto parsed = [&](const char* key, auto parse) {
+    const auto dotted = fmt::format("options.{}", key);
+    const auto text = report.string(dotted);
+    try {
+      return parse(text);
+    } catch (const InvalidArgument& e) {
+      throw DataError(fmt::format("{}: {}: {}", report.path(), dotted, e.reason()));
+    }
+  };
+  OptionsRecord o;
+  o.solver.method = parsed("solver", parse_solver);
+  o.trace.method = parsed("trace", parse_trace);
+  o.seed = report.unsigned_integer("options.seed");
+  if (report.contains("options.dequant_draws"))
+    o.dequant_draws = report.integer("options.dequant_draws");
+  o.dtype = parsed("dtype", parse_dtype);
+  o.device = parsed("device", parse_device);
+  o.batch_size = report.integer("options.batch_size");
+  if (report.contains("options.rows_per_call"))
+    o.rows_per_call = report.integer("options.rows_per_call");
+  const auto threads = report.integer("options.threads");
+  if (threads < 0 || threads > 1 << 20) {
+    throw DataError(
+        fmt::format("{}: options.threads = {} is not a thread count", report.path(), threads));
+  }
+  o.threads = static_cast<int>(threads);
+  o.solver.max_nfe = report.integer("options.max_nfe");
+  const auto range = report.numbers_or_null("options.flow_time_range", 2);
+  o.flow_time_prior = range[0];
+  o.flow_time_data = range[1];
+  if (is_adaptive(o.solver.method)) {
+    o.solver.rtol = report.number("options.rtol");
+    o.solver.atol = report.number("options.atol");
+    o.solver.error_norm = parsed("error_norm", parse_error_norm);
+    o.solver.quadrature = parsed("quadrature", parse_quadrature);
+  } else {
+    o.solver.steps = report.integer("options.steps");
+  }
+  if (o.trace.method == Trace::kHutchinson) {
+    o.trace.noise = parsed("noise", parse_probe_noise);
+    o.trace.probes = report.integer("options.probes");
+  } else {
+    o.trace.max_rows = report.integer("options.max_rows");
+  }
+  return o;
+}
+
 nlohmann::json to_json(const ProtocolRecord& p) {
   nlohmann::json settings = nlohmann::json::array();
   for (const auto& s : p.settings) {
@@ -593,7 +674,7 @@ nlohmann::json to_json(const RunReport& r) {
       {"model", to_json(r.model)},
       {"data", data_json(r.data)},
       {"preprocessing", r.preprocessing},
-      {"options", r.options},
+      {"options", to_json(r.options)},
       {"samples", samples_json(r.summary)},
       {"metrics", metrics_json(r.summary)},
       {"wall_time_s", r.wall_seconds},

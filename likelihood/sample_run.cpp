@@ -48,8 +48,8 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
   std::vector<int64_t> indices;
   for (int64_t i = first; i < end; ++i) indices.push_back(i);
 
-  report.options = options_json(setup, bound, at::get_num_threads());
-  report.options.erase("dequant_draws");  // no data to dequantize
+  report.options = options_record(setup, bound, at::get_num_threads());
+  report.options.dequant_draws.reset();  // no data to dequantize
   const bool labelled = options.labels.defined() || !options.labels_path.empty();
   report.generated = {
       {"N", count},
@@ -73,7 +73,7 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
     options.on_identity({{"model_sha256", state.sha256},
                          {"generated", report.generated},
                          {"contract", identity_contract},
-                         {"options", result_options(report.options)}});
+                         {"options", result_options(to_json(report.options))}});
   }
 
   const auto start = std::chrono::steady_clock::now();
@@ -114,7 +114,7 @@ nlohmann::json to_json(const SampleReport& r) {
          "log_likelihood = log p1(x1) = log p0(x0) - integral of tr(dv/dx) dt along the forward "
          "solve, the model's density at the sample in its own space; bpd = -log_likelihood / (D "
          "ln 2)"}}},
-      {"options", r.options},
+      {"options", to_json(r.options)},
       {"samples", samples_json(r.summary)},
       {"metrics", metrics_json(r.summary)},
       {"wall_time_s", r.wall_seconds}};

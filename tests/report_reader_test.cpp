@@ -162,7 +162,20 @@ RunReport every_section() {
   r.data = some_data();
   r.preprocessing = {{"kind", "discrete"}, {"levels", 256}, {"caveat", "a caveat"}};
   r.caveat = "a caveat";
-  r.options = {{"solver", "dopri5"}, {"rtol", 1e-5}, {"threads", 2}};
+  r.options.solver.rtol = 1e-6;
+  r.options.solver.error_norm = ErrorNorm::kMixed;
+  r.options.trace.method = Trace::kHutchinson;
+  r.options.trace.noise = ProbeNoise::kGaussian;
+  r.options.trace.probes = 2;
+  r.options.seed = (uint64_t{1} << 63) + 5;  // beyond int64
+  r.options.dequant_draws = 4;
+  r.options.dtype = Dtype::kFloat64;
+  r.options.device = Device::cuda(1);
+  r.options.batch_size = 64;
+  r.options.rows_per_call = 16;
+  r.options.threads = 2;
+  r.options.flow_time_prior = 0.0;
+  r.options.flow_time_data = 0.999;
   r.summary.total = 10;
   r.summary.ok = 9;
   r.summary.log_likelihood = {9, -30.5, 0.5, -31.6, -29.4};
@@ -211,6 +224,10 @@ TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
   EXPECT_EQ(r.summary.dequant_std_error_bpd, 0.006);
   EXPECT_TRUE(std::isnan(r.summary.estimator_std_error_bpd));
   EXPECT_EQ(r.summary.nfe_max, 110);
+  EXPECT_EQ(r.options.seed, (uint64_t{1} << 63) + 5);
+  EXPECT_EQ(r.options.device, Device::cuda(1));
+  EXPECT_EQ(r.options.trace.noise, ProbeNoise::kGaussian);
+  EXPECT_EQ(r.options.rows_per_call, 16);
   ASSERT_TRUE(r.shard && r.check_solve && r.round_trip && r.resumed_samples);
   EXPECT_EQ(r.shard->range(r.data.n), std::make_pair(int64_t{3}, int64_t{6}));
   EXPECT_EQ(r.check_solve->max_abs_error_nats, 2e-4);
@@ -251,12 +268,20 @@ TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
   plain.gates.clear();
   plain.protocol.reset();
   plain.budget_advice.reset();
+  plain.options.solver.method = Solver::kRk4;  // a fixed-step solve, the exact trace, no data draws
+  plain.options.solver.steps = 50;
+  plain.options.trace.method = Trace::kExact;
+  plain.options.trace.max_rows = 4096;
+  plain.options.dequant_draws.reset();
   plain.exact_trace_rows.clear();
   plain.per_sample.clear();
   const auto plain_path = write_temp(to_json(plain).dump());
   const auto back = read_run_report(plain_path);
   EXPECT_EQ(to_json(back).dump(), to_json(plain).dump());
   EXPECT_EQ(back.check_solve->error, "every sample failed");
+  EXPECT_EQ(back.options.solver.steps, 50);
+  EXPECT_EQ(back.options.trace.max_rows, 4096);
+  EXPECT_FALSE(back.options.dequant_draws);
   EXPECT_FALSE(back.shard || back.round_trip || back.resumed_samples);
   std::filesystem::remove(plain_path);
 }
@@ -283,6 +308,11 @@ TEST(ReportReaderTest, AWholeReportIsRefusedNamingTheKeyAtFault) {
   test::expect_error<DataError>([&] { read_run_report(too_many); },
                                 {"samples.ok = 11 of samples.total = 10 is not a count"});
   json = to_json(every_section());
+  json["options"]["solver"] = "rk5";
+  const auto bad_solver = write_temp(json.dump());
+  test::expect_error<DataError>([&] { read_run_report(bad_solver); },
+                                {"options.solver: unknown solver 'rk5'"});
+  json = to_json(every_section());
   json["budget_advice"]["advice"]["samples"] = "many";
   const auto bad_advice = write_temp(json.dump());
   test::expect_error<DataError>([&] { read_run_report(bad_advice); },
@@ -292,7 +322,8 @@ TEST(ReportReaderTest, AWholeReportIsRefusedNamingTheKeyAtFault) {
   const auto bad_protocol = write_temp(json.dump());
   test::expect_error<DataError>([&] { read_run_report(bad_protocol); },
                                 {"protocol.settings.1.replaced_by"});
-  for (const auto& path : {bad_rule, no_nfe, compare, too_many, bad_advice, bad_protocol})
+  for (const auto& path :
+       {bad_rule, no_nfe, compare, too_many, bad_solver, bad_advice, bad_protocol})
     std::filesystem::remove(path);
 }
 

@@ -81,8 +81,8 @@ TEST(ReportTest, AnImportanceWeightedBoundOverHutchinsonEstimatesCarriesACaveat)
   pre.discrete = true;
   pre.levels = 256;
   pre.draws = 4;
-  const nlohmann::json hutchinson = {{"trace", "hutchinson"}};
-  const nlohmann::json exact = {{"trace", "exact"}};
+  const auto hutchinson = Trace::kHutchinson;
+  const auto exact = Trace::kExact;
   EXPECT_THAT(bound_caveat(pre, hutchinson), ::testing::HasSubstr("biased upward"));
   EXPECT_EQ(bound_caveat(pre, exact), "");
   pre.bound = DrawBound::kMean;  // a mean of unbiased estimates is unbiased

@@ -65,6 +65,24 @@ struct RunOptions {
   ProtocolChoice protocol;
 };
 
+// The report's "options": every option in effect for a run. The JSON holds the keys that apply:
+// rtol, atol, error_norm and quadrature for an adaptive solver, steps for a fixed-step one; noise
+// and probes for Hutchinson's trace, max_rows for the exact one.
+struct OptionsRecord {
+  SolverOptions solver;
+  TraceOptions trace;
+  uint64_t seed = 0;
+  std::optional<int64_t> dequant_draws;  // unset where there are no data (`sample`)
+  Dtype dtype = Dtype::kFloat32;
+  Device device;
+  int64_t batch_size = 32;
+  int64_t rows_per_call = 0;  // the network's rows per call; 0 in a report from before it was kept
+  int threads = 0;
+  // The flow times integrated between, prior end first (the contract's interval, with any eps).
+  double flow_time_prior = 1.0;
+  double flow_time_data = 0.0;
+};
+
 // The report's record of a protocol the options were set from: each of its settings, and whether
 // the protocol's value was applied or an option the caller set replaced it.
 struct ProtocolRecord {
@@ -157,9 +175,9 @@ struct RunReport {
   ModelRecord model;
   DataRecord data;
   nlohmann::json preprocessing;  // how the raw data were mapped into the model's space
-  std::string data_line;   // the same in one line, for summaries (empty in a report read back)
-  std::string caveat;      // why the figure may not be the bound it is called; or empty
-  nlohmann::json options;  // every option in effect
+  std::string data_line;  // the same in one line, for summaries (empty in a report read back)
+  std::string caveat;     // why the figure may not be the bound it is called; or empty
+  OptionsRecord options;  // every option in effect
   std::vector<SampleResult> samples;  // this run's (its shard's), resumed ones included, in order
   ScoreSummary summary;
   double wall_seconds = 0.0;
@@ -220,7 +238,7 @@ struct SampleReport {
   RunReport::ModelRecord model;
   nlohmann::json generated;  // N, labels, seed, prior, noise, first, end: what was drawn
   nlohmann::json data_map;   // how levels come from points (scale, levels, their sources); or null
-  nlohmann::json options;    // every option in effect
+  OptionsRecord options;     // every option in effect
   torch::Tensor points;      // [end - first, *shape] float64 in the model's space; NaN if failed
   torch::Tensor levels;      // the same as data levels (uint8), with data_levels; else undefined
   std::vector<SampleResult> samples;  // log_likelihood = log p1(x1), in the model's space
@@ -275,9 +293,11 @@ nlohmann::json to_json(const MergeReport& report);
 nlohmann::json to_json(const SampleReport& report);
 nlohmann::json to_json(const GateResult& gate);
 nlohmann::json to_json(const RunReport::ModelRecord& model);  // the report's "model" section
+nlohmann::json to_json(const OptionsRecord& options);         // the report's "options" section
 
 // The report's "options" less those that do not change any result (batch size, threads, the exact
-// trace's rows per call): what two runs, or two shards, must agree on.
+// trace's rows per batched call, the network's rows per call): what two runs, or two shards, must
+// agree on.
 nlohmann::json result_options(nlohmann::json options);
 
 // Names the first field (as a dotted key) where two run identities differ, with both values; empty

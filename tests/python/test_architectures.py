@@ -72,14 +72,13 @@ def exported(request, tmp_path_factory):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # The functions these tests call: the velocity, and the VJP for 8 probes (Hutchinson's 8 and the
-        # exact trace's groups of 8); K = 1 would double the compile time for nothing tested here. A block
-        # of SAMPLES rows: the default (pt2.choose_block: 16 rows for these networks) computes 16 rows per
-        # call for the 2 scored here, 5x the time of the exact trace (measured on diffusers_unet_epsilon:
-        # 196 s against 38 s, the same NFE, values within 6e-5 nats); a row's value does not depend on the
-        # rows beside it (tests/python/test_shards_resume.py), and the default block is what the digits
-        # UNet example (test_unet_example.py) is scored with.
+        # exact trace's groups of 8); K = 1 would double the compile time for nothing tested here. The
+        # default blocks (pt2.choose_blocks: 16 rows and a small block of 2 for these networks, 32 and 4
+        # for the DiT): the SAMPLES rows scored here are a small run, which calls the small block
+        # (checked below); in the large one they cost 5x the time of the exact trace (measured on
+        # diffusers_unet_epsilon: 196 s against 38 s).
         export(case.module, out / "model.pt2", case.contract, x, num_classes=case.num_classes,
-               cache_dir=str(CACHE), probes=(8,), block=SAMPLES)
+               cache_dir=str(CACHE), probes=(8,))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace's own deprecation
         export(case.module, out / "model.pt", case.contract, x, format="torchscript", method="trace",
@@ -126,6 +125,15 @@ def test_scores_agree_with_the_independent_reference(exported, tmp_path, model, 
     got, stderr = score(case, out, tmp_path, model, "--trace", trace, *extra)
     tolerance = 0.02 + (5 * stderr if trace == "hutchinson" else 0)
     assert (np.abs(got - expected) <= tolerance).all(), (case.name, got, expected, tolerance)
+    if model.endswith(".pt2"):
+        # A call of the large block is costly here, so the package has a small one, which a run of
+        # SAMPLES rows calls (run_block: the smallest, as none is filled more than half by 2 rows but 2).
+        from flowlik_export import pt2
+
+        blocks = [int(b) for b in pt2.load_function(out / model, "vjp", "float32", 8).get_metadata()
+                  ["flowlik.blocks"].split(",")]
+        assert len(blocks) == 2, (case.name, blocks)
+        assert json.loads((tmp_path / "r.json").read_text())["options"]["rows_per_call"] == blocks[1]
 
 
 def test_both_formats_give_the_same_exact_trace_on_the_same_steps(exported, tmp_path):

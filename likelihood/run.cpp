@@ -133,7 +133,7 @@ BudgetAdvice budget_advice(const BoundModel& model, const ScoreSetup& setup, con
   const double s_probe = hutchinson ? per_sample(pilot.estimator_std_error_bpd) * m0 * k0 : 0.0;
   const auto best = cheapest_budget({s_data, s_draw, s_probe}, target, data.size,
                                     discrete ? kMaxDraws : 1, hutchinson ? kMaxProbes : 1);
-  advice.per_sample_variance_bpd2 = BudgetAdvice::Variances{s_data, s_draw, s_probe};
+  advice.per_sample_variance_bpd2 = BudgetVariances{s_data, s_draw, s_probe};
   if (!best) {
     advice.note = fmt::format(
         "unreachable with the {} samples of the data: the data's own part alone gives a standard "
@@ -141,8 +141,7 @@ BudgetAdvice budget_advice(const BoundModel& model, const ScoreSetup& setup, con
         "{:.4g} bpd over all of them",
         data.size, std::sqrt(s_data / static_cast<double>(data.size)));
   } else {
-    advice.advice =
-        BudgetAdvice::Budget{best->samples, best->draws, hutchinson ? best->probes : 0, best->cost};
+    advice.advice = Budget{best->samples, best->draws, hutchinson ? best->probes : 0, best->cost};
     advice.note =
         "cost counts rows of function evaluations (samples x draws x probes); the number of "
         "evaluations per solve is taken as the same for every choice";
@@ -613,7 +612,7 @@ nlohmann::json to_json(const BudgetAdvice& a) {
     j["advice"] = {{"samples", b->samples},
                    {"draws", b->draws},
                    {"probes", b->probes},
-                   {"cost_rows_per_evaluation_step", b->cost_rows_per_evaluation_step}};
+                   {"cost_rows_per_evaluation_step", b->cost}};
   }
   j["note"] = a.note;
   return j;
@@ -635,15 +634,15 @@ BudgetAdvice read_budget_advice(const ReportReader& report) {
                         source("estimator")};
   if (report.contains("budget_advice.per_sample_variance_bpd2")) {
     a.per_sample_variance_bpd2 =
-        BudgetAdvice::Variances{report.number("budget_advice.per_sample_variance_bpd2.data"),
-                                report.number("budget_advice.per_sample_variance_bpd2.one_draw"),
-                                report.number("budget_advice.per_sample_variance_bpd2.one_probe")};
+        BudgetVariances{report.number("budget_advice.per_sample_variance_bpd2.data"),
+                        report.number("budget_advice.per_sample_variance_bpd2.one_draw"),
+                        report.number("budget_advice.per_sample_variance_bpd2.one_probe")};
   }
   if (!report.value("budget_advice.advice").is_null()) {
-    a.advice = BudgetAdvice::Budget{
-        report.integer("budget_advice.advice.samples"),
-        report.integer("budget_advice.advice.draws"), report.integer("budget_advice.advice.probes"),
-        report.number("budget_advice.advice.cost_rows_per_evaluation_step")};
+    a.advice = Budget{report.integer("budget_advice.advice.samples"),
+                      report.integer("budget_advice.advice.draws"),
+                      report.integer("budget_advice.advice.probes"),
+                      report.number("budget_advice.advice.cost_rows_per_evaluation_step")};
   }
   a.note = report.string("budget_advice.note");
   return a;

@@ -12,22 +12,6 @@ namespace flowlik {
 // Throws std::invalid_argument on an empty span.
 MeanEstimate estimate_mean(std::span<const double> values);
 
-// The variance of one sample's bpd from each source, per sample: the data's own spread, one
-// dequantization draw's and one probe's (shared/MATH.md section 7). A source that is absent is 0.
-struct BudgetVariances {
-  double data = 0.0;
-  double one_draw = 0.0;
-  double one_probe = 0.0;
-};
-
-// Samples n, draws M and probes K, and their cost n M K (rows per evaluation step).
-struct Budget {
-  int64_t samples = 0;
-  int64_t draws = 1;
-  int64_t probes = 1;
-  double cost = 0.0;
-};
-
 // The cheapest budget whose mean bpd has the target standard error, Var(mean) = (data + one_draw /
 // M
 // + one_probe / (M K)) / n, with n at most max_samples (and at least 2), M from 1 to max_draws and

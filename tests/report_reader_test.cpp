@@ -197,8 +197,8 @@ RunReport every_section() {
   BudgetAdvice advice;
   advice.target_stderr_bpd = 0.01;
   advice.pilot = {32, 2, 2, 31, {0.02, 0.015, 0.01, NAN}};
-  advice.per_sample_variance_bpd2 = BudgetAdvice::Variances{0.5, 0.25, 0.0};
-  advice.advice = BudgetAdvice::Budget{100, 4, 0, 400.0};
+  advice.per_sample_variance_bpd2 = BudgetVariances{0.5, 0.25, 0.0};
+  advice.advice = Budget{100, 4, 0, 400.0};
   advice.note = "a note";
   r.budget_advice = advice;
   r.check_solve =

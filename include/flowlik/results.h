@@ -124,4 +124,20 @@ struct RoundTripError {
   double mean_abs_error = NAN;  // the mean over values and samples
 };
 
+// The variance of one sample's bpd from each source, per sample: the data's own spread, one
+// dequantization draw's and one probe's (shared/MATH.md section 7). A source that is absent is 0.
+struct BudgetVariances {
+  double data = 0.0;
+  double one_draw = 0.0;
+  double one_probe = 0.0;
+};
+
+// Samples n, draws M and probes K, and their cost n M K (rows per evaluation step).
+struct Budget {
+  int64_t samples = 0;
+  int64_t draws = 1;
+  int64_t probes = 1;
+  double cost = 0.0;
+};
+
 }  // namespace flowlik

@@ -115,22 +115,12 @@ struct BudgetAdvice {
     int64_t ok = 0;
     StdErrors stderr_by_source;  // of its mean bpd
   };
-  // Per-sample variances of the bpd (bpd^2): the data's, one draw's and one probe's.
-  struct Variances {
-    double data = 0.0;
-    double one_draw = 0.0;
-    double one_probe = 0.0;
-  };
-  struct Budget {
-    int64_t samples = 0;
-    int64_t draws = 0;
-    int64_t probes = 0;  // 0: the exact trace
-    double cost_rows_per_evaluation_step = 0.0;
-  };
   double target_stderr_bpd = NAN;
   Pilot pilot;
-  std::optional<Variances> per_sample_variance_bpd2;  // unset with fewer than two pilot samples ok
-  std::optional<Budget> advice;                       // unset when the target cannot be reached
+  // Per-sample variances of the bpd (bpd^2); unset with fewer than two pilot samples ok.
+  std::optional<BudgetVariances> per_sample_variance_bpd2;
+  // The cheapest budget (probes 0: the exact trace); unset when the target cannot be reached.
+  std::optional<Budget> advice;
   std::string note;  // what the advice assumes, or why there is none
 };
 

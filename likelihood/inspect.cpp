@@ -107,15 +107,16 @@ nlohmann::json to_json(const InspectReport& r) {
 
 namespace {
 
-// "16; runs of at most 4 rows: 2": the block a run takes (run_block), for the console.
+// "16; runs of at most 4 rows: 2": the blocks run_block gives a run, for the console.
 std::string describe_blocks(const std::vector<int64_t>& blocks) {
   if (blocks.empty()) return "?";
   const auto large = blocks.front();
-  std::vector<int64_t> small;
-  for (size_t i = 1; i < blocks.size(); ++i) {
-    if (4 * blocks[i] <= large || i + 1 == blocks.size()) small.push_back(blocks[i]);
+  std::vector<int64_t> small;  // largest first, as blocks
+  for (int64_t rows = large / 4; rows >= 1; --rows) {
+    const auto block = run_block(blocks, rows);
+    if (small.empty() || small.back() != block) small.push_back(block);
   }
-  if (small.empty()) return std::to_string(large);
+  if (small.empty() || small.front() == large) return std::to_string(large);
   return fmt::format("{}; runs of at most {} rows: {}", large, large / 4, fmt::join(small, ", "));
 }
 

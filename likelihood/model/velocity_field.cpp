@@ -251,6 +251,8 @@ void VelocityField::bind_shape(const std::vector<int64_t>& data_shape) {
   shape_ = shape;
   dim_ = 1;
   for (const auto s : shape) dim_ *= s;
+  // Kept, not worked out on each call: every network call reads it.
+  rows_per_call_ = blocks().front();
   try {
     const auto x = torch::zeros({kProbeBatch, dim_}, options_);
     const auto labels = contract_.conditional

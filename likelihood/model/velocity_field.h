@@ -119,7 +119,7 @@ class VelocityField final : public JacobianProducts {
   torch::TensorOptions options() const { return options_; }
   // The rows of every network call this field makes (the solver pads its batches to a multiple of
   // it), so that a row's value does not depend on the rows beside it: one of blocks(), the largest
-  // unless fit_rows_per_call chose another.
+  // (set by bind_shape) unless fit_rows_per_call chose another.
   int64_t rows_per_call() const { return rows_per_call_ > 0 ? rows_per_call_ : blocks().front(); }
   // The blocks the network can be called with, largest first: a package's compiled blocks; for a
   // network that takes any number of rows, the powers of two up to the one from 1 to 32 that makes
@@ -127,7 +127,8 @@ class VelocityField final : public JacobianProducts {
   std::vector<int64_t> blocks() const;
   // Sets rows_per_call for a run of `rows` rows (samples x dequantization draws, of the whole data
   // before any shard, so that every shard, resumption and batch of it calls alike):
-  // run_block(blocks(), rows). Like bind_shape, changes this copy only.
+  // run_block(blocks(), rows). Call it after bind_shape, which sets the largest; like bind_shape,
+  // changes this copy only.
   void fit_rows_per_call(int64_t rows);
   int64_t parameter_count() const { return network_->parameter_count(); }
   std::string parameter_dtype() const { return network_->parameter_dtype(); }
@@ -150,7 +151,7 @@ class VelocityField final : public JacobianProducts {
   torch::TensorOptions options_;
   std::vector<int64_t> shape_;
   int64_t dim_ = 0;
-  int64_t rows_per_call_ = 0;  // 0: the largest block
+  int64_t rows_per_call_ = 0;  // 0 until bound: the largest block
 };
 
 // The block a run of `rows` rows calls its network with, from the blocks it can take (largest

@@ -5,20 +5,20 @@ for static sizes:
     velocity_<dtype>      (x [B, D], t [B][, y [B]])              -> out [B, D]
     vjp_k<K>_<dtype>      (x [B, D], t [B], probes [K, B, D][, y]) -> (out [B, D], vjp [K, B, D])
 
-one vjp per K in the export's `probes` (1 and 8 by default), and the same again, named velocity_b<b>_<dtype> and
-vjp_k<K>_b<b>_<dtype>, for each smaller block b the package also has (flowlik.blocks). `out` is what the network returns (velocity,
-data, noise, score or v, as the manifest says), not a velocity: every parameterization's velocity is affine in
-x and out, v = a(t) x + b(t) out (shared/MATH.md section 4), so flowlik converts outside the compiled graph,
-tr dv/dx = a D + b tr d out/dx, and one graph serves any schedule or parameterization given at scoring time.
-The time convention is flowlik's too: t is the model's own time.
+one vjp per K in the export's `probes` (1 and 8 by default), and the same again, named velocity_b<b>_<dtype>
+and vjp_k<K>_b<b>_<dtype>, for each smaller block b the package also has (flowlik.blocks). `out` is what the
+network returns (velocity, data, noise, score or v, as the manifest says), not a velocity: every
+parameterization's velocity is affine in x and out, v = a(t) x + b(t) out (shared/MATH.md section 4), so
+flowlik converts outside the compiled graph, tr dv/dx = a D + b tr d out/dx, and one graph serves any schedule
+or parameterization given at scoring time. The time convention is flowlik's too: t is the model's own time.
 
 Static sizes, because flowlik's runtime needs no other (issue 18): every network call of a solve has the same
 number of rows B, a block the package chooses (choose_blocks) and records (flowlik.block), so that a row's
 value never depends on the rows beside it (a run that has too few rows to fill it uses a smaller compiled
-block, the same for all of the run's calls: flowlik.blocks); K probes are fixed per run, and the exact trace's diagonal is the
-VJP against one-hot probes, read at their index, in groups of the largest K. flowlik splits any call into
-these pieces and pads the last one. Static sizes let vmap's batching rules read sizes as integers (no
-"Constraints violated"), turn a missing batching rule into a static loop, and give Inductor fixed shapes.
+block, the same for all of the run's calls: flowlik.blocks); K probes are fixed per run, and the exact trace's
+diagonal is the VJP against one-hot probes, read at their index, in groups of the largest K. flowlik splits
+any call into these pieces and pads the last one. Static sizes let vmap's batching rules read sizes as integers
+(no "Constraints violated"), turn a missing batching rule into a static loop, and give Inductor fixed shapes.
 
 Each function is traced with make_fx in fake mode (no computation; a data-dependent branch is an error, not a
 silently recorded path), the parameters passed explicitly (torch.func's transforms cannot be exported

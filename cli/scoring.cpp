@@ -19,7 +19,7 @@ void print_summary(const RunReport& r) {
   const auto& s = r.summary;
   fmt::print("flowlik score: {} on {} ({} samples, D = {})\n", r.model.path, r.data.path, r.data.n,
              r.data.dim);
-  fmt::print("  data       {}\n", r.data_line);
+  fmt::print("  data       {}\n", describe(r.preprocessing));
   if (!r.caveat.empty()) fmt::print("  caveat     {}\n", r.caveat);
   fmt::print("  bpd        {:.4f} +- {:.4f} (stderr)  95% CI [{:.4f}, {:.4f}]\n", s.bpd.mean,
              s.bpd.std_error, s.bpd.ci_low, s.bpd.ci_high);

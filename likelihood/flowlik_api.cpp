@@ -33,9 +33,7 @@ Model Model::load(const std::string& path, const ModelOptions& options) {
 
 const std::string& Model::path() const { return state_->field->path(); }
 std::string Model::format() const { return state_->field->format(); }
-std::string Model::contract_json() const {
-  return flowlik::contract_json(state_->field->contract()).dump();
-}
+const Contract& Model::contract() const { return state_->field->contract(); }
 const ModelOptions& Model::options() const { return state_->options; }
 const std::string& Model::sha256() const { return state_->sha256; }
 

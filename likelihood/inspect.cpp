@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include "flowlik/error.h"
+#include "flowlik/run.h"
 #include "likelihood/cost.h"
 #include "likelihood/model_run.h"
 
@@ -29,9 +30,7 @@ InspectReport inspect(const Model& model, const std::optional<std::vector<int64_
   report.format = field.format();
   report.parameters = field.parameter_count();
   report.parameter_dtype = field.parameter_dtype();
-  report.contract = contract_json(contract);
-  report.t_data = contract.t_data();
-  report.t_prior = contract.t_prior();
+  report.contract = contract;
   report.dim = field.dim();
   report.device = to_string(state.options.device);
   report.blocks = field.blocks();
@@ -70,7 +69,7 @@ nlohmann::json to_json(const InspectReport& r) {
       {"format", r.format},
       {"parameters", {{"count", r.parameters}, {"dtype", r.parameter_dtype}}},
       {"rows_per_call", r.blocks},
-      {"contract", r.contract},
+      {"contract", to_json(r.contract)},
       {"smoke",
        {{"input_shape", r.smoke_input_shape},
         {"output_shape", r.smoke_output_shape},
@@ -129,12 +128,14 @@ std::string describe(const InspectReport& r) {
   text += fmt::format("  parameters        {} ({})\n", r.parameters, r.parameter_dtype);
   text += fmt::format("  rows per call     {}\n", describe_blocks(r.blocks));
   text += fmt::format("  contract          field = value  [source]\n");
+  const auto contract = to_json(r.contract);
   for (const char* key : {"signature", "time_input", "time", "parameterization", "schedule",
                           "time_range", "prior", "shape", "data", "conditioning"}) {
-    text += fmt::format("    {:<17} {}  [{}]\n", key, r.contract[key].dump(),
-                        r.contract["sources"][key].get<std::string>());
+    text += fmt::format("    {:<17} {}  [{}]\n", key, contract[key].dump(),
+                        contract["sources"][key].get<std::string>());
   }
-  text += fmt::format("    integrated        flow time {} -> {}\n", r.t_data, r.t_prior);
+  text += fmt::format("    integrated        flow time {} -> {}\n", r.contract.t_data(),
+                      r.contract.t_prior());
   text += fmt::format("  smoke: velocity   input [{}] -> output [{}], {}\n",
                       fmt::join(r.smoke_input_shape, ", "), fmt::join(r.smoke_output_shape, ", "),
                       r.smoke_finite ? "all finite" : "NOT FINITE");

@@ -246,8 +246,7 @@ void check_same_data_view(const BoundModel& first, const BoundModel& other) {
   }
   const auto& a = first.field->contract();
   const auto& b = other.field->contract();
-  if (a.shape != b.shape)
-    refuse("shape", contract_json(a)["shape"].dump(), contract_json(b)["shape"].dump());
+  if (a.shape != b.shape) refuse("shape", to_json(a)["shape"].dump(), to_json(b)["shape"].dump());
   if (a.conditional != b.conditional) {
     refuse("conditioning", a.conditional ? "label" : "none", b.conditional ? "label" : "none");
   }
@@ -295,14 +294,12 @@ RunReport score_model(const BoundModel& model, const ScoreSetup& setup, const Da
   const auto& field = *model.field;
   const auto& pre = *model.preprocessing;
   r.model = {field.path(), field.format(), model.model.sha256(), field.parameter_count(),
-             contract_json(field.contract())};
+             field.contract()};
   r.data = {data.path, data_sha256, to_string(data.dtype), data.sample_shape,
             data.size, data.dim,    data.labels_path};
   r.options = options_record(setup, model, torch::get_num_threads());
-  r.preprocessing = preprocessing_json(pre, data.dim);
+  r.preprocessing = pre;
   r.caveat = bound_caveat(pre, r.options.trace.method);
-  if (!r.caveat.empty()) r.preprocessing["caveat"] = r.caveat;
-  r.data_line = describe_preprocessing(pre);
   r.summary = summarize_results(r.samples, data.dim);
   return r;
 }

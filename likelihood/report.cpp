@@ -101,7 +101,7 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
     return {{"kind", "continuous"},
             {"description", "float data scored as given; bpd = -log p / (D ln 2)"}};
   }
-  return {
+  nlohmann::json j = {
       {"kind", "discrete"},
       {"levels", pre.levels},
       {"dequantization",
@@ -111,6 +111,7 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
                          "truncated to |e_i| <= 0.5 / sigma, sigma = {} bins, Philox keyed by "
                          "(seed, sample, draw); log q(u) enters the bound",
                          pre.noise_sigma, pre.noise_sigma)},
+      {"dequant_noise", describe_dequantization(pre)},
       {"draws", pre.draws},
       {"bound", draw_bound_text(pre)},
       {"scale", describe_scale(pre)},
@@ -123,6 +124,43 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
       {"description",
        "log_likelihood = log p_model(y) + log|det dy/dx01| - D ln K (a lower bound on log P(k)); "
        "bpd = -log_likelihood / (D ln 2)"}};
+  if (pre.draws > 1) j["dequant_bound"] = to_string(pre.bound);
+  return j;
+}
+
+Preprocessing read_preprocessing(const ReportReader& report) {
+  Preprocessing pre;
+  const auto kind = report.string("preprocessing.kind");
+  if (kind == "continuous") return pre;
+  if (kind != "discrete") report.invalid("preprocessing.kind", "not continuous or discrete");
+  pre.discrete = true;
+  pre.levels = report.integer("preprocessing.levels");
+  if (pre.levels < 2 || pre.levels > 256) {
+    report.invalid("preprocessing.levels", "not a number of levels from 2 to 256");
+  }
+  const auto noise = report.parsed("preprocessing.dequant_noise", parse_dequantization);
+  pre.dequantization = noise.kind;
+  if (noise.kind == DequantizationKind::kTruncatedNormal && !noise.sigma) {
+    report.invalid("preprocessing.dequant_noise", "truncated-normal without its SIGMA");
+  }
+  pre.noise_sigma = noise.sigma.value_or(0.0);
+  pre.draws = report.integer("preprocessing.draws");
+  if (pre.draws < 1 || pre.draws > kMaxReportCount) {
+    report.invalid("preprocessing.draws", "not a number of draws");
+  }
+  if (pre.draws > 1) pre.bound = report.parsed("preprocessing.dequant_bound", parse_draw_bound);
+  const auto map = report.parsed("preprocessing.scale", parse_data_map);
+  pre.scale = map.kind;
+  pre.logit_lambda = map.logit_lambda;
+  pre.levels_source = report.string("preprocessing.sources.levels");
+  pre.scale_source = report.string("preprocessing.sources.scale");
+  pre.dequantization_source = report.string("preprocessing.sources.dequantization");
+  pre.seed = report.unsigned_integer("preprocessing.seed");
+  return pre;
+}
+
+std::string describe_prior(double scale) {
+  return scale == 1.0 ? std::string("standard normal") : fmt::format("normal, scale {}", scale);
 }
 
 nlohmann::json number_or_null(double value) {
@@ -226,7 +264,7 @@ std::string bound_caveat(const Preprocessing& pre, Trace trace) {
          "exact or --dequant-bound mean removes the bias";
 }
 
-std::string describe_preprocessing(const Preprocessing& pre) {
+std::string describe(const Preprocessing& pre) {
   if (!pre.discrete) return "continuous, scored as given";
   return fmt::format("discrete, {} levels [{}], {} dequantization (seed {}, {}), scale {} [{}]",
                      pre.levels, pre.levels_source, describe_dequantization(pre), pre.seed,

@@ -30,11 +30,11 @@ nlohmann::json mean_json(const MeanEstimate& m);
 // M >= 2 draws of Hutchinson estimates (trace: the run's estimator) is biased upward, the
 // logmeanexp of noisy estimates exceeding that of the exact ones by about half their variance.
 std::string bound_caveat(const Preprocessing& pre, Trace trace);
-// The preprocessing in one line, for summaries: "discrete, 256 levels [...], uniform
-// dequantization (seed 0, one draw), scale centered [...]" or "continuous, scored as given".
-std::string describe_preprocessing(const Preprocessing& pre);
-// How the raw data were mapped into the model's space, as the report states it.
+// How the raw data were mapped into the model's space, as the report states it (dim: the data's
+// D, for the offset log_offset_nats).
 nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim);
+// The prior N(0, scale^2 I) in words: "standard normal", "normal, scale 2".
+std::string describe_prior(double scale);
 
 class ReportReader;  // likelihood/report_reader.h
 
@@ -46,6 +46,8 @@ MeanEstimate read_mean(const ReportReader& report, const std::string& key);
 // The report's "data" section, and its inverse.
 nlohmann::json data_json(const RunReport::DataRecord& data);
 RunReport::DataRecord read_data_record(const ReportReader& report);
+// preprocessing_json's inverse: the report's "preprocessing" (its caveat is the RunReport's).
+Preprocessing read_preprocessing(const ReportReader& report);
 // Shard::json's inverse: the report's "shard" of a run of n samples. Refuses a count or index
 // that is no shard, and a block [first, end) other than the one its index names.
 Shard read_shard(const ReportReader& report, int64_t n);

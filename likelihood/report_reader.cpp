@@ -189,6 +189,20 @@ const nlohmann::json& ReportReader::object(std::string_view key) const {
   return v;
 }
 
+std::map<std::string, std::string> ReportReader::strings(std::string_view key) const {
+  const auto& v = object(key);
+  std::map<std::string, std::string> out;
+  for (const auto& [name, item] : v.items()) {
+    if (!item.is_string()) fail(fmt::format("{}.{}", key, name), "a string", &item);
+    out.emplace(name, item.get<std::string>());
+  }
+  return out;
+}
+
+void ReportReader::invalid(std::string_view key, std::string_view reason) const {
+  throw DataError(fmt::format("{}: {}: {}", path_, key, reason));
+}
+
 std::pair<int64_t, int64_t> shard_block(int64_t index, int64_t count, int64_t n) {
   return {index * n / count, (index + 1) * n / count};
 }
@@ -224,7 +238,7 @@ RunReport read_run(const ReportReader& r) {
     throw DataError(fmt::format("{}: data.N = {} and data.D = {} are not the size of a dataset",
                                 r.path(), n, dim));
   }
-  report.preprocessing = r.object("preprocessing");
+  report.preprocessing = read_preprocessing(r);
   if (r.contains("preprocessing.caveat")) report.caveat = r.string("preprocessing.caveat");
   report.options = read_options(r);
   report.summary = read_summary(r);

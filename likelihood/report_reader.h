@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "flowlik/error.h"
 #include "flowlik/results.h"
 #include "flowlik/run.h"
 
@@ -39,6 +41,23 @@ class ReportReader {
   std::string string(std::string_view key) const;
   std::optional<std::string> string_or_null(std::string_view key) const;
   const nlohmann::json& object(std::string_view key) const;
+  // An object whose values are all strings (a section's "sources").
+  std::map<std::string, std::string> strings(std::string_view key) const;
+  bool is_null(std::string_view key) const { return value(key).is_null(); }
+  // The string at `key` read by `parse` (one of the parse_* of flowlik/options.h or
+  // flowlik/conventions.h, which throw InvalidArgument): a value it refuses is a DataError naming
+  // the file and the key, with the parser's reason.
+  template <class Parse>
+  auto parsed(std::string_view key, Parse parse) const -> decltype(parse(std::string())) {
+    const auto text = string(key);
+    try {
+      return parse(text);
+    } catch (const InvalidArgument& e) {
+      invalid(key, e.reason());
+    }
+  }
+  // Throws the DataError "FILE: KEY: REASON" for a value of the right type that is not valid.
+  [[noreturn]] void invalid(std::string_view key, std::string_view reason) const;
   // An array of integers, and an array of `size` numbers or nulls (a null reads as NaN).
   std::vector<int64_t> integers(std::string_view key) const;
   std::vector<double> numbers_or_null(std::string_view key, size_t size) const;
@@ -75,7 +94,7 @@ BaselineReport read_baseline_report(const std::string& path);
 
 // A `flowlik score` report read back whole, each section by the inverse of its writer
 // (to_json(RunReport)). Not in the report, so empty in the value read: the samples' rows (the
-// per-sample file holds them) and data_line (the report states the preprocessing as an object).
+// per-sample file holds them).
 RunReport read_run_report(const std::string& path);
 // The report of one shard of a `flowlik score --shard --per-sample` run, as `merge` joins them:
 // also refuses a report that is not of a shard run, or whose block is not the one its index names.

@@ -34,7 +34,7 @@ std::string tensor_sha256(const torch::Tensor& t) {
 nlohmann::json run_identity(const BoundModel& model, const ScoreSetup& setup, const Dataset& data,
                             const Data& given, const std::string& digest) {
   const auto options = result_options(to_json(options_record(setup, model, 0)));
-  auto contract = contract_json(model.field->contract());
+  auto contract = to_json(model.field->contract());
   contract.erase("sources");  // where a value came from does not change what is measured
   auto preprocessing = preprocessing_json(*model.preprocessing, data.dim);
   if (preprocessing.contains("sources")) preprocessing.erase("sources");
@@ -468,12 +468,7 @@ GateResult read_gate(const ReportReader& report, const std::string& key) {
   g.regression = report.number_or_null(key + ".regression_bpd").value_or(NAN);
   g.std_error = report.number_or_null(key + ".stderr").value_or(NAN);
   g.threshold = report.number(key + ".limit_bpd");
-  const auto rule = report.string(key + ".rule");
-  try {
-    g.rule = parse_gate_rule(rule);
-  } catch (const InvalidArgument& e) {
-    throw DataError(fmt::format("{}: {}.rule: {}", report.path(), key, e.reason()));
-  }
+  g.rule = report.parsed(key + ".rule", parse_gate_rule);
   g.message = report.string(key + ".message");
   return g;
 }
@@ -513,13 +508,7 @@ nlohmann::json to_json(const OptionsRecord& o) {
 OptionsRecord read_options(const ReportReader& report) {
   // A name the report holds, parsed as the options parse it; a bad one names the key.
   const auto parsed = [&](const char* key, auto parse) {
-    const auto dotted = fmt::format("options.{}", key);
-    const auto text = report.string(dotted);
-    try {
-      return parse(text);
-    } catch (const InvalidArgument& e) {
-      throw DataError(fmt::format("{}: {}: {}", report.path(), dotted, e.reason()));
-    }
+    return report.parsed(fmt::format("options.{}", key), parse);
   };
   OptionsRecord o;
   o.solver.method = parsed("solver", parse_solver);
@@ -534,8 +523,7 @@ OptionsRecord read_options(const ReportReader& report) {
     o.rows_per_call = report.integer("options.rows_per_call");
   const auto threads = report.integer("options.threads");
   if (threads < 0 || threads > 1 << 20) {
-    throw DataError(
-        fmt::format("{}: options.threads = {} is not a thread count", report.path(), threads));
+    report.invalid("options.threads", fmt::format("{} is not a thread count", threads));
   }
   o.threads = static_cast<int>(threads);
   o.solver.max_nfe = report.integer("options.max_nfe");
@@ -648,12 +636,64 @@ BudgetAdvice read_budget_advice(const ReportReader& report) {
   return a;
 }
 
+nlohmann::json to_json(const Contract& c) {
+  const auto or_null = [](const auto& value, auto write) {
+    return value ? nlohmann::json(write(*value)) : nlohmann::json(nullptr);
+  };
+  const auto text = [](const auto& v) { return to_string(v); };
+  const auto same = [](const auto& v) { return v; };
+  return {
+      {"signature", to_string(c.signature)},
+      {"time_input", to_string(c.time_input)},
+      {"time", to_string(c.time)},
+      {"parameterization", to_string(c.parameterization)},
+      {"schedule", or_null(c.schedule, text)},
+      {"time_range", {c.time_lo, c.time_hi}},
+      {"flow_time_integrated", {c.t_data(), c.t_prior()}},
+      {"prior", describe_prior(c.prior_scale)},
+      {"prior_scale", c.prior_scale},
+      {"shape", or_null(c.shape, same)},
+      {"data", {{"levels", or_null(c.data_levels, same)}, {"scale", or_null(c.data_scale, text)}}},
+      {"conditioning", to_string(c.conditional ? Conditioning::kLabel : Conditioning::kNone)},
+      {"sources", c.sources},
+  };
+}
+
+// The inverse of to_json(Contract) for the section at `key`: each field parsed as a manifest's
+// (flowlik/conventions.h), the derived ones (prior, flow_time_integrated) not read.
+Contract read_contract(const ReportReader& report, const std::string& key) {
+  const auto at = [&](const char* field) { return fmt::format("{}.{}", key, field); };
+  Contract c;
+  c.signature = report.parsed(at("signature"), parse_signature);
+  c.time_input = report.parsed(at("time_input"), parse_time_input);
+  c.time = report.parsed(at("time"), parse_time_convention);
+  c.parameterization = report.parsed(at("parameterization"), parse_parameterization);
+  if (!report.is_null(at("schedule"))) c.schedule = report.parsed(at("schedule"), parse_schedule);
+  const auto range = report.numbers_or_null(at("time_range"), 2);
+  if (!(0.0 <= range[0] && range[0] < range[1] && range[1] <= 1.0)) {
+    report.invalid(at("time_range"), "not an interval 0 <= LO < HI <= 1");
+  }
+  c.time_lo = range[0];
+  c.time_hi = range[1];
+  c.prior_scale = report.number(at("prior_scale"));
+  if (!(c.prior_scale > 0.0 && std::isfinite(c.prior_scale))) {
+    report.invalid(at("prior_scale"), "not a positive scale");
+  }
+  if (!report.is_null(at("shape"))) c.shape = report.integers(at("shape"));
+  if (!report.is_null(at("data.levels"))) c.data_levels = report.integer(at("data.levels"));
+  if (!report.is_null(at("data.scale")))
+    c.data_scale = report.parsed(at("data.scale"), parse_data_map);
+  c.conditional = report.parsed(at("conditioning"), parse_conditioning) == Conditioning::kLabel;
+  c.sources = report.strings(at("sources"));
+  return c;
+}
+
 nlohmann::json to_json(const RunReport::ModelRecord& m) {
   return {{"path", m.path},
           {"format", m.format},
           {"sha256", m.sha256},
           {"parameters", m.parameters},
-          {"contract", m.contract}};
+          {"contract", to_json(m.contract)}};
 }
 
 RunReport::ModelRecord read_model_record(const ReportReader& report) {
@@ -662,7 +702,7 @@ RunReport::ModelRecord read_model_record(const ReportReader& report) {
   m.format = report.string("model.format");
   m.sha256 = report.string("model.sha256");
   m.parameters = report.integer("model.parameters");
-  m.contract = report.object("model.contract");
+  m.contract = read_contract(report, "model.contract");
   return m;
 }
 
@@ -672,12 +712,13 @@ nlohmann::json to_json(const RunReport& r) {
       {"tool", tool_json("score", r.tool_version)},
       {"model", to_json(r.model)},
       {"data", data_json(r.data)},
-      {"preprocessing", r.preprocessing},
+      {"preprocessing", preprocessing_json(r.preprocessing, r.data.dim)},
       {"options", to_json(r.options)},
       {"samples", samples_json(r.summary)},
       {"metrics", metrics_json(r.summary)},
       {"wall_time_s", r.wall_seconds},
   };
+  if (!r.caveat.empty()) j["preprocessing"]["caveat"] = r.caveat;
   if (r.round_trip) j["round_trip"] = to_json(*r.round_trip);
   if (!r.exact_trace_rows.empty()) j["exact_trace_rows"] = r.exact_trace_rows;
   if (r.protocol) j["protocol"] = to_json(*r.protocol);

@@ -58,17 +58,14 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
                      ? nlohmann::json("<tensor>")
                      : nlohmann::json(std::filesystem::absolute(options.labels_path).string())},
       {"seed", options.score.seed},
-      {"prior", contract.prior_scale == 1.0
-                    ? std::string("standard normal")
-                    : fmt::format("normal, scale {}", contract.prior_scale)},
+      {"prior", describe_prior(contract.prior_scale)},
       {"noise",
        "x0 ~ p0, Philox keyed by (seed, sample index): the same point in any batch or shard"},
       {"first", first},
       {"end", end}};
-  report.model = {field->path(), field->format(), state.sha256, field->parameter_count(),
-                  contract_json(contract)};
+  report.model = {field->path(), field->format(), state.sha256, field->parameter_count(), contract};
   if (options.on_identity) {
-    auto identity_contract = report.model.contract;
+    auto identity_contract = to_json(contract);
     identity_contract.erase("sources");
     options.on_identity({{"model_sha256", state.sha256},
                          {"generated", report.generated},

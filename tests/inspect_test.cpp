@@ -18,7 +18,8 @@ TEST(InspectTest, ReportsTheContractTheSmokeRunAndTheCost) {
   EXPECT_EQ(report.dim, 2);
   EXPECT_EQ(report.smoke_input_shape, (std::vector<int64_t>{4, 2}));
   EXPECT_EQ(report.smoke_output_shape, (std::vector<int64_t>{4, 2}));
-  EXPECT_EQ(report.contract["parameterization"], "noise");
+  EXPECT_EQ(report.contract.parameterization, Parameterization::kNoise);
+  EXPECT_EQ(report.contract.time_lo, 1e-3);
   EXPECT_EQ(report.cost.solve_status, "ok");
   EXPECT_GT(report.cost.nfe, 0);
   EXPECT_TRUE(std::isfinite(report.cost.log_likelihood));

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "flowlik/error.h"
@@ -158,9 +159,34 @@ TEST(ReportReaderTest, ABaselineReadsAsItsBpdAndData) {
 // A report with every section a run can write, as the library fills them in.
 RunReport every_section() {
   RunReport r;
-  r.model = {"m.pt2", "pt2", "cd", 1234, {{"time", "flow"}, {"sources", {{"time", "default"}}}}};
+  Contract contract;  // every field away from its default
+  contract.signature = Signature::kTX;
+  contract.time_input = TimeInput::kScalar;
+  contract.time = TimeConvention::kDiffusion;
+  contract.parameterization = Parameterization::kV;
+  contract.schedule = Schedule{ScheduleKind::kVp, 0.0, 0.1, 20.0};
+  contract.time_lo = 1e-5;
+  contract.time_hi = 0.999;
+  contract.prior_scale = 2.5;
+  contract.shape = std::vector<int64_t>{1, 8, 8};
+  contract.data_levels = 16;
+  contract.data_scale = DataMap{ScaleMap::kLogit, 0.05};
+  contract.conditional = true;
+  contract.sources = {{"time", "default"}, {"schedule", "option --schedule"}};
+  r.model = {"m.pt2", "pt2", "cd", 1234, contract};
   r.data = some_data();
-  r.preprocessing = {{"kind", "discrete"}, {"levels", 256}, {"caveat", "a caveat"}};
+  r.preprocessing.discrete = true;
+  r.preprocessing.levels = 16;
+  r.preprocessing.scale = ScaleMap::kLogit;
+  r.preprocessing.logit_lambda = 0.05;
+  r.preprocessing.seed = (uint64_t{1} << 63) + 7;
+  r.preprocessing.draws = 4;
+  r.preprocessing.dequantization = DequantizationKind::kTruncatedNormal;
+  r.preprocessing.noise_sigma = 0.125;
+  r.preprocessing.bound = DrawBound::kMean;
+  r.preprocessing.dequantization_source = "option --dequantization";
+  r.preprocessing.levels_source = "manifest (embedded)";
+  r.preprocessing.scale_source = "option --scale";
   r.caveat = "a caveat";
   r.options.solver.rtol = 1e-6;
   r.options.solver.error_norm = ErrorNorm::kMixed;
@@ -219,6 +245,10 @@ TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
   EXPECT_EQ(r.tool_version, json["tool"]["version"]);
   EXPECT_EQ(r.model.parameters, 1234);
   EXPECT_EQ(r.caveat, "a caveat");
+  EXPECT_EQ(r.model.contract, written.model.contract);  // every field, the sources included
+  EXPECT_EQ(r.preprocessing, written.preprocessing);
+  EXPECT_EQ(json["model"]["contract"]["prior"], "normal, scale 2.5");
+  EXPECT_EQ(json["preprocessing"]["dequant_noise"], "truncated-normal:0.125");
   EXPECT_EQ(r.summary.ok, 9);
   EXPECT_EQ(r.summary.bpd.mean, 2.5);
   EXPECT_EQ(r.summary.dequant_std_error_bpd, 0.006);
@@ -250,11 +280,21 @@ TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
   RunReport unreachable = every_section();
   unreachable.budget_advice->advice.reset();
   unreachable.budget_advice->per_sample_variance_bpd2.reset();
+  // One uniform draw, which names no bound: a preprocessing of defaults reads back as it was.
+  unreachable.preprocessing.draws = 1;
+  unreachable.preprocessing.bound = DrawBound::kImportanceWeighted;
+  unreachable.preprocessing.dequantization = DequantizationKind::kUniform;
+  unreachable.preprocessing.noise_sigma = 0.0;
+  unreachable.preprocessing.scale = ScaleMap::kCentered;
+  unreachable.preprocessing.logit_lambda = DataMap{}.logit_lambda;
+  unreachable.caveat.clear();
   const auto unreachable_path = write_temp(to_json(unreachable).dump());
   const auto read = read_run_report(unreachable_path);
   EXPECT_EQ(to_json(read).dump(), to_json(unreachable).dump());
   EXPECT_TRUE(to_json(read)["budget_advice"]["advice"].is_null());
   EXPECT_FALSE(read.budget_advice->advice || read.budget_advice->per_sample_variance_bpd2);
+  EXPECT_EQ(read.preprocessing, unreachable.preprocessing);
+  EXPECT_FALSE(to_json(read)["preprocessing"].contains("dequant_bound"));
   std::filesystem::remove(unreachable_path);
 
   // A check that could not be made reads back as its reason; optional sections absent stay so.
@@ -274,6 +314,10 @@ TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
   plain.options.trace.max_rows = 4096;
   plain.options.dequant_draws.reset();
   plain.exact_trace_rows.clear();
+  plain.preprocessing = Preprocessing{};  // continuous data, scored as given
+  plain.caveat.clear();
+  plain.model.contract = Contract{};  // no schedule, shape or data map declared
+  plain.model.contract.sources = {{"schedule", "not declared"}};
   plain.per_sample.clear();
   const auto plain_path = write_temp(to_json(plain).dump());
   const auto back = read_run_report(plain_path);
@@ -283,6 +327,9 @@ TEST(ReportReaderTest, AWholeReportReadsBackAsItWasWritten) {
   EXPECT_EQ(back.options.trace.max_rows, 4096);
   EXPECT_FALSE(back.options.dequant_draws);
   EXPECT_FALSE(back.shard || back.round_trip || back.resumed_samples);
+  EXPECT_FALSE(back.preprocessing.discrete);
+  EXPECT_EQ(back.model.contract, plain.model.contract);
+  EXPECT_TRUE(to_json(back)["model"]["contract"]["schedule"].is_null());
   std::filesystem::remove(plain_path);
 }
 
@@ -322,6 +369,33 @@ TEST(ReportReaderTest, AWholeReportIsRefusedNamingTheKeyAtFault) {
   const auto bad_protocol = write_temp(json.dump());
   test::expect_error<DataError>([&] { read_run_report(bad_protocol); },
                                 {"protocol.settings.1.replaced_by"});
+  // The contract and the preprocessing: each field parsed as a manifest's or an option's.
+  const std::pair<std::function<void(nlohmann::json&)>, std::string> sections[] = {
+      {[](auto& j) { j["model"]["contract"]["schedule"] = "vp:1"; }, "model.contract.schedule: "},
+      {[](auto& j) { j["model"]["contract"]["prior_scale"] = -1; },
+       "model.contract.prior_scale: not a positive scale"},
+      {[](auto& j) { j["model"]["contract"]["time_range"] = {0.5, 0.25}; },
+       "model.contract.time_range: not an interval"},
+      {[](auto& j) { j["model"]["contract"]["sources"]["time"] = 3; },
+       "key 'model.contract.sources.time': expected a string, found number"},
+      {[](auto& j) { j["model"]["contract"]["conditioning"] = "text"; },
+       "model.contract.conditioning: "},
+      {[](auto& j) { j["preprocessing"]["dequant_noise"] = "gaussian"; },
+       "preprocessing.dequant_noise: unknown dequantization 'gaussian'"},
+      {[](auto& j) { j["preprocessing"]["dequant_noise"] = "truncated-normal"; },
+       "preprocessing.dequant_noise: truncated-normal without its SIGMA"},
+      {[](auto& j) { j["preprocessing"].erase("dequant_bound"); },
+       "key 'preprocessing.dequant_bound': expected a value, found nothing"},
+      {[](auto& j) { j["preprocessing"]["levels"] = 300; }, "preprocessing.levels: not a number"},
+      {[](auto& j) { j["preprocessing"]["kind"] = "generated"; }, "preprocessing.kind: "},
+  };
+  for (const auto& [edit, message] : sections) {
+    json = to_json(every_section());
+    edit(json);
+    const auto path = write_temp(json.dump());
+    test::expect_error<DataError>([&] { read_run_report(path); }, {message});
+    std::filesystem::remove(path);
+  }
   for (const auto& path :
        {bad_rule, no_nfe, compare, too_many, bad_solver, bad_advice, bad_protocol})
     std::filesystem::remove(path);

@@ -74,7 +74,8 @@ TEST(RunApiTest, ScoresTheClosedFormAndReportsWhatWasMeasured) {
   EXPECT_EQ(json["samples"]["ok"], 7);
   EXPECT_FALSE(json.contains("shard"));
   EXPECT_FALSE(json.contains("check_solve"));
-  EXPECT_EQ(report.data_line, "continuous, scored as given");
+  EXPECT_FALSE(report.preprocessing.discrete);
+  EXPECT_EQ(describe(report.preprocessing), "continuous, scored as given");
 }
 
 TEST(RunApiTest, ShardsAndResumedRowsGiveTheWholeRunsValuesToTheBit) {

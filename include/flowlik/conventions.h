@@ -5,8 +5,11 @@
 // field (flowlik/error.h), and to_string back to that form.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace flowlik {
 
@@ -60,6 +63,33 @@ struct Dequantization {
   DequantizationKind kind = DequantizationKind::kUniform;
   std::optional<double> sigma;  // kTruncatedNormal: in [1e-6, 10] bins
   bool operator==(const Dequantization&) const = default;
+};
+
+// A model's contract in effect: each field from the manifest, overridden field by field by the
+// options (ContractOverrides, flowlik/options.h), with the origin of each. Model::contract() gives
+// it; reports record it (RunReport::ModelRecord).
+struct Contract {
+  Signature signature = Signature::kXT;
+  TimeInput time_input = TimeInput::kVector;
+  TimeConvention time = TimeConvention::kFlow;
+  Parameterization parameterization = Parameterization::kVelocity;
+  std::optional<Schedule> schedule;
+  double time_lo = 0.0;  // the interval integrated, in the model's own time
+  double time_hi = 1.0;
+  double prior_scale = 1.0;  // p0 = N(0, prior_scale^2 I)
+  std::optional<std::vector<int64_t>> shape;
+  std::optional<int64_t> data_levels;
+  std::optional<DataMap> data_scale;
+  // Forward takes a third argument, the class label y: scores log p(x | y).
+  bool conditional = false;
+  // Field name -> where its value came from: "manifest (embedded)", "manifest (FILE)", "option
+  // --NAME" (option_name, flowlik/error.h), "default", "not declared".
+  std::map<std::string, std::string> sources;
+
+  // The integration interval in flow time: from the data end to the prior end.
+  double t_data() const { return time == TimeConvention::kFlow ? time_hi : 1.0 - time_lo; }
+  double t_prior() const { return time == TimeConvention::kFlow ? time_lo : 1.0 - time_hi; }
+  bool operator==(const Contract&) const = default;
 };
 
 // parse_* name the field they parse in the InvalidArgument they throw: signature, time_input, time,

@@ -57,8 +57,8 @@ class Model {
   static Model load(const std::string& path, const ModelOptions& options = {});
 
   const std::string& path() const;
-  std::string format() const;         // "torchscript" or "aoti-package"
-  std::string contract_json() const;  // the contract in effect, with each field's origin, as JSON
+  std::string format() const;        // "torchscript" or "aoti-package"
+  const Contract& contract() const;  // in effect, with each field's origin; to_json (flowlik/run.h)
   const ModelOptions& options() const;
   const std::string& sha256() const;  // of the model file, as loaded
 

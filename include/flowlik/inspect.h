@@ -23,10 +23,8 @@ struct InspectReport {
   std::string format;  // "torchscript" or "aoti"
   int64_t parameters = 0;
   std::string parameter_dtype;
-  nlohmann::json contract;  // in effect, with each field's origin ("sources")
-  double t_data = 0.0;      // the integration runs from t_data to t_prior, in flow time
-  double t_prior = 1.0;
-  int64_t dim = 0;  // values per sample of the inspected shape
+  Contract contract;  // in effect, with each field's origin ("sources")
+  int64_t dim = 0;    // values per sample of the inspected shape
   std::string device;
   // The rows of each network call, largest first: a run uses the first, or one of the others when
   // it has at most a quarter of its rows (docs/reproducibility.md).

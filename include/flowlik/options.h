@@ -118,6 +118,25 @@ struct DataOptions {
   DrawBound dequant_bound = DrawBound::kImportanceWeighted;
 };
 
+// The preprocessing in effect for a run on discrete data: DataOptions resolved against the model's
+// manifest and the data (levels, map, noise, draws), with where each came from; `discrete` false
+// (the rest unused): float data scored as given. Reports record it (RunReport::preprocessing).
+struct Preprocessing {
+  bool discrete = false;
+  int64_t levels = 0;                // K, discrete only
+  ScaleMap scale = ScaleMap::kUnit;  // discrete only
+  double logit_lambda = 0.0;         // kLogit only
+  uint64_t seed = 0;                 // dequantization noise
+  int64_t draws = 1;                 // M dequantization draws per sample (shared/MATH.md section 6)
+  DequantizationKind dequantization = DequantizationKind::kUniform;
+  double noise_sigma = 0.0;  // kTruncatedNormal: the normal's standard deviation, in bins
+  DrawBound bound = DrawBound::kImportanceWeighted;
+  std::string dequantization_source;  // "option --dequantization", "default", ...
+  std::string levels_source;          // "option --levels", "manifest (...)", "default"
+  std::string scale_source;
+  bool operator==(const Preprocessing&) const = default;
+};
+
 struct ScoreOptions {
   SolverOptions solver;
   TraceOptions trace;

@@ -141,6 +141,9 @@ struct SolveCheckReport {
 };
 // One line for summaries, Markdown and HTML.
 std::string describe(const SolveCheckReport& check);
+// The preprocessing in one line, for summaries: "discrete, 256 levels [...], uniform
+// dequantization (seed 0, one draw), scale centered [...]" or "continuous, scored as given".
+std::string describe(const Preprocessing& preprocessing);
 
 // What a scoring run measured, and of what: the report, typed. to_json writes the JSON report
 // (docs/reference.md, "The report"); the program's summary, Markdown, HTML, JUnit and history
@@ -151,7 +154,7 @@ struct RunReport {
     std::string format;
     std::string sha256;
     int64_t parameters = 0;
-    nlohmann::json contract;  // in effect, with each field's origin
+    Contract contract;  // in effect, with each field's origin
   };
   struct DataRecord {
     std::string path;
@@ -164,10 +167,9 @@ struct RunReport {
   };
   ModelRecord model;
   DataRecord data;
-  nlohmann::json preprocessing;  // how the raw data were mapped into the model's space
-  std::string data_line;  // the same in one line, for summaries (empty in a report read back)
-  std::string caveat;     // why the figure may not be the bound it is called; or empty
-  OptionsRecord options;  // every option in effect
+  Preprocessing preprocessing;        // how the raw data were mapped into the model's space
+  std::string caveat;                 // why the figure may not be the bound it is called; or empty
+  OptionsRecord options;              // every option in effect
   std::vector<SampleResult> samples;  // this run's (its shard's), resumed ones included, in order
   ScoreSummary summary;
   double wall_seconds = 0.0;
@@ -284,6 +286,9 @@ nlohmann::json to_json(const SampleReport& report);
 nlohmann::json to_json(const GateResult& gate);
 nlohmann::json to_json(const RunReport::ModelRecord& model);  // the report's "model" section
 nlohmann::json to_json(const OptionsRecord& options);         // the report's "options" section
+// The report's "model.contract": each field as a manifest writes it (flowlik/conventions.h), the
+// prior also in words, the interval also in flow time, and each field's origin ("sources").
+nlohmann::json to_json(const Contract& contract);
 
 // The report's "options" less those that do not change any result (batch size, threads, the exact
 // trace's rows per batched call, the network's rows per call): what two runs, or two shards, must

@@ -334,26 +334,4 @@ Contract resolve_contract(const nlohmann::json* manifest, const std::string& man
   return c;
 }
 
-nlohmann::json contract_json(const Contract& c) {
-  nlohmann::json j = {
-      {"signature", to_string(c.signature)},
-      {"time_input", to_string(c.time_input)},
-      {"time", to_string(c.time)},
-      {"parameterization", to_string(c.parameterization)},
-      {"schedule", c.schedule ? nlohmann::json(to_string(*c.schedule)) : nlohmann::json(nullptr)},
-      {"time_range", {c.time_lo, c.time_hi}},
-      {"flow_time_integrated", {c.t_data(), c.t_prior()}},
-      {"prior", c.prior_scale == 1.0 ? std::string("standard normal")
-                                     : fmt::format("normal, scale {}", c.prior_scale)},
-      {"shape", c.shape ? nlohmann::json(*c.shape) : nlohmann::json(nullptr)},
-      {"data",
-       {{"levels", c.data_levels ? nlohmann::json(*c.data_levels) : nlohmann::json(nullptr)},
-        {"scale",
-         c.data_scale ? nlohmann::json(to_string(*c.data_scale)) : nlohmann::json(nullptr)}}},
-      {"conditioning", c.conditional ? "label" : "none"},
-      {"sources", c.sources},
-  };
-  return j;
-}
-
 }  // namespace flowlik

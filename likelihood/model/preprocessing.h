@@ -18,21 +18,6 @@
 
 namespace flowlik {
 
-struct Preprocessing {
-  bool discrete = false;
-  int64_t levels = 0;                // K, discrete only
-  ScaleMap scale = ScaleMap::kUnit;  // discrete only
-  double logit_lambda = 0.0;         // kLogit only
-  uint64_t seed = 0;                 // dequantization noise
-  int64_t draws = 1;                 // M dequantization draws per sample (shared/MATH.md section 6)
-  DequantizationKind dequantization = DequantizationKind::kUniform;
-  double noise_sigma = 0.0;  // kTruncatedNormal: the normal's standard deviation, in bins
-  DrawBound bound = DrawBound::kImportanceWeighted;
-  std::string dequantization_source;  // for reports: "option --dequantization", "default", ...
-  std::string levels_source;          // for reports: "option --levels", "manifest (...)", "default"
-  std::string scale_source;
-};
-
 // The map and the noise in effect, in their text forms: "unit", "centered", "logit:1e-06";
 // "uniform", "truncated-normal:0.1" (flowlik/conventions.h).
 DataMap data_map(const Preprocessing& pre);

@@ -12,6 +12,22 @@
 #include "likelihood/sample.h"
 
 namespace flowlik {
+namespace {
+
+// What a sample run drew: the report's "generated", and part of its identity.
+nlohmann::json generated_json(const SampleReport& r) {
+  const auto [first, end] = r.shard ? r.shard->range(r.count) : Shard{}.range(r.count);
+  return {{"N", r.count},
+          {"labels", r.labels.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.labels)},
+          {"seed", r.options.seed},
+          {"prior", describe_prior(r.model.contract.prior_scale)},
+          {"noise",
+           "x0 ~ p0, Philox keyed by (seed, sample index): the same point in any batch or shard"},
+          {"first", first},
+          {"end", end}};
+}
+
+}  // namespace
 
 SampleReport run_sample(const Model& model, int64_t count, const SampleRunOptions& options) {
   if (count < 1) throw InvalidArgument("count", fmt::format("must be at least 1, got {}", count));
@@ -50,25 +66,20 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
 
   report.options = options_record(setup, bound, at::get_num_threads());
   report.options.dequant_draws.reset();  // no data to dequantize
-  const bool labelled = options.labels.defined() || !options.labels_path.empty();
-  report.generated = {
-      {"N", count},
-      {"labels", !labelled ? nlohmann::json(nullptr)
-                 : options.labels_path.empty()
-                     ? nlohmann::json("<tensor>")
-                     : nlohmann::json(std::filesystem::absolute(options.labels_path).string())},
-      {"seed", options.score.seed},
-      {"prior", describe_prior(contract.prior_scale)},
-      {"noise",
-       "x0 ~ p0, Philox keyed by (seed, sample index): the same point in any batch or shard"},
-      {"first", first},
-      {"end", end}};
+  if (options.labels.defined() || !options.labels_path.empty()) {
+    report.labels = options.labels_path.empty()
+                        ? "<tensor>"
+                        : std::filesystem::absolute(options.labels_path).string();
+  }
+  report.count = count;
+  if (options.shard.count > 1) report.shard = options.shard;
   report.model = {field->path(), field->format(), state.sha256, field->parameter_count(), contract};
+  report.data_map = map;
   if (options.on_identity) {
     auto identity_contract = to_json(contract);
     identity_contract.erase("sources");
     options.on_identity({{"model_sha256", state.sha256},
-                         {"generated", report.generated},
+                         {"generated", generated_json(report)},
                          {"contract", identity_contract},
                          {"options", result_options(to_json(report.options))}});
   }
@@ -86,16 +97,8 @@ SampleReport run_sample(const Model& model, int64_t count, const SampleRunOption
   shape.insert(shape.end(), field->shape().begin(), field->shape().end());
   report.points = rows.points.view(shape);
   if (options.data_levels) report.levels = to_levels(rows.points, *map).view(shape);
-  if (map) {
-    report.data_map = {{"scale", describe_scale(*map)},
-                       {"levels", map->levels},
-                       {"sources", {{"scale", map->scale_source}, {"levels", map->levels_source}}},
-                       {"how", "x01 from the map's inverse, level k = floor(K x01) in [0, K-1]"}};
-  }
   report.summary = summarize_results(rows.results, field->dim());
   report.samples = std::move(rows.results);
-  report.count = count;
-  if (options.shard.count > 1) report.shard = options.shard;
   return report;
 }
 
@@ -104,7 +107,7 @@ nlohmann::json to_json(const SampleReport& r) {
       {"schema_version", kReportSchemaVersion},
       {"tool", tool_json("sample")},
       {"model", to_json(r.model)},
-      {"generated", r.generated},
+      {"generated", generated_json(r)},
       {"preprocessing",
        {{"kind", "generated"},
         {"description",
@@ -115,7 +118,13 @@ nlohmann::json to_json(const SampleReport& r) {
       {"samples", samples_json(r.summary)},
       {"metrics", metrics_json(r.summary)},
       {"wall_time_s", r.wall_seconds}};
-  if (!r.data_map.is_null()) j["data_map"] = r.data_map;
+  if (r.data_map) {
+    const auto& map = *r.data_map;
+    j["data_map"] = {{"scale", describe_scale(map)},
+                     {"levels", map.levels},
+                     {"sources", {{"scale", map.scale_source}, {"levels", map.levels_source}}},
+                     {"how", "x01 from the map's inverse, level k = floor(K x01) in [0, K-1]"}};
+  }
   if (!r.exact_trace_rows.empty()) j["exact_trace_rows"] = r.exact_trace_rows;
   if (r.shard) j["shard"] = r.shard->json(r.count);
   if (!r.samples_file.empty()) j["samples_file"] = r.samples_file;

@@ -228,11 +228,13 @@ struct SampleRunOptions {
 
 struct SampleReport {
   RunReport::ModelRecord model;
-  nlohmann::json generated;  // N, labels, seed, prior, noise, first, end: what was drawn
-  nlohmann::json data_map;   // how levels come from points (scale, levels, their sources); or null
-  OptionsRecord options;     // every option in effect
-  torch::Tensor points;      // [end - first, *shape] float64 in the model's space; NaN if failed
-  torch::Tensor levels;      // the same as data levels (uint8), with data_levels; else undefined
+  // The labels the samples were drawn for: their file (absolute), "<tensor>", or empty (none).
+  std::string labels;
+  // How levels come from points (levels, scale, their sources); unset where there is no map.
+  std::optional<Preprocessing> data_map;
+  OptionsRecord options;  // every option in effect (the seed: x0 and the probes)
+  torch::Tensor points;   // [end - first, *shape] float64 in the model's space; NaN if failed
+  torch::Tensor levels;   // the same as data levels (uint8), with data_levels; else undefined
   std::vector<SampleResult> samples;  // log_likelihood = log p1(x1), in the model's space
   ScoreSummary summary;
   double wall_seconds = 0.0;

@@ -679,8 +679,18 @@ Contract read_contract(const ReportReader& report, const std::string& key) {
   if (!(c.prior_scale > 0.0 && std::isfinite(c.prior_scale))) {
     report.invalid(at("prior_scale"), "not a positive scale");
   }
-  if (!report.is_null(at("shape"))) c.shape = report.integers(at("shape"));
-  if (!report.is_null(at("data.levels"))) c.data_levels = report.integer(at("data.levels"));
+  if (!report.is_null(at("shape"))) {
+    c.shape = report.integers(at("shape"));
+    if (std::ranges::any_of(*c.shape, [](int64_t d) { return d < 1 || d > kMaxReportCount; })) {
+      report.invalid(at("shape"), "not a sample's shape (sizes of at least 1)");
+    }
+  }
+  if (!report.is_null(at("data.levels"))) {
+    c.data_levels = report.integer(at("data.levels"));
+    if (*c.data_levels < 2 || *c.data_levels > 256) {
+      report.invalid(at("data.levels"), "not a number of levels from 2 to 256");
+    }
+  }
   if (!report.is_null(at("data.scale")))
     c.data_scale = report.parsed(at("data.scale"), parse_data_map);
   c.conditional = report.parsed(at("conditioning"), parse_conditioning) == Conditioning::kLabel;

@@ -128,16 +128,19 @@ nlohmann::json preprocessing_json(const Preprocessing& pre, int64_t dim) {
   return j;
 }
 
+int64_t read_levels(const ReportReader& report, const std::string& key) {
+  const auto levels = report.integer(key);
+  if (levels < 2 || levels > 256) report.invalid(key, "not a number of levels from 2 to 256");
+  return levels;
+}
+
 Preprocessing read_preprocessing(const ReportReader& report) {
   Preprocessing pre;
   const auto kind = report.string("preprocessing.kind");
   if (kind == "continuous") return pre;
   if (kind != "discrete") report.invalid("preprocessing.kind", "not continuous or discrete");
   pre.discrete = true;
-  pre.levels = report.integer("preprocessing.levels");
-  if (pre.levels < 2 || pre.levels > 256) {
-    report.invalid("preprocessing.levels", "not a number of levels from 2 to 256");
-  }
+  pre.levels = read_levels(report, "preprocessing.levels");
   const auto noise = report.parsed("preprocessing.dequant_noise", parse_dequantization);
   pre.dequantization = noise.kind;
   if (noise.kind == DequantizationKind::kTruncatedNormal && !noise.sigma) {

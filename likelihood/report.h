@@ -46,6 +46,9 @@ MeanEstimate read_mean(const ReportReader& report, const std::string& key);
 // The report's "data" section, and its inverse.
 nlohmann::json data_json(const RunReport::DataRecord& data);
 RunReport::DataRecord read_data_record(const ReportReader& report);
+// The levels K of discrete data at `key` (the contract's data.levels, the preprocessing's levels):
+// from 2 to 256, as a manifest and --levels take them.
+int64_t read_levels(const ReportReader& report, const std::string& key);
 // preprocessing_json's inverse: the report's "preprocessing" (its caveat is the RunReport's).
 Preprocessing read_preprocessing(const ReportReader& report);
 // Shard::json's inverse: the report's "shard" of a run of n samples. Refuses a count or index

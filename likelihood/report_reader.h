@@ -50,8 +50,14 @@ class ReportReader {
   template <class Parse>
   auto parsed(std::string_view key, Parse parse) const -> decltype(parse(std::string())) {
     const auto text = string(key);
+    return checked(key, [&] { return parse(text); });
+  }
+  // f() for the value at `key`: an InvalidArgument it throws (a check of flowlik/conventions.h)
+  // becomes a DataError naming the file and the key, with the check's reason.
+  template <class F>
+  auto checked(std::string_view key, F f) const -> decltype(f()) {
     try {
-      return parse(text);
+      return f();
     } catch (const InvalidArgument& e) {
       invalid(key, e.reason());
     }

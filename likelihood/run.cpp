@@ -670,11 +670,10 @@ Contract read_contract(const ReportReader& report, const std::string& key) {
   c.parameterization = report.parsed(at("parameterization"), parse_parameterization);
   if (!report.is_null(at("schedule"))) c.schedule = report.parsed(at("schedule"), parse_schedule);
   const auto range = report.numbers_or_null(at("time_range"), 2);
-  if (!(0.0 <= range[0] && range[0] < range[1] && range[1] <= 1.0)) {
-    report.invalid(at("time_range"), "not an interval 0 <= LO < HI <= 1");
-  }
-  c.time_lo = range[0];
-  c.time_hi = range[1];
+  const TimeRange interval{range[0], range[1]};
+  report.checked(at("time_range"), [&] { check(interval); });
+  c.time_lo = interval.lo;
+  c.time_hi = interval.hi;
   c.prior_scale = report.number(at("prior_scale"));
   if (!(c.prior_scale > 0.0 && std::isfinite(c.prior_scale))) {
     report.invalid(at("prior_scale"), "not a positive scale");
@@ -685,12 +684,7 @@ Contract read_contract(const ReportReader& report, const std::string& key) {
       report.invalid(at("shape"), "not a sample's shape (sizes of at least 1)");
     }
   }
-  if (!report.is_null(at("data.levels"))) {
-    c.data_levels = report.integer(at("data.levels"));
-    if (*c.data_levels < 2 || *c.data_levels > 256) {
-      report.invalid(at("data.levels"), "not a number of levels from 2 to 256");
-    }
-  }
+  if (!report.is_null(at("data.levels"))) c.data_levels = read_levels(report, at("data.levels"));
   if (!report.is_null(at("data.scale")))
     c.data_scale = report.parsed(at("data.scale"), parse_data_map);
   c.conditional = report.parsed(at("conditioning"), parse_conditioning) == Conditioning::kLabel;
